@@ -1,0 +1,110 @@
+"""The broker, built in exactly one place.
+
+``setup()`` is what the ``dramatiq`` command loads (``dramatiq actors:setup``):
+it reads the configuration, builds the Redis broker with Hookline's
+middleware, sets it as Dramatiq's global broker and declares the actors on
+it. Nothing here runs at import time, so importing ``actors`` connects to
+nothing and reads no environment.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    CurrentMessage,
+    Middleware,
+    Pipelines,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from hookline import logging as hl_logging
+from hookline import metrics
+from hookline.config import Config
+
+from actors.messages import CALLBACKS_QUEUE, JOB_ACTOR, JOBS_QUEUE, NAMESPACE
+from actors.services import Services
+
+log = logging.getLogger("hookline.worker")
+
+
+class WorkerProcess(Middleware):
+    """Process-level set-up and tear-down for a worker process."""
+
+    def __init__(self, services: Services, broker: RedisBroker) -> None:
+        self.services = services
+        self.broker = broker
+        self.upkeep = None
+
+    def after_worker_boot(self, broker: RedisBroker, worker: dramatiq.Worker) -> None:
+        from actors.upkeep import Upkeep
+
+        metrics.mark_build()
+        self.upkeep = Upkeep(broker, self.services, deliver_due=self.services_deliver_due())
+        self.upkeep.heartbeat()
+        self.upkeep.start()
+        log.info("worker process ready", extra={"worker": broker.broker_id})
+
+    def services_deliver_due(self):  # type: ignore[no-untyped-def]
+        from actors import delivery
+
+        return delivery.make_due_handler(self.services)
+
+    def before_worker_shutdown(self, broker: RedisBroker, worker: dramatiq.Worker) -> None:
+        if self.upkeep is not None:
+            self.upkeep.stop()
+
+    def after_worker_shutdown(self, broker: RedisBroker, worker: dramatiq.Worker) -> None:
+        # Drop this process's heartbeat so its messages are not waited on.
+        if self.services.config.prometheus_multiproc_dir:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())
+
+
+def build_broker(config: Config) -> RedisBroker:
+    """A Redis broker with the middleware Hookline relies on."""
+    broker = RedisBroker(
+        url=config.broker_url,
+        namespace=NAMESPACE,
+        heartbeat_timeout=config.heartbeat_timeout_ms,
+        # Upkeep sweeps for dead workers on a clock; the random chance of
+        # sweeping on a broker call is not needed and costs a KEYS scan.
+        maintenance_chance=0,
+        middleware=[
+            AgeLimit(),
+            TimeLimit(),
+            ShutdownNotifications(),
+            Callbacks(),
+            Pipelines(),
+            CurrentMessage(),
+        ],
+    )
+    return broker
+
+
+def setup(config: Config | None = None) -> RedisBroker:
+    """Build and install the broker and declare the actors on it."""
+    from actors import delivery, jobs
+
+    config = config or Config.from_env()
+    hl_logging.configure(config.log_format, config.log_level)
+    broker = build_broker(config)
+    services = Services.build(config)
+    broker.add_middleware(WorkerProcess(services, broker))
+    dramatiq.set_broker(broker)
+    dramatiq.actor(
+        jobs.VectorJob(services, owner=broker.broker_id),
+        actor_name=JOB_ACTOR,
+        queue_name=JOBS_QUEUE,
+        broker=broker,
+        time_limit=config.job_time_limit * 1000,
+        max_age=None,
+    )
+    delivery.declare(broker, services, queue_name=CALLBACKS_QUEUE)
+    return broker

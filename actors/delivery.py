@@ -1,0 +1,203 @@
+"""The webhook actor: ``deliver_webhook(task_id, trigger)`` on the ``callbacks`` queue.
+
+One call makes one signed attempt. What happens next follows the receiver's
+answer (``callbacks.classify``): delivered; retried later on the schedule
+(the next attempt is put on ``hl:schedule`` and pumped back here when due);
+failed for good (4xx, ``abort-message``, schedule exhausted); or the callback
+is disabled (410, ``webhook-delivery: disable``, or failing for too long).
+A manual resend (trigger ``manual``) is one attempt and never starts a new
+retry series. Every attempt is recorded.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+import orjson
+from dramatiq.brokers.redis import RedisBroker
+
+from callbacks import (
+    CallbackRegistry,
+    Deliverer,
+    RetryPolicy,
+    UrlGuard,
+    Verdict,
+    classify,
+    parse_retry_after,
+    signature_header,
+    status_class,
+)
+from hookline import __version__, metrics
+from hookline.ids import isoformat
+from hookline.tasks import FAILURE, REVOKED, SUCCESS, Task, deliveries_key, task_key
+
+from actors.messages import DELIVERY_ACTOR, delivery_message
+from actors.services import Services
+
+log = logging.getLogger("hookline.delivery")
+
+EVENT_TYPES = {SUCCESS: "task.succeeded", FAILURE: "task.failed", REVOKED: "task.revoked"}
+
+#: Characters of a receiver's answer kept in the attempts log.
+EXCERPT_CHARS = 512
+
+FAILED_INDEX = "hl:failed:{}"
+_ENDED = frozenset({"delivered", "failed", "disabled"})
+
+
+def webhook_id(task_id: str) -> str:
+    """The stable ``webhook-id`` of a task's terminal event."""
+    return "msg_" + task_id.replace("-", "")
+
+
+def event_body(task: Task) -> dict[str, Any]:
+    data = task.to_public()
+    # The event describes the task as GET /tasks/{id} shows it once this
+    # delivery has succeeded.
+    if data.get("callback"):
+        data["callback"]["delivery"] = "delivered"
+    return {"type": EVENT_TYPES[task.status], "timestamp": isoformat(time.time()), "data": data}
+
+
+class WebhookDelivery:
+    """Callable registered as the ``deliver_webhook`` actor."""
+
+    __name__ = DELIVERY_ACTOR
+
+    def __init__(self, services: Services) -> None:
+        config = services.config
+        self.services = services
+        self.store = services.store
+        self.redis = services.redis
+        self.registry = CallbackRegistry(services.redis, grace=config.secret_grace)
+        self.policy = RetryPolicy(
+            config.webhook_retry_schedule, retry_after_cap=config.webhook_retry_after_cap
+        )
+        self.deliverer = Deliverer(
+            UrlGuard(config.callback_allow),
+            connect_timeout=min(config.webhook_connect_timeout, config.webhook_timeout),
+            timeout=config.webhook_timeout,
+            user_agent=f"hookline/{__version__}",
+        )
+
+    def __call__(self, task_id: str, trigger: str = "scheduled") -> None:
+        task = self.store.get(task_id)
+        if task is None or not task.finished or task.callback_id is None:
+            return
+        if trigger == "scheduled" and task.delivery in _ENDED:
+            log.info("delivery already ended", extra={"task_id": task_id, "outcome": task.delivery})
+            return
+        endpoint = self.registry.get_for_delivery(task.callback_id)
+        if endpoint is None or endpoint["disabled"]:
+            self._set_delivery(task_id, "disabled")
+            log.info("callback disabled or deleted; not delivered",
+                     extra={"task_id": task_id, "callback_id": task.callback_id})
+            return
+        self._attempt(task, endpoint, trigger)
+
+    def _attempt(self, task: Task, endpoint: dict[str, Any], trigger: str) -> None:
+        task_id, wid = task.task_id, webhook_id(task.task_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hincrby(task_key(task_id), "wh_attempts", 1)
+        if trigger == "scheduled":
+            pipe.hincrby(task_key(task_id), "wh_sched", 1)
+        counts = pipe.execute()
+        attempt, scheduled_no = counts[0], counts[-1]
+        body = orjson.dumps(event_body(task))
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": wid,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature_header(endpoint["secrets"], wid, timestamp, body),
+        }
+        sent_at = time.time()
+        result = self.deliverer.send(endpoint["url"], body, headers)
+        verdict = classify(result.status_code, result.headers)
+        if getattr(result, "refused", False):
+            verdict = Verdict.RETRY
+        record = {
+            "webhook_id": wid, "attempt": attempt, "at": isoformat(sent_at),
+            "status_code": result.status_code, "error": result.error,
+            "duration_ms": round(result.duration_ms, 2),
+            "response_excerpt": (result.response_excerpt or "")[:EXCERPT_CHARS],
+            "trigger": trigger,
+        }
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.rpush(deliveries_key(task_id), orjson.dumps(record))
+        pipe.expire(deliveries_key(task_id), self.services.config.result_ttl)
+        pipe.execute()
+        extra = {"task_id": task_id, "webhook_id": wid, "attempt": attempt,
+                 "status_code": result.status_code, "error": result.error,
+                 "callback_id": task.callback_id}
+        cls = status_class(result.status_code)
+        cb_id = endpoint.get("id") or task.callback_id
+        if verdict is Verdict.DELIVERED:
+            metrics.webhook_attempts.labels(result="delivered", status_class=cls).inc()
+            self.registry.record_success(cb_id)
+            first = self._set_delivery(task_id, "delivered")
+            self.redis.zrem(FAILED_INDEX.format(cb_id), task_id)
+            if first and task.finished_at:
+                metrics.webhook_delivery.observe(max(0.0, time.time() - task.finished_at))
+                metrics.webhook_attempts_per_delivery.observe(attempt)
+            log.info("webhook delivered", extra=extra)
+            return
+        if verdict is Verdict.DISABLE:
+            reason = "gone" if result.status_code == 410 else "receiver_request"
+            if self.registry.disable(cb_id, reason):
+                metrics.callbacks_disabled.labels(reason=reason).inc()
+            metrics.webhook_attempts.labels(result="failed", status_class=cls).inc()
+            self._set_delivery(task_id, "disabled")
+            log.warning("callback disabled by the receiver", extra=extra)
+            return
+        delay = None
+        if verdict is Verdict.RETRY and trigger == "scheduled":
+            retry_after = parse_retry_after(result.headers.get("retry-after"))
+            delay = self.policy.delay_for(scheduled_no, retry_after)
+        if self.registry.record_failure(cb_id, self.services.config.webhook_disable_after):
+            metrics.callbacks_disabled.labels(reason="failing").inc()
+            log.warning("callback disabled: failing for too long", extra=extra)
+        if delay is not None:
+            metrics.webhook_attempts.labels(result="retry", status_class=cls).inc()
+            self._set_delivery(task_id, "retrying")
+            self.services.schedule.add("hook", task_id, time.time() + delay)
+            log.info("webhook will retry", extra={**extra, "delay_s": round(delay, 2)})
+            return
+        metrics.webhook_attempts.labels(result="failed", status_class=cls).inc()
+        if trigger == "scheduled" or task.delivery != "delivered":
+            if self._set_delivery(task_id, "failed"):
+                metrics.webhook_attempts_per_delivery.observe(attempt)
+            self.redis.zadd(FAILED_INDEX.format(cb_id), {task_id: time.time()})
+        log.warning("webhook failed", extra=extra)
+
+    def _set_delivery(self, task_id: str, state: str) -> bool:
+        """Set the task's delivery state; True if it changed."""
+        key = task_key(task_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hget(key, "delivery")
+        pipe.hset(key, "delivery", state)
+        previous, _ = pipe.execute()
+        return previous != state.encode()
+
+
+def make_due_handler(services: Services) -> Callable[[str], None]:
+    """What the upkeep pump calls when a webhook retry comes due."""
+
+    def due(task_id: str) -> None:
+        services.store.write_message(delivery_message(task_id, "scheduled"))
+
+    return due
+
+
+def declare(broker: RedisBroker, services: Services, *, queue_name: str) -> None:
+    dramatiq.actor(
+        WebhookDelivery(services),
+        actor_name=DELIVERY_ACTOR,
+        queue_name=queue_name,
+        broker=broker,
+        max_age=None,
+        time_limit=int((services.config.webhook_timeout + 30) * 1000),
+    )

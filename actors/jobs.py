@@ -1,0 +1,167 @@
+"""The job actor: ``process_vectors(task_id)`` on the ``jobs`` queue.
+
+It is safe to run twice. ``TaskStore.start`` claims the task atomically, so a
+message for a task that has ended (or that a live worker is running) is
+acknowledged and dropped; the result is written with ``finish``, which
+succeeds once per task. Transient failures (Redis, timeouts) are retried with
+exponential backoff and jitter through the schedule; a payload that cannot be
+processed ends in ``FAILURE`` at once.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+from dramatiq.middleware import CurrentMessage
+from dramatiq.middleware.time_limit import TimeLimitExceeded
+
+from hookline import metrics
+from hookline.redis import UNAVAILABLE
+from hookline.tasks import FAILURE, REVOKED, STARTED, SUCCESS, Task
+
+from actors.messages import JOB_ACTOR, delivery_message
+from actors.services import Services
+from actors.vectors import Cancelled, InvalidJob, load, normalise
+
+log = logging.getLogger("hookline.jobs")
+
+#: Backoff for transient failures: base and cap in seconds (jitter is +-50 %).
+RETRY_BASE_SECONDS = 1.0
+RETRY_CAP_SECONDS = 60.0
+
+
+def retry_delay(attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds before run ``attempt + 1`` after ``attempt`` runs failed."""
+    base = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, attempt - 1))
+    return base * (rng or random).uniform(0.5, 1.5)
+
+
+class VectorJob:
+    """Callable registered as the ``process_vectors`` actor."""
+
+    __name__ = JOB_ACTOR
+
+    def __init__(self, services: Services, owner: str) -> None:
+        self.services = services
+        self.store = services.store
+        self.owner = owner
+        self.config = services.config
+
+    def __call__(self, task_id: str) -> None:
+        started = time.time()
+        message = CurrentMessage.get_current_message()
+        cutoff = int(started * 1000) - self.config.heartbeat_timeout_ms
+        claim = self.store.start(task_id, self.owner, cutoff)
+        if claim != "run":
+            log.info("message dropped: task is %s", claim, extra={"task_id": task_id})
+            return
+        if message is not None:
+            wait = max(0.0, started - message.message_timestamp / 1000)
+            metrics.task_queue_wait.labels(actor=JOB_ACTOR).observe(wait)
+        log.info("task started", extra={"task_id": task_id, "status": STARTED})
+        running = metrics.tasks_running.labels(actor=JOB_ACTOR)
+        running.inc()
+        try:
+            self._run(task_id, started)
+        finally:
+            running.dec()
+
+    def _run(self, task_id: str, started: float) -> None:
+        task = self.store.get(task_id)
+        try:
+            if task is None:
+                raise InvalidJob("the task record is gone")
+            payload = self.store.payload(task_id)
+            if payload is None:
+                raise InvalidJob("the task's payload is gone (already processed?)")
+            vectors = load(payload, task.total, task.dimension)
+            normalised, stats = normalise(vectors, lambda done: self._progress(task_id, done))
+            self._progress(task_id, task.total)
+            self.services.collections.upsert(
+                task.tenant, task.collection, task_id, normalised.tobytes()
+            )
+        except Cancelled:
+            self._end(task, task_id, REVOKED, started, error="cancelled while running")
+        except InvalidJob as exc:
+            self._end(task, task_id, FAILURE, started, error=str(exc))
+        except TimeLimitExceeded:
+            limit = self.config.job_time_limit
+            self._end(task, task_id, FAILURE, started, error=f"time limit of {limit} s exceeded")
+        except UNAVAILABLE as exc:
+            self._retry(task, task_id, started, f"transient error: {type(exc).__name__}")
+        except Exception:
+            # A bug, not bad input: end the task visibly instead of leaving it
+            # STARTED for ever (a live owner's task is never taken over).
+            log.exception("job failed unexpectedly", extra={"task_id": task_id})
+            self._end(task, task_id, FAILURE, started, error="internal error while processing")
+        else:
+            assert task is not None
+            result = {
+                "processed_vectors": stats["processed_vectors"],
+                "dimension": stats["dimension"],
+                "status": "indexed",
+                "metadata_processed": task.metadata,
+                "norms": {k: stats[k] for k in ("norm_mean", "norm_min", "norm_max")},
+                "collection": task.collection,
+            }
+            self._end(task, task_id, SUCCESS, started, result=result, done=task.total)
+
+    def _progress(self, task_id: str, done: int) -> None:
+        if self.store.progress(task_id, done):
+            raise Cancelled()
+
+    def _end(
+        self,
+        task: Task | None,
+        task_id: str,
+        status: str,
+        started: float,
+        *,
+        result: dict | None = None,
+        error: str | None = None,
+        done: int | None = None,
+    ) -> None:
+        outcome = {SUCCESS: "success", FAILURE: "failure", REVOKED: "revoked"}[status]
+        callback = task is not None and task.callback_id is not None
+        changed = self.store.finish(
+            task_id,
+            status,
+            delivery=delivery_message(task_id) if callback else None,
+            result=result,
+            error=error,
+            fields={"done": done} if done is not None else None,
+            allowed_from=(STARTED,),
+        )
+        now = time.time()
+        metrics.task_run.labels(actor=JOB_ACTOR, outcome=outcome).observe(now - started)
+        if not changed:
+            log.info("result discarded: task already ended", extra={"task_id": task_id})
+            return
+        metrics.tasks_finished.labels(actor=JOB_ACTOR, outcome=outcome).inc()
+        if task is not None:
+            metrics.task_end_to_end.labels(actor=JOB_ACTOR, outcome=outcome).observe(
+                max(0.0, now - task.created_at)
+            )
+        log.info(
+            "task finished",
+            extra={"task_id": task_id, "status": status, "error": error,
+                   "duration_ms": round((now - started) * 1000, 2)},
+        )
+
+    def _retry(self, task: Task | None, task_id: str, started: float, error: str) -> None:
+        attempts = task.attempts if task else 1
+        metrics.task_run.labels(actor=JOB_ACTOR, outcome="retry").observe(time.time() - started)
+        if attempts > self.config.job_max_retries:
+            self._end(task, task_id, FAILURE, started,
+                      error=f"gave up after {attempts} attempts; last: {error}")
+            return
+        delay = retry_delay(attempts)
+        if self.store.schedule_retry(
+            task_id, owner=self.owner, due=time.time() + delay, error=error,
+            schedule_key=self.services.schedule.key,
+        ):
+            metrics.task_retries.labels(actor=JOB_ACTOR).inc()
+            log.info("task will retry", extra={"task_id": task_id, "status": "RETRY",
+                                               "delay_s": round(delay, 2), "error": error})
+

@@ -1,0 +1,49 @@
+"""``python -m actors.metrics_server``: /metrics for hosts with workers only.
+
+It serves every process's metrics from ``PROMETHEUS_MULTIPROC_DIR`` plus the
+queue gauges, read once per scrape, on ``HOOKLINE_METRICS_PORT``.
+"""
+from __future__ import annotations
+
+import logging
+from http.server import ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry, MetricsHandler, multiprocess
+
+from hookline import logging as hl_logging
+from hookline.config import Config, ConfigError
+from hookline.redis import connect
+
+from actors.queues import QueueCollector
+
+log = logging.getLogger("hookline.metrics")
+
+
+def build_registry(config: Config) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    if not config.prometheus_multiproc_dir:
+        raise ConfigError("PROMETHEUS_MULTIPROC_DIR must be set for the metrics server")
+    multiprocess.MultiProcessCollector(registry)
+    registry.register(
+        QueueCollector(connect(config.redis_url), heartbeat_timeout_ms=config.heartbeat_timeout_ms)
+    )
+    return registry
+
+
+def main(config: Config | None = None) -> None:
+    config = config or Config.from_env()
+    hl_logging.configure(config.log_format, config.log_level)
+    handler: Any = MetricsHandler.factory(build_registry(config))
+    server = ThreadingHTTPServer(("0.0.0.0", config.metrics_port), handler)
+    log.info("metrics server listening on port %d", config.metrics_port)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

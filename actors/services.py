@@ -1,0 +1,34 @@
+"""What the actors need, built once per worker process and passed in."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from hookline.collections import VectorCollections
+from hookline.config import Config
+from hookline.redis import connect
+from hookline.schedule import Schedule
+from hookline.tasks import TaskStore
+
+from actors.messages import HEARTBEATS_KEY
+
+
+@dataclass
+class Services:
+    config: Config
+    redis: redis.Redis
+    store: TaskStore
+    schedule: Schedule
+    collections: VectorCollections
+
+    @classmethod
+    def build(cls, config: Config) -> "Services":
+        client = connect(config.redis_url)
+        return cls(
+            config=config,
+            redis=client,
+            store=TaskStore(client, result_ttl=config.result_ttl, heartbeats_key=HEARTBEATS_KEY),
+            schedule=Schedule(client),
+            collections=VectorCollections(client),
+        )

@@ -1,0 +1,85 @@
+"""Every Prometheus metric Hookline exports (names are part of the contract).
+
+prometheus-client picks its multiprocess value class when it is imported, from
+``PROMETHEUS_MULTIPROC_DIR``; the run scripts set and empty that folder before
+any process starts, so several gunicorn and Dramatiq processes add up.
+Queue-level gauges are not here: they are read from the broker once per
+scrape (``actors.queues.QueueCollector``). No label ever holds a task id, a
+URL, a tenant or a key.
+"""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from hookline import __version__
+
+#: Bucket bounds in seconds for sub-second work (API, queue wait, delivery).
+FAST_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 300.0, float("inf"),
+)
+#: Bucket bounds in seconds for jobs, which may run for minutes.
+JOB_BUCKETS = (
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+    float("inf"),
+)
+
+tasks_submitted = Counter("hookline_tasks_submitted", "Tasks accepted by the API.")
+tasks_finished = Counter(
+    "hookline_tasks_finished", "Tasks that reached a terminal state.", ["actor", "outcome"]
+)
+task_retries = Counter(
+    "hookline_task_retries", "Task runs that failed and were scheduled again.", ["actor"]
+)
+tasks_running = Gauge(
+    "hookline_tasks_running", "Tasks running now.", ["actor"], multiprocess_mode="livesum"
+)
+task_queue_wait = Histogram(
+    "hookline_task_queue_wait_seconds",
+    "From a message's enqueue to the start of its run.",
+    ["actor"],
+    buckets=FAST_BUCKETS,
+)
+task_run = Histogram(
+    "hookline_task_run_seconds", "Run time of one attempt.", ["actor", "outcome"],
+    buckets=JOB_BUCKETS,
+)
+task_end_to_end = Histogram(
+    "hookline_task_end_to_end_seconds",
+    "From submission to the terminal state.",
+    ["actor", "outcome"],
+    buckets=JOB_BUCKETS,
+)
+webhook_attempts = Counter(
+    "hookline_webhook_attempts", "Webhook delivery attempts.", ["result", "status_class"]
+)
+webhook_delivery = Histogram(
+    "hookline_webhook_delivery_seconds",
+    "From a task's terminal state to its webhook being delivered.",
+    buckets=FAST_BUCKETS,
+)
+webhook_attempts_per_delivery = Histogram(
+    "hookline_webhook_attempts_per_delivery",
+    "Attempts a delivery took to end (delivered or failed).",
+    buckets=(1, 2, 3, 4, 5, 6, 8, 10, 15, 20, float("inf")),
+)
+callbacks_disabled = Counter(
+    "hookline_callbacks_disabled", "Callbacks disabled by delivery outcomes.", ["reason"]
+)
+http_requests = Counter(
+    "hookline_http_requests", "HTTP requests answered.", ["method", "route", "status"]
+)
+http_duration = Histogram(
+    "hookline_http_request_duration_seconds",
+    "Time to answer an HTTP request.",
+    ["method", "route"],
+    buckets=FAST_BUCKETS,
+)
+build_info = Gauge(
+    "hookline_build_info", "Build information.", ["version"], multiprocess_mode="livemax"
+)
+
+
+def mark_build() -> None:
+    """Set ``hookline_build_info`` for this process (called at process start)."""
+    build_info.labels(version=__version__).set(1)

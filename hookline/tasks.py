@@ -1,0 +1,512 @@
+"""The task store: the one module that owns the Redis keys of tasks.
+
+Keys (``hl:`` prefix):
+
+* ``task:{id}``     hash, the task record (expires ``result_ttl`` after it ends)
+* ``payload:{id}``  the job's vectors as little-endian float64 bytes, deleted
+                    once the task ends
+* ``tasks:{tenant}`` sorted set of the tenant's task ids by creation time
+* ``active``        sorted set of unfinished task ids by the time their last
+                    broker message was written (the reconciler reads it)
+* ``deliveries:{id}`` list of webhook attempts (JSON), oldest first
+
+State changes are Lua scripts, so each one is an atomic compare-and-set: a task
+reaches a terminal state exactly once whatever is redelivered or retried, and
+the webhook delivery of that state is queued in the same step.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+import redis
+
+from hookline.ids import isoformat
+
+PENDING, STARTED, RETRY = "PENDING", "STARTED", "RETRY"
+SUCCESS, FAILURE, REVOKED = "SUCCESS", "FAILURE", "REVOKED"
+TERMINAL = frozenset({SUCCESS, FAILURE, REVOKED})
+STATUSES = (PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED)
+
+#: Fraction of submissions that also trim expired ids from a tenant's index.
+INDEX_TRIM_CHANCE = 0.01
+
+PREFIX = "hl:"
+
+
+@dataclasses.dataclass(frozen=True)
+class QueuedMessage:
+    """A broker message ready to be written beside a state change.
+
+    ``hash_key``/``list_key`` are the broker's Redis keys for the queue, so the
+    message and the task record land in one atomic step.
+    """
+
+    message_id: str
+    data: bytes
+    hash_key: str
+    list_key: str
+
+
+def task_key(task_id: str) -> str:
+    return f"{PREFIX}task:{task_id}"
+
+
+def payload_key(task_id: str) -> str:
+    return f"{PREFIX}payload:{task_id}"
+
+
+def index_key(tenant: str) -> str:
+    return f"{PREFIX}tasks:{tenant}"
+
+
+def deliveries_key(task_id: str) -> str:
+    return f"{PREFIX}deliveries:{task_id}"
+
+
+ACTIVE_KEY = f"{PREFIX}active"
+
+_TERMINAL_LUA = """
+local function settle(task, payload, active, id, ttl, msg_id, msg_data, msgs, queue)
+  redis.call('DEL', payload)
+  redis.call('ZREM', active, id)
+  redis.call('EXPIRE', task, ttl)
+  if msg_id ~= '' and redis.call('HEXISTS', task, 'cb') == 1 then
+    redis.call('HSET', task, 'delivery', 'pending')
+    redis.call('HSET', msgs, msg_id, msg_data)
+    redis.call('RPUSH', queue, msg_id)
+  end
+end
+"""
+
+# KEYS: task, payload, active, delivery msgs hash, delivery queue list
+# ARGV: id, ttl, delivery msg id, delivery msg data, allowed statuses ",A,B,",
+#       new status, field, value, ...
+_FINISH_LUA = _TERMINAL_LUA + """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {0, ''} end
+if not string.find(ARGV[5], ',' .. status .. ',', 1, true) then return {0, status} end
+redis.call('HSET', KEYS[1], 'status', ARGV[6], unpack(ARGV, 7))
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+settle(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], KEYS[4], KEYS[5])
+return {1, status}
+"""
+
+# KEYS: task, payload, active, delivery msgs hash, delivery queue list
+# ARGV: id, ttl, delivery msg id, delivery msg data, tenant, now
+_CANCEL_LUA = _TERMINAL_LUA + """
+local record = redis.call('HMGET', KEYS[1], 'status', 'tenant')
+local status = record[1]
+if not status or record[2] ~= ARGV[5] then return {0, ''} end
+if status == 'PENDING' or status == 'RETRY' then
+  redis.call('HSET', KEYS[1], 'status', 'REVOKED', 'finished', ARGV[6], 'cancel', '1',
+             'error', 'cancelled before it started')
+  redis.call('HINCRBY', KEYS[1], 'version', 1)
+  settle(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], KEYS[4], KEYS[5])
+  return {1, status}
+end
+if status == 'STARTED' then
+  redis.call('HSET', KEYS[1], 'cancel', '1')
+  redis.call('HINCRBY', KEYS[1], 'version', 1)
+  return {2, status}
+end
+return {0, status}
+"""
+
+# KEYS: task, heartbeats zset
+# ARGV: now (s), owner, heartbeat cutoff (ms)
+_START_LUA = """
+local record = redis.call('HMGET', KEYS[1], 'status', 'owner')
+local status = record[1]
+if not status then return 'missing' end
+if status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then return 'terminal' end
+-- A run is never taken from a live worker, this process included: only
+-- the message of a worker whose heartbeat stopped may start it again.
+if status == 'STARTED' and record[2] then
+  local beat = redis.call('ZSCORE', KEYS[2], record[2])
+  if beat and tonumber(beat) >= tonumber(ARGV[3]) then return 'busy' end
+end
+redis.call('HSET', KEYS[1], 'status', 'STARTED', 'started', ARGV[1], 'owner', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+return 'run'
+"""
+
+# KEYS: task, schedule; ARGV: id, due, error, owner
+_RETRY_LUA = """
+local record = redis.call('HMGET', KEYS[1], 'status', 'owner')
+if record[1] ~= 'STARTED' or record[2] ~= ARGV[4] then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'RETRY', 'error', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('ZADD', KEYS[2], ARGV[2], 'job:' .. ARGV[1])
+return 1
+"""
+
+# KEYS: task, active, msgs hash, queue list
+# ARGV: id, now, msg id, msg data, expected statuses ",A,B,", new status
+_REQUEUE_LUA = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or not string.find(ARGV[5], ',' .. status .. ',', 1, true) then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[6], 'msg', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+redis.call('RPUSH', KEYS[4], ARGV[3])
+return 1
+"""
+
+
+@dataclasses.dataclass
+class Task:
+    """A task record as the API and the actors see it."""
+
+    task_id: str
+    tenant: str
+    status: str
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    done: int = 0
+    total: int = 0
+    dimension: int = 0
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    callback_id: str | None = None
+    callback_url: str | None = None
+    delivery: str | None = None
+    collection: str = "default"
+    cancel_requested: bool = False
+    message_id: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+    def to_public(self) -> dict[str, Any]:
+        """The body of ``GET /tasks/{id}`` (and the ``data`` of its webhook)."""
+        body: dict[str, Any] = {"task_id": self.task_id, "status": self.status}
+        if self.status == SUCCESS:
+            body["result"] = self.result
+        if self.error is not None and self.status in (FAILURE, REVOKED, RETRY):
+            body["error"] = self.error
+        body.update(
+            created_at=isoformat(self.created_at),
+            started_at=isoformat(self.started_at),
+            finished_at=isoformat(self.finished_at),
+            attempts=self.attempts,
+            progress={"done": self.done, "total": self.total},
+            metadata=self.metadata,
+            callback=(
+                {"id": self.callback_id, "url": self.callback_url, "delivery": self.delivery}
+                if self.callback_id
+                else None
+            ),
+        )
+        return body
+
+    def etag(self) -> str:
+        digest = hashlib.blake2b(orjson.dumps(self.to_public()), digest_size=12).digest()
+        return '"' + base64.urlsafe_b64encode(digest).decode().rstrip("=") + '"'
+
+
+def _float(value: bytes | None) -> float | None:
+    return float(value) if value else None
+
+
+def _decode(task_id: str, raw: Mapping[bytes, bytes]) -> Task:
+    get = raw.get
+    result = get(b"result")
+    meta = get(b"meta")
+    return Task(
+        task_id=task_id,
+        tenant=raw[b"tenant"].decode(),
+        status=raw[b"status"].decode(),
+        created_at=float(raw[b"created"]),
+        started_at=_float(get(b"started")),
+        finished_at=_float(get(b"finished")),
+        attempts=int(get(b"attempts") or 0),
+        done=int(get(b"done") or 0),
+        total=int(get(b"total") or 0),
+        dimension=int(get(b"dim") or 0),
+        result=orjson.loads(result) if result else None,
+        error=get(b"error", b"").decode() or None,
+        metadata=orjson.loads(meta) if meta else {},
+        callback_id=get(b"cb", b"").decode() or None,
+        callback_url=get(b"cburl", b"").decode() or None,
+        delivery=get(b"delivery", b"").decode() or None,
+        collection=get(b"coll", b"default").decode(),
+        cancel_requested=get(b"cancel") == b"1",
+        message_id=get(b"msg", b"").decode() or None,
+    )
+
+
+def encode_cursor(score: float, member: str) -> str:
+    return base64.urlsafe_b64encode(f"{score!r}|{member}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    """Raises ValueError for a cursor this store did not make."""
+    padded = cursor + "=" * (-len(cursor) % 4)
+    try:
+        score, member = base64.urlsafe_b64decode(padded.encode()).decode().split("|", 1)
+        return float(score), member
+    except (ValueError, UnicodeDecodeError, TypeError) as exc:
+        raise ValueError("not a cursor from this API") from exc
+
+
+class TaskStore:
+    """Reads and changes task records; every change of state is atomic."""
+
+    def __init__(self, client: redis.Redis, *, result_ttl: int, heartbeats_key: str) -> None:
+        self.redis = client
+        self.result_ttl = result_ttl
+        self.heartbeats_key = heartbeats_key
+        self._finish = client.register_script(_FINISH_LUA)
+        self._cancel = client.register_script(_CANCEL_LUA)
+        self._start = client.register_script(_START_LUA)
+        self._requeue = client.register_script(_REQUEUE_LUA)
+        self._retry = client.register_script(_RETRY_LUA)
+
+    # -- writes from the API -------------------------------------------------
+
+    def submit(
+        self,
+        *,
+        task_id: str,
+        tenant: str,
+        vectors: bytes,
+        count: int,
+        dimension: int,
+        metadata_json: bytes,
+        collection: str,
+        callback: tuple[str, str] | None,
+        message: QueuedMessage,
+        extra: Sequence[tuple[str, bytes, int]] = (),
+        now: float | None = None,
+    ) -> float:
+        """Write the record, payload, index entry and broker message atomically.
+
+        ``extra`` holds further ``SET key value EX ttl`` writes that belong to
+        the same request (the idempotency record). Returns the creation time.
+        """
+        now = time.time() if now is None else now
+        record: dict[str, Any] = {
+            "tenant": tenant,
+            "status": PENDING,
+            "created": repr(now),
+            "total": count,
+            "dim": dimension,
+            "meta": metadata_json,
+            "coll": collection,
+            "msg": message.message_id,
+            "version": 1,
+        }
+        if callback:
+            record["cb"], record["cburl"] = callback
+            record["delivery"] = "pending"
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(task_key(task_id), mapping=record)
+        # The payload outlives an unfinished task only by accident (a lost
+        # record); give it the same bound as a finished one.
+        pipe.set(payload_key(task_id), vectors, ex=self.result_ttl)
+        pipe.zadd(index_key(tenant), {task_id: now})
+        pipe.zadd(ACTIVE_KEY, {task_id: now})
+        pipe.hset(message.hash_key, message.message_id, message.data)
+        pipe.rpush(message.list_key, message.message_id)
+        for key, value, ttl in extra:
+            pipe.set(key, value, ex=ttl)
+        if hash(task_id) % int(1 / INDEX_TRIM_CHANCE) == 0:
+            pipe.zremrangebyscore(index_key(tenant), "-inf", now - self.result_ttl - 86400)
+        pipe.execute()
+        return now
+
+    def write_message(self, message: QueuedMessage) -> None:
+        """Put ``message`` on its queue (outside any state change)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(message.hash_key, message.message_id, message.data)
+        pipe.rpush(message.list_key, message.message_id)
+        pipe.execute()
+
+    def cancel(
+        self, tenant: str, task_id: str, delivery: QueuedMessage | None
+    ) -> tuple[str, str]:
+        """Cancel a task of ``tenant``.
+
+        Returns ``(outcome, previous status)``: outcome ``revoked`` (it will
+        never run), ``stopping`` (it stops at its next progress point),
+        ``finished`` (already terminal) or ``missing`` (unknown or foreign).
+        """
+        keys, args = self._settle_args(task_id, delivery)
+        changed, previous = self._cancel(keys=keys, args=[*args, tenant, repr(time.time())])
+        previous = previous.decode() if isinstance(previous, bytes) else previous
+        if changed == 1:
+            return "revoked", previous
+        if changed == 2:
+            return "stopping", previous
+        return ("finished" if previous else "missing"), previous
+
+    # -- reads ---------------------------------------------------------------
+
+    def get(self, task_id: str, tenant: str | None = None) -> Task | None:
+        """The task, or ``None`` if unknown, expired or another tenant's."""
+        raw = self.redis.hgetall(task_key(task_id))
+        if not raw or b"status" not in raw:
+            return None
+        task = _decode(task_id, raw)
+        if tenant is not None and task.tenant != tenant:
+            return None
+        return task
+
+    def list(
+        self, tenant: str, *, limit: int, cursor: str | None, status: str | None
+    ) -> tuple[list[Task], str | None]:
+        """A page of the tenant's tasks, newest first.
+
+        Raises:
+            ValueError: ``cursor`` was not made by this store.
+        """
+        key = index_key(tenant)
+        max_score: float | str = "+inf"
+        after: str | None = None
+        if cursor:
+            max_score, after = decode_cursor(cursor)
+        found: list[Task] = []
+        offset = 0
+        batch = max(limit * 2, 50)
+        while len(found) < limit:
+            rows = self.redis.zrevrangebyscore(
+                key, max_score, "-inf", start=offset, num=batch, withscores=True
+            )
+            if not rows:
+                return found, None
+            offset += len(rows)
+            ids = []
+            for member, score in rows:
+                task_id = member.decode()
+                if after is not None:
+                    if score == max_score and task_id >= after:
+                        continue
+                    after = None
+                ids.append((task_id, score))
+            pipe = self.redis.pipeline(transaction=False)
+            for task_id, _ in ids:
+                pipe.hgetall(task_key(task_id))
+            for (task_id, score), raw in zip(ids, pipe.execute()):
+                if not raw or b"status" not in raw:
+                    continue
+                task = _decode(task_id, raw)
+                if status and task.status != status:
+                    continue
+                found.append(task)
+                if len(found) == limit:
+                    return found, encode_cursor(score, task_id)
+        return found, None
+
+    def payload(self, task_id: str) -> bytes | None:
+        return self.redis.get(payload_key(task_id))
+
+    def deliveries(self, task_id: str) -> list[dict[str, Any]]:
+        return [orjson.loads(row) for row in self.redis.lrange(deliveries_key(task_id), 0, -1)]
+
+    # -- writes from the workers ---------------------------------------------
+
+    def start(self, task_id: str, owner: str, heartbeat_cutoff_ms: int) -> str:
+        """Claim the task for a run.
+
+        Returns ``run`` (claimed: status ``STARTED``), ``terminal`` (it has
+        ended: drop the message), ``busy`` (a live worker runs it now) or
+        ``missing`` (no record: expired or never written).
+        """
+        outcome = self._start(
+            keys=[task_key(task_id), self.heartbeats_key],
+            args=[repr(time.time()), owner, heartbeat_cutoff_ms],
+        )
+        return outcome.decode() if isinstance(outcome, bytes) else str(outcome)
+
+    def progress(self, task_id: str, done: int) -> bool:
+        """Record progress; returns whether a cancel was asked for."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(task_key(task_id), "done", done)
+        pipe.hget(task_key(task_id), "cancel")
+        return pipe.execute()[1] == b"1"
+
+    def finish(
+        self,
+        task_id: str,
+        status: str,
+        *,
+        delivery: QueuedMessage | None,
+        result: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+        allowed_from: Iterable[str] = (PENDING, STARTED, RETRY),
+    ) -> bool:
+        """Move the task to a terminal ``status``, once.
+
+        Returns ``True`` for the call that made the transition; every other
+        call (a redelivery, a race with cancel) gets ``False`` and changes
+        nothing.
+        """
+        assert status in TERMINAL
+        pairs: list[Any] = ["finished", repr(time.time())]
+        if result is not None:
+            pairs += ["result", orjson.dumps(result)]
+        if error is not None:
+            pairs += ["error", error]
+        for name, value in (fields or {}).items():
+            pairs += [name, value]
+        keys, args = self._settle_args(task_id, delivery)
+        allowed = "," + ",".join(allowed_from) + ","
+        changed, _ = self._finish(keys=keys, args=[*args, allowed, status, *pairs])
+        return changed == 1
+
+    def schedule_retry(
+        self, task_id: str, *, owner: str, due: float, error: str, schedule_key: str
+    ) -> bool:
+        """Mark a running task ``RETRY`` and put it on the schedule for ``due``."""
+        changed = self._retry(
+            keys=[task_key(task_id), schedule_key], args=[task_id, repr(due), error, owner]
+        )
+        return changed == 1
+
+    def requeue(
+        self, task_id: str, message: QueuedMessage, *, expect: Iterable[str], status: str
+    ) -> bool:
+        """Write a new broker message for an unfinished task (retry, reconcile)."""
+        changed = self._requeue(
+            keys=[task_key(task_id), ACTIVE_KEY, message.hash_key, message.list_key],
+            args=[
+                task_id,
+                repr(time.time()),
+                message.message_id,
+                message.data,
+                "," + ",".join(expect) + ",",
+                status,
+            ],
+        )
+        return changed == 1
+
+    def _settle_args(
+        self, task_id: str, delivery: QueuedMessage | None
+    ) -> tuple[list[str], list[Any]]:
+        keys = [
+            task_key(task_id),
+            payload_key(task_id),
+            ACTIVE_KEY,
+            delivery.hash_key if delivery else task_key(task_id),
+            delivery.list_key if delivery else task_key(task_id),
+        ]
+        args = [
+            task_id,
+            self.result_ttl,
+            delivery.message_id if delivery else "",
+            delivery.data if delivery else b"",
+        ]
+        return keys, args

@@ -1,0 +1,112 @@
+"""The task API in process, against a real Redis: answers, headers, lists, cancel."""
+from __future__ import annotations
+
+import re
+
+import redis as redis_lib
+from flask.testing import FlaskClient
+
+from hookline.tasks import task_key
+
+SEED = {"vector_data": [0.1, 0.2, 0.3], "metadata": {"source": "user"}}
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def test_submit_answers_202_with_the_seed_body(client: FlaskClient, auth: dict) -> None:
+    resp = client.post("/tasks", json=SEED, headers=auth)
+    assert resp.status_code == 202
+    body = resp.get_json()
+    assert UUID.match(body["task_id"])
+    assert body["status"] == "Processing"
+    assert resp.headers["Location"] == f"/tasks/{body['task_id']}"
+    assert body["links"]["self"] == resp.headers["Location"]
+
+
+def test_submit_writes_record_payload_and_message_together(
+    client: FlaskClient, auth: dict, redis: redis_lib.Redis
+) -> None:
+    task_id = client.post("/tasks", json=SEED, headers=auth).get_json()["task_id"]
+    record = redis.hgetall(task_key(task_id))
+    assert record[b"status"] == b"PENDING"
+    assert redis.strlen(f"hl:payload:{task_id}") == 3 * 8
+    message_id = record[b"msg"].decode()
+    assert redis.lrange("dramatiq:jobs", 0, -1) == [message_id.encode()]
+    message = redis.hget("dramatiq:jobs.msgs", message_id)
+    # The message carries the task id, never the payload.
+    assert task_id.encode() in message and b"0.1" not in message
+
+
+def test_pending_task_read_paces_pollers_and_supports_etags(client: FlaskClient, auth: dict) -> None:
+    task_id = client.post("/tasks", json=SEED, headers=auth).get_json()["task_id"]
+    resp = client.get(f"/tasks/{task_id}", headers=auth)
+    assert resp.status_code == 200
+    body = resp.get_json()
+    assert body["status"] == "PENDING"
+    assert body["progress"] == {"done": 0, "total": 3}
+    assert body["metadata"] == {"source": "user"}
+    assert body["callback"] is None
+    assert resp.headers["Retry-After"] == "1"
+    assert resp.headers["Cache-Control"] == "private, no-cache"
+    etag = resp.headers["ETag"]
+    again = client.get(f"/tasks/{task_id}", headers={**auth, "If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.headers["ETag"] == etag
+    stale = client.get(f"/tasks/{task_id}", headers={**auth, "If-None-Match": '"nope"'})
+    assert stale.status_code == 200
+
+
+def test_list_is_newest_first_filtered_and_paged(client: FlaskClient, auth: dict,
+                                                 other_key: str) -> None:
+    ids = [client.post("/tasks", json=SEED, headers=auth).get_json()["task_id"] for _ in range(5)]
+    client.post("/tasks", json=SEED, headers={"Authorization": f"Bearer {other_key}"})
+    client.post(f"/tasks/{ids[1]}/cancel", headers=auth)
+    page = client.get("/tasks?limit=2", headers=auth).get_json()
+    assert [t["task_id"] for t in page["items"]] == ids[::-1][:2]
+    seen = [t["task_id"] for t in page["items"]]
+    while page["next_cursor"]:
+        page = client.get(f"/tasks?limit=2&cursor={page['next_cursor']}", headers=auth).get_json()
+        seen += [t["task_id"] for t in page["items"]]
+    assert seen == ids[::-1]
+    revoked = client.get("/tasks?status=REVOKED", headers=auth).get_json()
+    assert [t["task_id"] for t in revoked["items"]] == [ids[1]]
+    assert revoked["next_cursor"] is None
+
+
+def test_cancel_pending_revokes_and_cancel_again_conflicts(client: FlaskClient, auth: dict,
+                                                           redis: redis_lib.Redis) -> None:
+    task_id = client.post("/tasks", json=SEED, headers=auth).get_json()["task_id"]
+    resp = client.post(f"/tasks/{task_id}/cancel", headers=auth)
+    assert resp.status_code == 202
+    assert resp.get_json()["status"] == "REVOKED"
+    assert not redis.exists(f"hl:payload:{task_id}")
+    assert redis.ttl(task_key(task_id)) > 0
+    again = client.post(f"/tasks/{task_id}/cancel", headers=auth)
+    assert again.status_code == 409
+    assert again.mimetype == "application/problem+json"
+
+
+def test_every_response_carries_the_security_headers(client: FlaskClient, auth: dict) -> None:
+    for resp in (client.get("/healthz"), client.get("/tasks", headers=auth),
+                 client.post("/tasks", data="x", headers=auth)):
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["Cache-Control"] in ("no-store", "private, no-cache")
+
+
+def test_health_readiness_and_openapi(client: FlaskClient) -> None:
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    assert {"/tasks", "/tasks/{task_id}", "/tasks/{task_id}/cancel", "/callbacks"} <= set(spec["paths"])
+
+
+def test_keys_are_stored_hashed(runner, redis: redis_lib.Redis) -> None:  # type: ignore[no-untyped-def]
+    result = runner.invoke(args=["keys", "create", "initech"])
+    key = result.output.strip().splitlines()[-1]
+    assert key.startswith("hlk_")
+    secret = key.split("_", 2)[2]
+    for name in redis.keys("*"):
+        dumped = redis.dump(name) or b""
+        assert secret.encode() not in dumped
+    bad = runner.invoke(args=["keys", "create", "no spaces allowed"])
+    assert bad.exit_code != 0

@@ -1,0 +1,121 @@
+"""The core path with real processes: gunicorn, a dramatiq worker, redis-server."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+
+import numpy as np
+import redis as redis_lib
+import requests
+
+from actors.messages import job_message
+from hookline.collections import collection_key
+from hookline.tasks import QueuedMessage
+from tests.procs import ROOT, Stack, wait_until
+
+SEED = {"vector_data": [0.1, 0.2, 0.3], "metadata": {"source": "user"}}
+
+
+def key_for(stack: Stack, tenant: str = "acme") -> dict[str, str]:
+    """Create a key with the documented CLI, as an operator would."""
+    out = subprocess.run([sys.executable, "-m", "flask", "--app", "webapp", "keys", "create", tenant],
+                         env=stack.env, capture_output=True, text=True, check=True, cwd=ROOT)
+    return {"Authorization": f"Bearer {out.stdout.strip().splitlines()[-1]}"}
+
+
+def finished(stack: Stack, auth: dict, task_id: str) -> dict | None:
+    body = requests.get(f"{stack.url}/tasks/{task_id}", headers=auth, timeout=5).json()
+    return body if body["status"] in ("SUCCESS", "FAILURE", "REVOKED") else None
+
+
+def test_seed_example_works_unchanged_but_for_the_key(stack: Stack) -> None:
+    auth = key_for(stack)
+    # When the seed's documented request is sent
+    resp = requests.post(f"{stack.url}/tasks", json=SEED, headers=auth, timeout=5)
+    # Then it is accepted the way the seed answered
+    assert resp.status_code == 202
+    body = resp.json()
+    assert body["status"] == "Processing" and body["task_id"]
+    assert resp.headers["Location"] == f"/tasks/{body['task_id']}"
+    # And it finishes with the seed's result
+    done = wait_until(lambda: finished(stack, auth, body["task_id"]), 30, "task finishes")
+    assert done["status"] == "SUCCESS"
+    result = done["result"]
+    assert {k: result[k] for k in ("processed_vectors", "status", "metadata_processed")} == {
+        "processed_vectors": 3, "status": "indexed", "metadata_processed": {"source": "user"}}
+    assert result["dimension"] == 1
+    assert done["attempts"] == 1 and done["progress"] == {"done": 3, "total": 3}
+    assert done["started_at"] and done["finished_at"]
+    assert "Retry-After" not in requests.get(
+        f"{stack.url}/tasks/{body['task_id']}", headers=auth, timeout=5).headers
+
+
+def test_rows_are_vectors_and_are_normalised_into_the_collection(
+        stack: Stack, redis: redis_lib.Redis) -> None:
+    auth = key_for(stack)
+    rows = [[3.0, 4.0], [0.0, 2.0], [0.0, 0.0]]
+    body = {"vector_data": rows, "metadata": {"collection": "demo"}}
+    task_id = requests.post(f"{stack.url}/tasks", json=body, headers=auth, timeout=5).json()["task_id"]
+    done = wait_until(lambda: finished(stack, auth, task_id), 30, "task finishes")
+    assert done["status"] == "SUCCESS"
+    assert done["result"]["processed_vectors"] == 3
+    assert done["result"]["dimension"] == 2
+    stored = np.frombuffer(redis.hget(collection_key("acme", "demo"), task_id), dtype=np.float32)
+    assert np.allclose(stored.reshape(3, 2), [[0.6, 0.8], [0.0, 1.0], [0.0, 0.0]])
+    assert not redis.exists(f"hl:payload:{task_id}")
+    assert 0 < redis.ttl(f"hl:task:{task_id}") <= 7 * 86400
+
+
+def test_worker_down_then_up(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack()
+    stack.start_web()
+    auth = key_for(stack)
+    task_id = requests.post(f"{stack.url}/tasks", json=SEED, headers=auth, timeout=5).json()["task_id"]
+    # With no worker the task waits
+    body = requests.get(f"{stack.url}/tasks/{task_id}", headers=auth, timeout=5).json()
+    assert body["status"] == "PENDING"
+    # Once a worker starts it completes
+    stack.start_worker()
+    done = wait_until(lambda: finished(stack, auth, task_id), 30, "task finishes")
+    assert done["status"] == "SUCCESS"
+
+
+def test_redelivery_runs_the_task_once(make_stack: Callable[..., Stack],
+                                       redis: redis_lib.Redis) -> None:
+    stack = make_stack()
+    stack.start_web()
+    auth = key_for(stack)
+    task_id = requests.post(f"{stack.url}/tasks", json=SEED, headers=auth, timeout=5).json()["task_id"]
+    # Given the same task id enqueued a second (and third) time
+    for _ in range(2):
+        extra: QueuedMessage = job_message(task_id)
+        redis.hset(extra.hash_key, extra.message_id, extra.data)
+        redis.rpush(extra.list_key, extra.message_id)
+    assert redis.llen("dramatiq:jobs") == 3
+    # When a worker processes all of them
+    stack.start_worker()
+    done = wait_until(lambda: finished(stack, auth, task_id), 30, "task finishes")
+    wait_until(lambda: redis.hlen("dramatiq:jobs.msgs") == 0, 30, "all messages acknowledged")
+    # Then it ran exactly once and its result is not duplicated
+    assert done["status"] == "SUCCESS" and done["attempts"] == 1
+    assert redis.hlen(collection_key("acme", "default")) == 1
+    assert stack.procs["worker"].log().count("task finished") == 1
+    assert stack.procs["worker"].log().count("message dropped: task is") == 2
+
+
+def test_cancelled_pending_task_never_runs(make_stack: Callable[..., Stack],
+                                           redis: redis_lib.Redis) -> None:
+    stack = make_stack()
+    stack.start_web()
+    auth = key_for(stack)
+    task_id = requests.post(f"{stack.url}/tasks", json=SEED, headers=auth, timeout=5).json()["task_id"]
+    resp = requests.post(f"{stack.url}/tasks/{task_id}/cancel", headers=auth, timeout=5)
+    assert resp.status_code == 202 and resp.json()["status"] == "REVOKED"
+    stack.start_worker()
+    wait_until(lambda: redis.hlen("dramatiq:jobs.msgs") == 0, 30, "the message is consumed")
+    body = requests.get(f"{stack.url}/tasks/{task_id}", headers=auth, timeout=5).json()
+    assert body["status"] == "REVOKED"
+    assert body["attempts"] == 0 and body["started_at"] is None
+    assert redis.hlen(collection_key("acme", "default")) == 0
+    assert "task started" not in stack.procs["worker"].log()

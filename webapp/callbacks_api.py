@@ -1,0 +1,190 @@
+"""The callbacks API: registered endpoints, secrets, delivery logs and resends."""
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, Response, request
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from callbacks import UnsafeUrlError
+from hookline.ids import isoformat, parse_isoformat
+
+from actors.delivery import FAILED_INDEX
+from actors.messages import delivery_message
+from webapp.auth import authenticate, tenant
+from webapp.jsonio import json_body, reply
+from webapp.problems import Problem, not_found
+from webapp.services import services
+from webapp.tasks import _get_task
+
+log = logging.getLogger("hookline.callbacks")
+
+bp = Blueprint("callbacks", __name__)
+bp.before_request(authenticate)
+
+#: Most deliveries one ``recover`` call resends.
+RECOVER_LIMIT = 10_000
+
+
+class CallbackCreateSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    url = fields.String(required=True, validate=validate.Length(min=1, max=2048))
+    description = fields.String(load_default="", validate=validate.Length(max=1024))
+
+
+class CallbackPatchSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    url = fields.String(validate=validate.Length(min=1, max=2048))
+    description = fields.String(validate=validate.Length(max=1024))
+    # Only JSON true and false; no "yes", 1 or "on".
+    disabled = fields.Boolean(truthy={True}, falsy={False})
+
+
+class RecoverSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    since = fields.String(required=True)
+
+
+class PageSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=512))
+
+
+def _load(schema: Schema, data: object) -> dict:
+    if not isinstance(data, dict):
+        raise Problem(422, "Unprocessable Content", "The body must be a JSON object.",
+                      errors={"_schema": ["Must be a JSON object."]})
+    try:
+        return schema.load(data)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        raise Problem(422, "Unprocessable Content", "The request is not valid; see errors.",
+                      errors=exc.normalized_messages()) from None
+
+
+def _guard(url: str) -> None:
+    try:
+        services().guard.check(url)
+    except UnsafeUrlError as exc:
+        raise Problem(422, "Unprocessable Content", str(exc), errors={"url": [str(exc)]}) from None
+
+
+@bp.post("/callbacks")
+def create() -> Response:
+    data = _load(CallbackCreateSchema(), json_body())
+    _guard(data["url"])
+    record, secret = services().registry.create(tenant(), data["url"], data["description"])
+    log.info("callback registered", extra={"callback_id": record["id"]})
+    return reply({**record, "secret": secret}, 201, {"Location": f"/callbacks/{record['id']}"})
+
+
+@bp.get("/callbacks")
+def index() -> Response:
+    query = _load(PageSchema(), request.args.to_dict())
+    try:
+        items, cursor = services().registry.list(tenant(), query["limit"], query["cursor"])
+    except ValueError:
+        raise Problem(422, "Unprocessable Content", "The cursor is not valid.",
+                      errors={"cursor": ["Not a cursor from this API."]}) from None
+    return reply({"items": items, "next_cursor": cursor})
+
+
+def _get(cb_id: str) -> dict:
+    record = services().registry.get(tenant(), cb_id) if len(cb_id) <= 64 else None
+    if record is None:
+        raise not_found("callback")
+    return record
+
+
+@bp.get("/callbacks/<cb_id>")
+def read(cb_id: str) -> Response:
+    return reply(_get(cb_id))
+
+
+@bp.patch("/callbacks/<cb_id>")
+def update(cb_id: str) -> Response:
+    _get(cb_id)
+    data = _load(CallbackPatchSchema(), json_body())
+    if "url" in data:
+        _guard(data["url"])
+    record = services().registry.update(tenant(), cb_id, **data)
+    if record is None:
+        raise not_found("callback")
+    return reply(record)
+
+
+@bp.delete("/callbacks/<cb_id>")
+def delete(cb_id: str) -> Response:
+    _get(cb_id)
+    services().registry.delete(tenant(), cb_id)
+    return Response(status=204)
+
+
+@bp.post("/callbacks/<cb_id>/rotate-secret")
+def rotate(cb_id: str) -> Response:
+    _get(cb_id)
+    svc = services()
+    secret = svc.registry.rotate_secret(tenant(), cb_id)
+    if secret is None:
+        raise not_found("callback")
+    log.info("callback secret rotated", extra={"callback_id": cb_id})
+    return reply({
+        "id": cb_id,
+        "secret": secret,
+        "previous_secret_expires_at": isoformat(time.time() + svc.config.secret_grace),
+    })
+
+
+@bp.post("/callbacks/<cb_id>/recover")
+def recover(cb_id: str) -> Response:
+    _get(cb_id)
+    data = _load(RecoverSchema(), json_body())
+    try:
+        since = parse_isoformat(data["since"])
+    except (ValueError, OverflowError):
+        raise Problem(422, "Unprocessable Content", "since must be an ISO 8601 timestamp.",
+                      errors={"since": ["Not an ISO 8601 timestamp."]}) from None
+    svc = services()
+    failed = svc.redis.zrangebyscore(FAILED_INDEX.format(cb_id), since, "+inf",
+                                     start=0, num=RECOVER_LIMIT)
+    for task_id in failed:
+        svc.store.write_message(delivery_message(task_id.decode(), "manual"))
+    log.info("recovery queued", extra={"callback_id": cb_id, "count": len(failed)})
+    return reply({"id": cb_id, "since": isoformat(since), "count": len(failed)}, 202)
+
+
+@bp.get("/tasks/<task_id>/deliveries")
+def deliveries(task_id: str) -> Response:
+    _get_task(task_id)
+    query = _load(PageSchema(), request.args.to_dict())
+    rows = services().store.deliveries(task_id)
+    start = 0
+    if query["cursor"]:
+        if not query["cursor"].isdigit():
+            raise Problem(422, "Unprocessable Content", "The cursor is not valid.",
+                          errors={"cursor": ["Not a cursor from this API."]})
+        start = int(query["cursor"])
+    page = rows[start : start + query["limit"]]
+    end = start + len(page)
+    return reply({"items": page, "next_cursor": str(end) if end < len(rows) else None})
+
+
+@bp.post("/tasks/<task_id>/deliveries/retry")
+def retry(task_id: str) -> Response:
+    task = _get_task(task_id)
+    if task.callback_id is None:
+        raise Problem(409, "Conflict", "This task has no callback to deliver to.")
+    if not task.finished:
+        raise Problem(409, "Conflict", "The task has not finished; its webhook is sent when it does.")
+    services().store.write_message(delivery_message(task_id, "manual"))
+    log.info("manual resend queued", extra={"task_id": task_id})
+    return reply({"task_id": task_id, "status": "queued", "trigger": "manual"}, 202)

@@ -1,0 +1,245 @@
+"""The API described as OpenAPI 3 (served at ``/openapi.json``; fuzzed by the tests)."""
+from __future__ import annotations
+
+from typing import Any
+
+from hookline import __version__
+
+_STATUS = ["PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED"]
+_ISO = {"type": "string", "format": "date-time"}
+_ISO_OR_NULL = {"type": "string", "format": "date-time", "nullable": True}
+
+
+def _problem_ref() -> dict[str, Any]:
+    return {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {400: "Malformed request", 401: "Missing or invalid API key", 404: "Not found",
+            409: "Conflict", 413: "Body too large", 415: "Not JSON", 422: "Invalid input",
+            429: "Rate limited", 503: "Redis unavailable"}
+    return {str(c): {"description": text[c], "content": _problem_ref()} for c in codes}
+
+
+def _json(ref: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
+
+
+_COMMON = (401, 429, 503)
+_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_CB = {"name": "cb_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_PAGE = [
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+]
+
+
+def document() -> dict[str, Any]:
+    schemas: dict[str, Any] = {
+        "Problem": {
+            "type": "object",
+            "required": ["type", "title", "status", "detail"],
+            "properties": {
+                "type": {"type": "string"}, "title": {"type": "string"},
+                "status": {"type": "integer"}, "detail": {"type": "string"},
+                "errors": {"type": "object", "additionalProperties": {}},
+            },
+        },
+        "TaskSubmit": {
+            "type": "object",
+            "required": ["vector_data"],
+            "additionalProperties": False,
+            "properties": {
+                "vector_data": {
+                    "oneOf": [
+                        {"type": "array", "minItems": 1, "items": {"type": "number"}},
+                        {"type": "array", "minItems": 1,
+                         "items": {"type": "array", "minItems": 1, "items": {"type": "number"}}},
+                    ]
+                },
+                "metadata": {"type": "object", "additionalProperties": {}},
+                "callback_url": {"type": "string"},
+                "callback_id": {"type": "string"},
+            },
+        },
+        "TaskAccepted": {
+            "type": "object",
+            "required": ["task_id", "status", "links"],
+            "properties": {
+                "task_id": {"type": "string"},
+                "status": {"type": "string", "enum": ["Processing"]},
+                "links": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "Task": {
+            "type": "object",
+            "required": ["task_id", "status", "created_at", "attempts", "progress"],
+            "properties": {
+                "task_id": {"type": "string"},
+                "status": {"type": "string", "enum": _STATUS},
+                "result": {"type": "object", "nullable": True, "additionalProperties": {}},
+                "error": {"type": "string"},
+                "created_at": _ISO, "started_at": _ISO_OR_NULL, "finished_at": _ISO_OR_NULL,
+                "attempts": {"type": "integer"},
+                "progress": {"type": "object", "properties": {
+                    "done": {"type": "integer"}, "total": {"type": "integer"}}},
+                "metadata": {"type": "object", "additionalProperties": {}},
+                "callback": {"type": "object", "nullable": True, "properties": {
+                    "id": {"type": "string"}, "url": {"type": "string"},
+                    "delivery": {"type": "string", "nullable": True,
+                                 "enum": ["pending", "retrying", "delivered", "failed",
+                                          "disabled", None]}}},
+            },
+        },
+        "TaskList": {
+            "type": "object", "required": ["items", "next_cursor"],
+            "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}},
+                           "next_cursor": {"type": "string", "nullable": True}},
+        },
+        "CallbackCreate": {
+            "type": "object", "required": ["url"], "additionalProperties": False,
+            "properties": {"url": {"type": "string"}, "description": {"type": "string"}},
+        },
+        "CallbackPatch": {
+            "type": "object", "additionalProperties": False,
+            "properties": {"url": {"type": "string"}, "description": {"type": "string"},
+                           "disabled": {"type": "boolean"}},
+        },
+        "Callback": {
+            "type": "object", "required": ["id", "url", "disabled", "created_at"],
+            "properties": {
+                "id": {"type": "string"}, "url": {"type": "string"},
+                "description": {"type": "string"}, "disabled": {"type": "boolean"},
+                "disabled_reason": {"type": "string", "nullable": True}, "created_at": _ISO,
+                "secret": {"type": "string"},
+            },
+        },
+        "CallbackList": {
+            "type": "object", "required": ["items", "next_cursor"],
+            "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Callback"}},
+                           "next_cursor": {"type": "string", "nullable": True}},
+        },
+        "Secret": {
+            "type": "object", "required": ["id", "secret"],
+            "properties": {"id": {"type": "string"}, "secret": {"type": "string"},
+                           "previous_secret_expires_at": _ISO},
+        },
+        "Recover": {
+            "type": "object", "required": ["since"], "additionalProperties": False,
+            "properties": {"since": {"type": "string", "format": "date-time"}},
+        },
+        "Delivery": {
+            "type": "object",
+            "required": ["webhook_id", "attempt", "at", "status_code", "error", "duration_ms",
+                         "response_excerpt", "trigger"],
+            "properties": {
+                "webhook_id": {"type": "string"}, "attempt": {"type": "integer"}, "at": _ISO,
+                "status_code": {"type": "integer", "nullable": True},
+                "error": {"type": "string", "nullable": True},
+                "duration_ms": {"type": "number"}, "response_excerpt": {"type": "string"},
+                "trigger": {"type": "string", "enum": ["scheduled", "manual"]},
+            },
+        },
+        "DeliveryList": {
+            "type": "object", "required": ["items", "next_cursor"],
+            "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}},
+                           "next_cursor": {"type": "string", "nullable": True}},
+        },
+        "Accepted": {"type": "object", "additionalProperties": {}},
+        "Status": {"type": "object", "additionalProperties": {}},
+    }
+    paths: dict[str, Any] = {
+        "/tasks": {
+            "post": {
+                "summary": "Submit a job", "operationId": "submitTask",
+                "parameters": [{"name": "Idempotency-Key", "in": "header",
+                                "schema": {"type": "string", "maxLength": 255}}],
+                "requestBody": {"required": True, "content": _json("TaskSubmit")},
+                "responses": {"202": {"description": "Accepted", "content": _json("TaskAccepted")},
+                              **_errors(400, 409, 413, 415, 422, *_COMMON)},
+            },
+            "get": {
+                "summary": "List tasks, newest first", "operationId": "listTasks",
+                "parameters": [*_PAGE, {"name": "status", "in": "query",
+                                        "schema": {"type": "string", "enum": _STATUS}}],
+                "responses": {"200": {"description": "A page", "content": _json("TaskList")},
+                              **_errors(422, *_COMMON)},
+            },
+        },
+        "/tasks/{task_id}": {"get": {
+            "summary": "Read a task", "operationId": "getTask", "parameters": [_ID],
+            "responses": {"200": {"description": "The task", "content": _json("Task")},
+                          "304": {"description": "Not modified"}, **_errors(404, *_COMMON)},
+        }},
+        "/tasks/{task_id}/cancel": {"post": {
+            "summary": "Cancel a task", "operationId": "cancelTask", "parameters": [_ID],
+            "responses": {"202": {"description": "Cancelled or stopping", "content": _json("Task")},
+                          **_errors(404, 409, *_COMMON)},
+        }},
+        "/tasks/{task_id}/deliveries": {"get": {
+            "summary": "Webhook attempts, oldest first", "operationId": "listDeliveries",
+            "parameters": [_ID, *_PAGE],
+            "responses": {"200": {"description": "A page", "content": _json("DeliveryList")},
+                          **_errors(404, 422, *_COMMON)},
+        }},
+        "/tasks/{task_id}/deliveries/retry": {"post": {
+            "summary": "Send the webhook once more", "operationId": "retryDelivery",
+            "parameters": [_ID],
+            "responses": {"202": {"description": "Queued", "content": _json("Accepted")},
+                          **_errors(404, 409, *_COMMON)},
+        }},
+        "/callbacks": {
+            "post": {
+                "summary": "Register a callback", "operationId": "createCallback",
+                "requestBody": {"required": True, "content": _json("CallbackCreate")},
+                "responses": {"201": {"description": "Created", "content": _json("Callback")},
+                              **_errors(400, 413, 415, 422, *_COMMON)},
+            },
+            "get": {
+                "summary": "List callbacks", "operationId": "listCallbacks", "parameters": _PAGE,
+                "responses": {"200": {"description": "A page", "content": _json("CallbackList")},
+                              **_errors(422, *_COMMON)},
+            },
+        },
+        "/callbacks/{cb_id}": {
+            "get": {"summary": "Read a callback", "operationId": "getCallback", "parameters": [_CB],
+                    "responses": {"200": {"description": "The callback", "content": _json("Callback")},
+                                  **_errors(404, *_COMMON)}},
+            "patch": {"summary": "Change a callback", "operationId": "patchCallback",
+                      "parameters": [_CB],
+                      "requestBody": {"required": True, "content": _json("CallbackPatch")},
+                      "responses": {"200": {"description": "Changed", "content": _json("Callback")},
+                                    **_errors(400, 404, 413, 415, 422, *_COMMON)}},
+            "delete": {"summary": "Delete a callback", "operationId": "deleteCallback",
+                       "parameters": [_CB],
+                       "responses": {"204": {"description": "Deleted"}, **_errors(404, *_COMMON)}},
+        },
+        "/callbacks/{cb_id}/rotate-secret": {"post": {
+            "summary": "Rotate the signing secret", "operationId": "rotateSecret",
+            "parameters": [_CB],
+            "responses": {"200": {"description": "The new secret", "content": _json("Secret")},
+                          **_errors(404, *_COMMON)},
+        }},
+        "/callbacks/{cb_id}/recover": {"post": {
+            "summary": "Resend failed deliveries since a time", "operationId": "recoverCallback",
+            "parameters": [_CB], "requestBody": {"required": True, "content": _json("Recover")},
+            "responses": {"202": {"description": "Queued", "content": _json("Accepted")},
+                          **_errors(400, 404, 413, 415, 422, *_COMMON)},
+        }},
+        "/healthz": {"get": {"summary": "Process alive", "operationId": "healthz", "security": [],
+                             "responses": {"200": {"description": "Alive", "content": _json("Status")}}}},
+        "/readyz": {"get": {"summary": "Redis reachable", "operationId": "readyz", "security": [],
+                            "responses": {"200": {"description": "Ready", "content": _json("Status")},
+                                          "503": {"description": "Not ready", "content": _json("Status")}}}},
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Hookline", "version": __version__,
+                 "description": "Long-running jobs behind HTTP, with signed completion webhooks."},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }

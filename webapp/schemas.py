@@ -1,0 +1,134 @@
+"""Marshmallow schemas: they own the rules and the error messages.
+
+Vectors are checked with numpy in one field (``VectorData``) instead of a
+marshmallow field per number: for a 16 x 64 job that is a few microseconds
+instead of a few milliseconds.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import orjson
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+
+#: Largest ``metadata`` object, as JSON bytes.
+MAX_METADATA_BYTES = 16 * 1024
+
+_NUMBER_TYPES = frozenset({int, float})
+_COLLECTION_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+SHAPE_MESSAGE = "Must be a list of numbers, or a list of equal-length lists of numbers."
+
+
+class VectorData(fields.Field):
+    """A list of numbers (one-dimensional vectors) or a list of equal-length rows.
+
+    Deserialises to a C-contiguous float64 array of shape ``(count, dimension)``.
+    """
+
+    def __init__(self, *, max_vectors: int = 100_000, max_dimension: int = 4096, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_vectors = max_vectors
+        self.max_dimension = max_dimension
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> np.ndarray:
+        if type(value) is not list:
+            raise ValidationError(SHAPE_MESSAGE)
+        if not value:
+            raise ValidationError("Must hold at least one vector.")
+        if len(value) > self.max_vectors:
+            raise ValidationError(
+                f"Holds {len(value)} vectors; at most {self.max_vectors} are accepted."
+            )
+        if type(value[0]) is list:
+            rows = value
+            if set(map(type, rows)) != {list}:
+                raise ValidationError("Mixes numbers and lists. " + SHAPE_MESSAGE)
+            lengths = set(map(len, rows))
+            if len(lengths) != 1:
+                raise ValidationError(
+                    f"Rows have different lengths ({min(lengths)} to {max(lengths)}); "
+                    "every vector must have the same dimension."
+                )
+            dimension = lengths.pop()
+            if dimension == 0:
+                raise ValidationError("Vectors must hold at least one number.")
+            if dimension > self.max_dimension:
+                raise ValidationError(
+                    f"Vectors have dimension {dimension}; at most {self.max_dimension} is accepted."
+                )
+            seen: set[type] = set()
+            for row in rows:
+                seen.update(map(type, row))
+        else:
+            seen = set(map(type, value))
+        if not seen <= _NUMBER_TYPES:
+            raise ValidationError(self._type_message(seen))
+        try:
+            array = np.array(value, dtype=np.float64)
+        except (OverflowError, ValueError):
+            raise ValidationError("Holds a number too large to represent.") from None
+        if array.ndim == 1:
+            array = array.reshape(-1, 1)
+        if not np.isfinite(array).all():
+            raise ValidationError("Every value must be a finite number (no NaN or Infinity).")
+        return array
+
+    @staticmethod
+    def _type_message(seen: set[type]) -> str:
+        if bool in seen:
+            return "Holds a boolean; every value must be a number."
+        if str in seen:
+            return "Holds a string; every value must be a number."
+        if list in seen:
+            return "Holds lists nested deeper than two levels. " + SHAPE_MESSAGE
+        if dict in seen or type(None) in seen:
+            return "Holds an object or null; every value must be a number."
+        return "Every value must be a number."
+
+
+class TaskSubmitSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    vector_data = VectorData(required=True)
+    metadata = fields.Dict(keys=fields.String(), load_default=dict)
+    callback_url = fields.String(validate=validate.Length(min=1, max=2048))
+    callback_id = fields.String(validate=validate.Length(min=1, max=64))
+
+    def __init__(self, *, max_vectors: int, max_dimension: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # The limits come from configuration, so they are set per instance.
+        vector_field = self.fields["vector_data"]
+        assert isinstance(vector_field, VectorData)
+        vector_field.max_vectors = max_vectors
+        vector_field.max_dimension = max_dimension
+
+    @validates("metadata")
+    def _metadata_size(self, value: dict[str, Any], **kwargs: Any) -> None:
+        size = len(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
+        if size > MAX_METADATA_BYTES:
+            raise ValidationError(
+                f"Is {size} bytes as JSON; at most {MAX_METADATA_BYTES} are accepted."
+            )
+        collection = value.get("collection")
+        if collection is not None and (
+            not isinstance(collection, str) or not _COLLECTION_RE.match(collection)
+        ):
+            raise ValidationError(
+                "metadata.collection must be 1-64 letters, digits, '_', '.' or '-'."
+            )
+
+
+class ListQuerySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=512))
+    status = fields.String(
+        load_default=None,
+        validate=validate.OneOf(("PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED")),
+    )

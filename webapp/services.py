@@ -1,0 +1,47 @@
+"""What the request handlers need, built once by the app factory."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from flask import current_app
+
+from callbacks import CallbackRegistry, UrlGuard
+from hookline.config import Config
+from hookline.ratelimit import RateLimiter
+from hookline.redis import connect
+from hookline.schedule import Schedule
+from hookline.tasks import TaskStore
+from hookline.tenants import KeyStore
+
+from actors.messages import HEARTBEATS_KEY
+
+
+@dataclass
+class WebServices:
+    config: Config
+    redis: redis.Redis
+    store: TaskStore
+    keys: KeyStore
+    limiter: RateLimiter
+    registry: CallbackRegistry
+    guard: UrlGuard
+    schedule: Schedule
+
+    @classmethod
+    def build(cls, config: Config) -> "WebServices":
+        client = connect(config.redis_url)
+        return cls(
+            config=config,
+            redis=client,
+            store=TaskStore(client, result_ttl=config.result_ttl, heartbeats_key=HEARTBEATS_KEY),
+            keys=KeyStore(client),
+            limiter=RateLimiter(client, config.rate_limit),
+            registry=CallbackRegistry(client, grace=config.secret_grace),
+            guard=UrlGuard(config.callback_allow),
+            schedule=Schedule(client),
+        )
+
+
+def services() -> WebServices:
+    return current_app.extensions["hookline"]  # type: ignore[no-any-return]

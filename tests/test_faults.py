@@ -70,16 +70,18 @@ def test_sigkill_every_job_worker_mid_run_loses_nothing(
     wait_until(lambda: len({h["headers"]["webhook-id"] for h in receiver.received("/k")}) == 300, 60,
                "every webhook arrives")
     assert time.monotonic() - restarted < 120
+    # A SIGKILL can land between a task's end and its log line, so the logs
+    # may miss a few; none may show a task ending twice.
     counts = finished_lines(first.log(), second.log())
-    assert set(counts) == set(ids)
     assert max(counts.values()) == 1, "a task reached a terminal state twice"
-    by_task: dict[str, set[str]] = collections.defaultdict(set)
+    # Each terminal transition queues exactly one delivery: one POST per task.
+    posts: dict[str, list[str]] = collections.defaultdict(list)
     for hook in receiver.received("/k"):
         body = json.loads(hook["body"])
         assert body["type"] == "task.succeeded"
-        by_task[body["data"]["task_id"]].add(hook["headers"]["webhook-id"])
-    assert set(by_task) == set(ids)
-    assert all(len(v) == 1 for v in by_task.values())
+        posts[body["data"]["task_id"]].append(hook["headers"]["webhook-id"])
+    assert set(posts) == set(ids)
+    assert all(len(v) == 1 for v in posts.values())
     print(f"killed with {left} unfinished ({held} held by the dead worker)")
 
 

@@ -5,8 +5,20 @@ import pytest
 import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 FUZZ_EXAMPLES = 25
+# The answer must be no 5xx and match the document. Whether schema-valid input
+# is accepted is not checked: some rules (a registered callback, the size
+# limits) live in configuration and data, not in the schema.
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+          response_schema_conformance, response_headers_conformance]
 
 
 @pytest.fixture
@@ -25,4 +37,4 @@ def test_api_never_fails_and_matches_its_schema(case, app: Flask) -> None:  # ty
     headers = {"Authorization": f"Bearer {app.config['FUZZ_KEY']}"}
     response = case.call(headers=headers)
     assert response.status_code < 500, response.text
-    case.validate_response(response)
+    case.validate_response(response, checks=CHECKS)

@@ -139,8 +139,7 @@ def _ms(started: float) -> float:
 
 
 def _describe(exc: Exception, total: float) -> str:
-    if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
-        return f"timeout after {total:g} s"
+    # NewConnectionError subclasses ConnectTimeoutError, so it goes first.
     if isinstance(exc, NewConnectionError):
         text = str(exc).lower()
         if "refused" in text:
@@ -148,6 +147,8 @@ def _describe(exc: Exception, total: float) -> str:
         if "timed out" in text:
             return f"timeout after {total:g} s"
         return "connection failed"
+    if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
+        return f"timeout after {total:g} s"
     if isinstance(exc, SSLError):
         return "tls error"
     if isinstance(exc, ProtocolError):

@@ -44,7 +44,7 @@ class WorkerProcess(Middleware):
     def after_worker_boot(self, broker: RedisBroker, worker: dramatiq.Worker) -> None:
         from actors.upkeep import Upkeep
 
-        metrics.mark_build()
+        metrics.initialise()
         self.upkeep = Upkeep(broker, self.services, deliver_due=self.services_deliver_due())
         self.upkeep.heartbeat()
         self.upkeep.start()

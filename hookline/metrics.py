@@ -83,3 +83,28 @@ build_info = Gauge(
 def mark_build() -> None:
     """Set ``hookline_build_info`` for this process (called at process start)."""
     build_info.labels(version=__version__).set(1)
+
+
+#: Label values known in advance, so every series exists (at 0) from the
+#: first scrape and rate() and alerts see it before the first event.
+ACTORS = ("process_vectors", "deliver_webhook")
+OUTCOMES = ("success", "failure", "revoked")
+DISABLE_REASONS = ("gone", "receiver_request", "failing", "manual")
+
+
+def initialise() -> None:
+    """Create every known series of this process's metrics at zero."""
+    mark_build()
+    job = ACTORS[0]
+    for outcome in OUTCOMES:
+        tasks_finished.labels(actor=job, outcome=outcome)
+        task_end_to_end.labels(actor=job, outcome=outcome)
+        task_run.labels(actor=job, outcome=outcome)
+    task_retries.labels(actor=job)
+    tasks_running.labels(actor=job)
+    task_queue_wait.labels(actor=job)
+    for result in ("delivered", "retry", "failed"):
+        for cls in ("2xx", "3xx", "4xx", "5xx", "error"):
+            webhook_attempts.labels(result=result, status_class=cls)
+    for reason in DISABLE_REASONS:
+        callbacks_disabled.labels(reason=reason)

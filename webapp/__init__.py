@@ -30,7 +30,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(callbacks_api.bp)
     app.register_blueprint(ops.bp)
     cli.register(app)
-    metrics.mark_build()
+    metrics.initialise()
 
     @app.before_request
     def _start_timer() -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from dramatiq.middleware import CurrentMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
@@ -29,6 +31,28 @@ log = logging.getLogger("hookline.jobs")
 #: Backoff for transient failures: base and cap in seconds (jitter is +-50 %).
 RETRY_BASE_SECONDS = 1.0
 RETRY_CAP_SECONDS = 60.0
+#: Seconds a job waits for an unreachable Redis before giving its message up.
+REDIS_WAIT_SECONDS = 60.0
+
+T = TypeVar("T")
+
+
+def patiently(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call ``call``, waiting out a Redis outage of up to ``REDIS_WAIT_SECONDS``.
+
+    A message whose claim or result cannot be written would otherwise stay
+    claimed by this worker until it restarts.
+    """
+    deadline = time.monotonic() + REDIS_WAIT_SECONDS
+    delay = 0.05
+    while True:
+        try:
+            return call(*args, **kwargs)
+        except UNAVAILABLE:
+            if time.monotonic() + delay >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(2.0, delay * 2)
 
 
 def retry_delay(attempt: int, rng: random.Random | None = None) -> float:
@@ -52,7 +76,7 @@ class VectorJob:
         started = time.time()
         message = CurrentMessage.get_current_message()
         cutoff = int(started * 1000) - self.config.heartbeat_timeout_ms
-        claim = self.store.start(task_id, self.owner, cutoff)
+        claim = patiently(self.store.start, task_id, self.owner, cutoff)
         if claim != "run":
             log.info("message dropped: task is %s", claim, extra={"task_id": task_id})
             return
@@ -68,11 +92,11 @@ class VectorJob:
             running.dec()
 
     def _run(self, task_id: str, started: float) -> None:
-        task = self.store.get(task_id)
+        task = patiently(self.store.get, task_id)
         try:
             if task is None:
                 raise InvalidJob("the task record is gone")
-            payload = self.store.payload(task_id)
+            payload = patiently(self.store.payload, task_id)
             if payload is None:
                 raise InvalidJob("the task's payload is gone (already processed?)")
             vectors = load(payload, task.total, task.dimension)
@@ -124,7 +148,8 @@ class VectorJob:
     ) -> None:
         outcome = {SUCCESS: "success", FAILURE: "failure", REVOKED: "revoked"}[status]
         callback = task is not None and task.callback_id is not None
-        changed = self.store.finish(
+        changed = patiently(
+            self.store.finish,
             task_id,
             status,
             delivery=delivery_message(task_id) if callback else None,
@@ -157,7 +182,8 @@ class VectorJob:
                       error=f"gave up after {attempts} attempts; last: {error}")
             return
         delay = retry_delay(attempts)
-        if self.store.schedule_retry(
+        if patiently(
+            self.store.schedule_retry,
             task_id, owner=self.owner, due=time.time() + delay, error=error,
             schedule_key=self.services.schedule.key,
         ):

@@ -23,9 +23,9 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 
 from hookline.redis import UNAVAILABLE
-from hookline.tasks import ACTIVE_KEY, RETRY, TERMINAL, task_key
+from hookline.tasks import ACTIVE_KEY, PENDING, RETRY, STARTED, TERMINAL, task_key
 
-from actors.messages import HEARTBEATS_KEY, job_message
+from actors.messages import HEARTBEATS_KEY, JOBS_QUEUE, job_message
 from actors.services import Services
 
 log = logging.getLogger("hookline.upkeep")
@@ -108,7 +108,15 @@ class Upkeep(threading.Thread):
             schedule.done(kind, task_id)
 
     def reconcile(self) -> int:
-        """Send again every unfinished task that has had no message for too long."""
+        """Send again every unfinished task whose message is lost or stuck.
+
+        A task is left alone while its message waits on the queue, while a
+        live worker runs it, or while a retry is scheduled. It is sent again
+        when its message is gone, or when a live worker has held the message
+        without starting it for ``reconcile_after`` seconds (a consumer that
+        lost its connection mid-delivery keeps the message claimed). A
+        duplicate message is harmless: a task starts and ends only once.
+        """
         client: redis.Redis = self.services.redis
         ttl_ms = int(RECONCILE_INTERVAL * 1000 * 0.9)
         if not client.set(_LOCK_KEY, self.broker.broker_id, nx=True, px=ttl_ms):
@@ -118,30 +126,40 @@ class Upkeep(threading.Thread):
             ACTIVE_KEY, "-inf", cutoff, start=0, num=RECONCILE_BATCH)]
         if not stale:
             return 0
+        beat_cutoff = int(time.time() * 1000) - self.broker.heartbeat_timeout
+        live = {w.decode() for w in client.zrangebyscore(HEARTBEATS_KEY, beat_cutoff, "+inf")}
+        held_keys = [f"{self.broker.namespace}:__acks__.{w}.{JOBS_QUEUE}" for w in sorted(live)]
         pipe = client.pipeline(transaction=False)
         for task_id in stale:
-            pipe.hmget(task_key(task_id), "status", "msg")
+            pipe.hmget(task_key(task_id), "status", "msg", "owner")
         records = pipe.execute()
         hash_key = job_message("-").hash_key
         pipe = client.pipeline(transaction=False)
-        for status, msg in records:
+        for _, msg, _ in records:
             pipe.hexists(hash_key, msg or b"-")
-        exists = pipe.execute()
+            for key in held_keys:
+                pipe.sismember(key, msg or b"-")
+        flags = pipe.execute()
+        width = 1 + len(held_keys)
         sent = 0
         now = time.time()
-        for i, (task_id, (status, msg)) in enumerate(zip(stale, records)):
+        for i, (task_id, (status, msg, owner)) in enumerate(zip(stale, records)):
             if status is None or status.decode() in TERMINAL:
                 client.zrem(ACTIVE_KEY, task_id)
                 continue
+            current = status.decode()
+            exists, held = flags[i * width], flags[i * width + 1 : (i + 1) * width]
+            running = current == STARTED and owner is not None and owner.decode() in live
             scheduled = self.services.schedule.due_at("job", task_id) is not None
-            if exists[i] or scheduled:
+            stuck = exists and any(held) and current in (PENDING, RETRY)
+            if running or scheduled or (exists and not stuck):
                 client.zadd(ACTIVE_KEY, {task_id: now}, xx=True)
                 continue
-            current = status.decode()
             if self.services.store.requeue(
                 task_id, job_message(task_id), expect=(current,), status=current
             ):
                 sent += 1
-                log.warning("reconciler sent a task again: its message was lost",
+                why = "its message was held but never started" if stuck else "its message was lost"
+                log.warning(f"reconciler sent a task again: {why}",
                             extra={"task_id": task_id, "status": current})
         return sent

@@ -12,6 +12,7 @@ import logging
 import os
 
 import dramatiq
+from dramatiq import Broker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -23,12 +24,13 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from actors import delivery, jobs
+from actors.messages import CALLBACKS_QUEUE, JOB_ACTOR, JOBS_QUEUE, NAMESPACE
+from actors.services import Services
+from actors.upkeep import Upkeep
 from hookline import logging as hl_logging
 from hookline import metrics
 from hookline.config import Config
-
-from actors.messages import CALLBACKS_QUEUE, JOB_ACTOR, JOBS_QUEUE, NAMESPACE
-from actors.services import Services
 
 log = logging.getLogger("hookline.worker")
 
@@ -39,28 +41,22 @@ class WorkerProcess(Middleware):
     def __init__(self, services: Services, broker: RedisBroker) -> None:
         self.services = services
         self.broker = broker
-        self.upkeep = None
+        self.upkeep: Upkeep | None = None
 
-    def after_worker_boot(self, broker: RedisBroker, worker: dramatiq.Worker) -> None:
-        from actors.upkeep import Upkeep
-
+    def after_worker_boot(self, broker: Broker, worker: dramatiq.Worker) -> None:
         metrics.initialise()
-        self.upkeep = Upkeep(broker, self.services, deliver_due=self.services_deliver_due())
-        self.upkeep.heartbeat()
-        self.upkeep.start()
-        log.info("worker process ready", extra={"worker": broker.broker_id})
+        upkeep = Upkeep(self.broker, self.services, deliver_due=delivery.make_due_handler(self.services))
+        upkeep.heartbeat()
+        upkeep.start()
+        self.upkeep = upkeep
+        log.info("worker process ready", extra={"worker": self.broker.broker_id})
 
-    def services_deliver_due(self):  # type: ignore[no-untyped-def]
-        from actors import delivery
-
-        return delivery.make_due_handler(self.services)
-
-    def before_worker_shutdown(self, broker: RedisBroker, worker: dramatiq.Worker) -> None:
+    def before_worker_shutdown(self, broker: Broker, worker: dramatiq.Worker) -> None:
         if self.upkeep is not None:
             self.upkeep.stop()
 
-    def after_worker_shutdown(self, broker: RedisBroker, worker: dramatiq.Worker) -> None:
-        # Drop this process's heartbeat so its messages are not waited on.
+    def after_worker_shutdown(self, broker: Broker, worker: dramatiq.Worker) -> None:
+        # Live gauges of a stopped process must not linger in the sums.
         if self.services.config.prometheus_multiproc_dir:
             from prometheus_client import multiprocess
 
@@ -90,15 +86,13 @@ def build_broker(config: Config) -> RedisBroker:
 
 def setup(config: Config | None = None) -> RedisBroker:
     """Build and install the broker and declare the actors on it."""
-    from actors import delivery, jobs
-
     config = config or Config.from_env()
     hl_logging.configure(config.log_format, config.log_level)
     broker = build_broker(config)
     services = Services.build(config)
     broker.add_middleware(WorkerProcess(services, broker))
     dramatiq.set_broker(broker)
-    dramatiq.actor(
+    dramatiq.actor(  # type: ignore[call-overload]
         jobs.VectorJob(services, owner=broker.broker_id),
         actor_name=JOB_ACTOR,
         queue_name=JOBS_QUEUE,

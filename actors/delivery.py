@@ -19,6 +19,8 @@ import dramatiq
 import orjson
 from dramatiq.brokers.redis import RedisBroker
 
+from actors.messages import DELIVERY_ACTOR, delivery_message
+from actors.services import Services
 from callbacks import (
     CallbackRegistry,
     Deliverer,
@@ -33,9 +35,6 @@ from callbacks import (
 from hookline import __version__, metrics
 from hookline.ids import isoformat
 from hookline.tasks import FAILURE, REVOKED, SUCCESS, Task, deliveries_key, task_key
-
-from actors.messages import DELIVERY_ACTOR, delivery_message
-from actors.services import Services
 
 log = logging.getLogger("hookline.delivery")
 
@@ -193,7 +192,7 @@ def make_due_handler(services: Services) -> Callable[[str], None]:
 
 
 def declare(broker: RedisBroker, services: Services, *, queue_name: str) -> None:
-    dramatiq.actor(
+    dramatiq.actor(  # type: ignore[call-overload]
         WebhookDelivery(services),
         actor_name=DELIVERY_ACTOR,
         queue_name=queue_name,

@@ -18,13 +18,12 @@ from typing import Any, TypeVar
 from dramatiq.middleware import CurrentMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
-from hookline import metrics
-from hookline.redis import UNAVAILABLE
-from hookline.tasks import FAILURE, REVOKED, STARTED, SUCCESS, Task
-
 from actors.messages import JOB_ACTOR, delivery_message
 from actors.services import Services
 from actors.vectors import Cancelled, InvalidJob, load, normalise
+from hookline import metrics
+from hookline.redis import UNAVAILABLE
+from hookline.tasks import FAILURE, REVOKED, STARTED, SUCCESS, Task
 
 log = logging.getLogger("hookline.jobs")
 

@@ -26,7 +26,7 @@ HEARTBEATS_KEY = f"{NAMESPACE}:__heartbeats__"
 def queued(queue: str, actor: str, *args: str, namespace: str = NAMESPACE) -> QueuedMessage:
     """An encoded message for ``actor`` on ``queue`` with positional ``args``."""
     redis_id = str(uuid.uuid4())
-    message = Message(
+    message: Message[None] = Message(
         queue_name=queue,
         actor_name=actor,
         args=args,

@@ -11,11 +11,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, MetricsHandler, multiprocess
 
+from actors.queues import QueueCollector
 from hookline import logging as hl_logging
 from hookline.config import Config, ConfigError
 from hookline.redis import connect
-
-from actors.queues import QueueCollector
 
 log = logging.getLogger("hookline.metrics")
 

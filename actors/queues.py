@@ -18,9 +18,8 @@ import redis
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from hookline.schedule import Schedule
-
 from actors.messages import CALLBACKS_QUEUE, HEARTBEATS_KEY, JOBS_QUEUE, NAMESPACE
+from hookline.schedule import Schedule
 
 
 class QueueCollector(Collector):
@@ -76,7 +75,7 @@ class QueueCollector(Collector):
             pipe = self.redis.pipeline(transaction=False)
             for queue, head in heads:
                 pipe.hget(f"{self.namespace}:{queue}.msgs", head or b"-")
-            for (queue, head), raw in zip(heads, pipe.execute()):
+            for (queue, _), raw in zip(heads, pipe.execute()):
                 age = 0.0
                 if raw:
                     age = max(0.0, (now_ms - orjson.loads(raw)["message_timestamp"]) / 1000)

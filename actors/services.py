@@ -5,13 +5,12 @@ from dataclasses import dataclass
 
 import redis
 
+from actors.messages import HEARTBEATS_KEY
 from hookline.collections import VectorCollections
 from hookline.config import Config
 from hookline.redis import connect
 from hookline.schedule import Schedule
 from hookline.tasks import TaskStore
-
-from actors.messages import HEARTBEATS_KEY
 
 
 @dataclass

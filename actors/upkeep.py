@@ -22,11 +22,10 @@ from collections.abc import Callable
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
-from hookline.redis import UNAVAILABLE
-from hookline.tasks import ACTIVE_KEY, PENDING, RETRY, STARTED, TERMINAL, task_key
-
 from actors.messages import HEARTBEATS_KEY, JOBS_QUEUE, job_message
 from actors.services import Services
+from hookline.redis import UNAVAILABLE
+from hookline.tasks import ACTIVE_KEY, PENDING, RETRY, STARTED, TERMINAL, task_key
 
 log = logging.getLogger("hookline.upkeep")
 
@@ -143,7 +142,7 @@ class Upkeep(threading.Thread):
         width = 1 + len(held_keys)
         sent = 0
         now = time.time()
-        for i, (task_id, (status, msg, owner)) in enumerate(zip(stale, records)):
+        for i, (task_id, (status, _, owner)) in enumerate(zip(stale, records)):
             if status is None or status.decode() in TERMINAL:
                 client.zrem(ACTIVE_KEY, task_id)
                 continue

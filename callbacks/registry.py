@@ -8,6 +8,7 @@ public view; a rotated-out secret keeps signing until its grace period ends.
 from __future__ import annotations
 
 import base64
+import builtins
 import datetime as dt
 import json
 import secrets as secrets_lib
@@ -48,7 +49,7 @@ return 0
 
 
 def _iso(ts: float) -> str:
-    moment = dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(ts, tz=dt.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -135,7 +136,9 @@ class CallbackRegistry:
             "secrets": live,
         }
 
-    def list(self, tenant: str, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    def list(
+        self, tenant: str, limit: int, cursor: str | None
+    ) -> tuple[builtins.list[dict[str, Any]], str | None]:
         """A page of the tenant's callbacks, newest first.
 
         Raises:

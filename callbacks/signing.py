@@ -14,8 +14,8 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 from callbacks.errors import SignatureError
 
@@ -57,7 +57,15 @@ def signature_header(
     return " ".join(sign(secret, msg_id, timestamp, body) for secret in secrets_)
 
 
-def _header(headers: Mapping[str, str], name: str) -> str:
+class HeadersLike(Protocol):
+    """A dict, werkzeug's ``Headers``, requests' headers: anything with these."""
+
+    def get(self, key: str, /) -> Any: ...
+
+    def items(self) -> Iterable[tuple[Any, Any]]: ...
+
+
+def _header(headers: HeadersLike, name: str) -> str:
     try:
         value = headers.get(name)  # werkzeug and requests headers ignore case
         if value is None:
@@ -74,7 +82,7 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 def verify(
     body: bytes | str,
-    headers: Mapping[str, str],
+    headers: HeadersLike,
     secret: str,
     *,
     tolerance: int = DEFAULT_TOLERANCE,

@@ -48,7 +48,8 @@ def legend(fmt: str, labels: dict[str, str]) -> str:
 
 def query_range(prometheus: str, expr: str, start: float, end: float, step: float) -> list[dict]:
     resp = requests.get(f"{prometheus}/api/v1/query_range",
-                        params={"query": expr, "start": start, "end": end, "step": step}, timeout=30)
+                        params={"query": expr, "start": str(start), "end": str(end), "step": str(step)},
+                        timeout=30)
     resp.raise_for_status()
     body = resp.json()
     if body.get("status") != "success":

@@ -20,7 +20,7 @@ def isoformat(ts: float | None) -> str | None:
     """Unix seconds as ISO 8601 in UTC with a ``Z``, or ``None``."""
     if ts is None:
         return None
-    moment = dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(ts, tz=dt.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -32,5 +32,5 @@ def parse_isoformat(value: str) -> float:
     """
     moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
     return moment.timestamp()

@@ -51,8 +51,3 @@ class Schedule:
 
     def done(self, kind: str, task_id: str, leased_score: float | None = None) -> None:
         self.redis.zrem(self.key, f"{kind}:{task_id}")
-
-    def count(self, kind: str | None = None) -> int:
-        if kind is None:
-            return int(self.redis.zcard(self.key))
-        return sum(1 for m in self.redis.zrange(self.key, 0, -1) if m.startswith(kind.encode()))

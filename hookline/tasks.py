@@ -17,6 +17,7 @@ the webhook delivery of that state is queued in the same step.
 from __future__ import annotations
 
 import base64
+import builtins
 import dataclasses
 import hashlib
 import time
@@ -366,7 +367,7 @@ class TaskStore:
 
     def list(
         self, tenant: str, *, limit: int, cursor: str | None, status: str | None
-    ) -> tuple[list[Task], str | None]:
+    ) -> tuple[builtins.list[Task], str | None]:
         """A page of the tenant's tasks, newest first.
 
         Raises:
@@ -377,7 +378,7 @@ class TaskStore:
         after: str | None = None
         if cursor:
             max_score, after = decode_cursor(cursor)
-        found: list[Task] = []
+        found: builtins.list[Task] = []
         offset = 0
         batch = max(limit * 2, 50)
         while len(found) < limit:
@@ -388,7 +389,7 @@ class TaskStore:
                 return found, None
             offset += len(rows)
             ids = []
-            for member, score in rows:
+            for member, score in rows:  # type: ignore[str-unpack]
                 task_id = member.decode()
                 if after is not None:
                     if score == max_score and task_id >= after:
@@ -412,7 +413,7 @@ class TaskStore:
     def payload(self, task_id: str) -> bytes | None:
         return self.redis.get(payload_key(task_id))
 
-    def deliveries(self, task_id: str) -> list[dict[str, Any]]:
+    def deliveries(self, task_id: str) -> builtins.list[dict[str, Any]]:
         return [orjson.loads(row) for row in self.redis.lrange(deliveries_key(task_id), 0, -1)]
 
     # -- writes from the workers ---------------------------------------------
@@ -495,7 +496,7 @@ class TaskStore:
 
     def _settle_args(
         self, task_id: str, delivery: QueuedMessage | None
-    ) -> tuple[list[str], list[Any]]:
+    ) -> tuple[builtins.list[str], builtins.list[Any]]:
         keys = [
             task_key(task_id),
             payload_key(task_id),

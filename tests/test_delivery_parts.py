@@ -8,8 +8,16 @@ import time
 import pytest
 import redis as redis_lib
 
-from callbacks import CallbackRegistry, Deliverer, RetryPolicy, UrlGuard, Verdict, classify
-from callbacks import parse_retry_after, status_class
+from callbacks import (
+    CallbackRegistry,
+    Deliverer,
+    RetryPolicy,
+    UrlGuard,
+    Verdict,
+    classify,
+    parse_retry_after,
+    status_class,
+)
 from tests.procs import Receiver
 
 

@@ -49,7 +49,7 @@ def test_cross_checked_with_the_standardwebhooks_package() -> None:
     theirs = standardwebhooks.Webhook(secret)
     import datetime as dt
 
-    moment = dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(ts, tz=dt.UTC)
     assert theirs.sign("msg_1", moment, body) == ours["webhook-signature"]
     assert verify(body, ours, secret, now=ts) == json.loads(body)
 

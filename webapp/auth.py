@@ -4,7 +4,6 @@ from __future__ import annotations
 from flask import g, request
 
 from hookline.tenants import Principal
-
 from webapp.problems import Problem
 from webapp.services import services
 

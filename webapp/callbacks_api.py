@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from flask import Blueprint, Response, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from callbacks import UnsafeUrlError
-from hookline.ids import isoformat, parse_isoformat
-
 from actors.delivery import FAILED_INDEX
 from actors.messages import delivery_message
+from callbacks import UnsafeUrlError
+from hookline.ids import isoformat, parse_isoformat
 from webapp.auth import authenticate, tenant
 from webapp.jsonio import json_body, reply
 from webapp.problems import Problem, not_found
@@ -60,7 +60,7 @@ class PageSchema(Schema):
     cursor = fields.String(load_default=None, validate=validate.Length(max=512))
 
 
-def _load(schema: Schema, data: object) -> dict:
+def _load(schema: Schema, data: object) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise Problem(422, "Unprocessable Content", "The body must be a JSON object.",
                       errors={"_schema": ["Must be a JSON object."]})

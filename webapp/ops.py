@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client import multiprocess
-
-from hookline.redis import UNAVAILABLE
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from actors.queues import QueueCollector
+from hookline.redis import UNAVAILABLE
 from webapp.jsonio import reply
 from webapp.openapi import document
 from webapp.services import services

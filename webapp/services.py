@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 
+from actors.messages import HEARTBEATS_KEY
 from callbacks import CallbackRegistry, UrlGuard
 from hookline.config import Config
 from hookline.ratelimit import RateLimiter
@@ -13,8 +14,6 @@ from hookline.redis import connect
 from hookline.schedule import Schedule
 from hookline.tasks import TaskStore
 from hookline.tenants import KeyStore
-
-from actors.messages import HEARTBEATS_KEY
 
 
 @dataclass

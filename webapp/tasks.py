@@ -8,11 +8,10 @@ import orjson
 from flask import Blueprint, Response, g, request
 from marshmallow import ValidationError
 
+from actors.messages import delivery_message, job_message
 from hookline import metrics
 from hookline.ids import new_task_id
 from hookline.tasks import TERMINAL, Task
-
-from actors.messages import delivery_message, job_message
 from webapp.auth import authenticate, tenant
 from webapp.idempotency import MAX_KEY_LENGTH, IdempotencyKeys
 from webapp.jsonio import json_body, reply

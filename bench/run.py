@@ -193,9 +193,11 @@ def hookline_figures(stack: Hookline, auth: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def drive(target: str, args: argparse.Namespace, setting: dict[str, Any], secret: str,
-          extra: list[str], out: Path, watch: dict[str, int], redis_url: str) -> dict[str, Any]:
-    cmd = [sys.executable, str(SHARED / "e2e.py"), "--target", target, "--secret", secret,
+def drive(target: str, args: argparse.Namespace, setting: dict[str, Any], secret: str, key: str,
+          callback_id: str, extra: list[str], out: Path, watch: dict[str, int],
+          redis_url: str) -> dict[str, Any]:
+    cmd = [sys.executable, str(SHARED / "e2e.py"), "--adapter", "hookline_adapter",
+           "--target", target, "--secret", secret,
            "--redis-url", redis_url, "--out", str(out), "--timeout", str(args.timeout),
            "--vectors", str(args.vectors), "--dims", str(args.dims), *extra]
     if setting["mode"] == "closed":
@@ -204,7 +206,9 @@ def drive(target: str, args: argparse.Namespace, setting: dict[str, Any], secret
         cmd += ["--mode", "open", "--rate", str(setting["rate"]), "--n", str(setting["n"])]
     for label, pid in watch.items():
         cmd += ["--watch", f"{label}={pid}"]
-    result = subprocess.run(cmd, cwd=SHARED, capture_output=True, text=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "bench"), "HOOKLINE_BENCH_KEY": key,
+           "HOOKLINE_BENCH_CALLBACK": callback_id}
+    result = subprocess.run(cmd, cwd=SHARED, capture_output=True, text=True, env=env)
     if not out.exists():
         raise SystemExit(f"the load driver failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     summary = json.loads(out.read_text())
@@ -219,21 +223,20 @@ def run_hookline(args: argparse.Namespace, setting: dict[str, Any], workdir: Pat
     stack = Hookline(workdir, layout)
     try:
         stack.start()
-        auth = {"Authorization": f"Bearer {stack.api_key()}"}
+        key = stack.api_key()
+        auth = {"Authorization": f"Bearer {key}"}
         receiver_port = free_port()
         callback = requests.post(f"{stack.url}/callbacks", headers=auth, timeout=10,
                                  json={"url": f"http://127.0.0.1:{receiver_port}/webhook"}).json()
-        extra = ["--callback-field", "callback_id", "--callback-value", callback["id"],
-                 "--webhook-id-field", "data.task_id", "--receiver-port", str(receiver_port),
-                 "--label", f"hookline-{setting['name']}"]
+        extra = ["--receiver-port", str(receiver_port), "--label", f"hookline-{setting['name']}"]
         # Warm-up (not reported), then the measured pass on the same stack.
         warm = dict(setting, mode="closed", n=300, clients=32)
-        drive(stack.url, args, warm, callback["secret"], extra, workdir / "warmup.json", {},
-              stack.redis_url)
+        drive(stack.url, args, warm, callback["secret"], key, callback["id"], extra,
+              workdir / "warmup.json", {}, stack.redis_url)
         stack.client.delete("hl:tasks:bench")
         watch = {name: stack.procs[name].pid for name in ("web", "worker", "callbacks", "redis")}
-        summary = drive(stack.url, args, setting, callback["secret"], extra, workdir / "summary.json",
-                        watch, stack.redis_url)
+        summary = drive(stack.url, args, setting, callback["secret"], key, callback["id"], extra,
+                        workdir / "summary.json", watch, stack.redis_url)
         wait_until(lambda: stack.client.hlen("dramatiq:callbacks.msgs") == 0, 60, "deliveries settle")
         summary["hookline"] = hookline_figures(stack, auth)
         return summary

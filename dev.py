@@ -95,6 +95,9 @@ def start_redis(env: dict[str, str]) -> subprocess.Popen[bytes]:
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
          "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
          "--logfile", str(data / "redis.log")],
+        # Its own session: Ctrl-C reaches only this script, which stops the
+        # processes first and Redis last, so workers can drain.
+        start_new_session=True,
     )
     wait_for_port(port)
     env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
@@ -114,7 +117,7 @@ class Supervisor:
     def spawn(self, name: str) -> None:
         argv = shlex.split(self.entries[name])
         argv[0] = str(BIN / argv[0]) if (BIN / argv[0]).exists() else argv[0]
-        self.procs[name] = subprocess.Popen(argv, env=self.env, cwd=ROOT)
+        self.procs[name] = subprocess.Popen(argv, env=self.env, cwd=ROOT, start_new_session=True)
         say(f"{name}: started (pid {self.procs[name].pid})")
 
     def run(self) -> None:

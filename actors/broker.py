@@ -26,6 +26,7 @@ from dramatiq.middleware import (
 
 from actors import delivery, jobs
 from actors.messages import CALLBACKS_QUEUE, JOB_ACTOR, JOBS_QUEUE, NAMESPACE
+from actors.redis_broker import WakefulRedisBroker
 from actors.services import Services
 from actors.upkeep import Upkeep
 from hookline import logging as hl_logging
@@ -65,7 +66,7 @@ class WorkerProcess(Middleware):
 
 def build_broker(config: Config) -> RedisBroker:
     """A Redis broker with the middleware Hookline relies on."""
-    broker = RedisBroker(
+    broker = WakefulRedisBroker(
         url=config.broker_url,
         namespace=NAMESPACE,
         heartbeat_timeout=config.heartbeat_timeout_ms,

@@ -22,6 +22,7 @@ from actors.messages import JOB_ACTOR, delivery_message
 from actors.services import Services
 from actors.vectors import Cancelled, InvalidJob, load, normalise
 from hookline import metrics
+from hookline.collections import collection_key
 from hookline.redis import UNAVAILABLE
 from hookline.tasks import FAILURE, REVOKED, STARTED, SUCCESS, Task
 
@@ -75,7 +76,7 @@ class VectorJob:
         started = time.time()
         message = CurrentMessage.get_current_message()
         cutoff = int(started * 1000) - self.config.heartbeat_timeout_ms
-        claim = patiently(self.store.start, task_id, self.owner, cutoff)
+        claim, task, payload = patiently(self.store.start, task_id, self.owner, cutoff)
         if claim != "run":
             log.info("message dropped: task is %s", claim, extra={"task_id": task_id})
             return
@@ -86,24 +87,18 @@ class VectorJob:
         running = metrics.tasks_running.labels(actor=JOB_ACTOR)
         running.inc()
         try:
-            self._run(task_id, started)
+            self._run(task_id, task, payload, started)
         finally:
             running.dec()
 
-    def _run(self, task_id: str, started: float) -> None:
-        task = patiently(self.store.get, task_id)
+    def _run(self, task_id: str, task: Task | None, payload: bytes | None, started: float) -> None:
         try:
             if task is None:
                 raise InvalidJob("the task record is gone")
-            payload = patiently(self.store.payload, task_id)
             if payload is None:
                 raise InvalidJob("the task's payload is gone (already processed?)")
             vectors = load(payload, task.total, task.dimension)
             normalised, stats = normalise(vectors, lambda done: self._progress(task_id, done))
-            self._progress(task_id, task.total)
-            self.services.collections.upsert(
-                task.tenant, task.collection, task_id, normalised.tobytes()
-            )
         except Cancelled:
             self._end(task, task_id, REVOKED, started, error="cancelled while running")
         except InvalidJob as exc:
@@ -128,7 +123,8 @@ class VectorJob:
                 "norms": {k: stats[k] for k in ("norm_mean", "norm_min", "norm_max")},
                 "collection": task.collection,
             }
-            self._end(task, task_id, SUCCESS, started, result=result, done=task.total)
+            output = (collection_key(task.tenant, task.collection), normalised.tobytes())
+            self._end(task, task_id, SUCCESS, started, result=result, done=task.total, output=output)
 
     def _progress(self, task_id: str, done: int) -> None:
         if self.store.progress(task_id, done):
@@ -144,6 +140,7 @@ class VectorJob:
         result: dict | None = None,
         error: str | None = None,
         done: int | None = None,
+        output: tuple[str, bytes] | None = None,
     ) -> None:
         outcome = {SUCCESS: "success", FAILURE: "failure", REVOKED: "revoked"}[status]
         callback = task is not None and task.callback_id is not None
@@ -156,6 +153,7 @@ class VectorJob:
             error=error,
             fields={"done": done} if done is not None else None,
             allowed_from=(STARTED,),
+            output=output,
         )
         now = time.time()
         metrics.task_run.labels(actor=JOB_ACTOR, outcome=outcome).observe(now - started)

@@ -12,6 +12,7 @@ import uuid
 
 from dramatiq import Message
 
+from actors.redis_broker import wake_key
 from hookline.tasks import QueuedMessage
 
 #: The broker's Redis key prefix (Dramatiq's default).
@@ -38,6 +39,7 @@ def queued(queue: str, actor: str, *args: str, namespace: str = NAMESPACE) -> Qu
         data=message.encode(),
         hash_key=f"{namespace}:{queue}.msgs",
         list_key=f"{namespace}:{queue}",
+        wake_key=wake_key(namespace, queue),
     )
 
 

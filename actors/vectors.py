@@ -49,8 +49,9 @@ def normalise(
         norms[start : start + len(chunk)] = chunk_norms
         safe = np.where(chunk_norms > 0, chunk_norms, 1.0)
         out[start : start + len(chunk)] = chunk / safe[:, None]
-        if progress is not None:
-            progress(min(start + PROGRESS_CHUNK, count))
+        # Between chunks: the last one's progress is written with the result.
+        if progress is not None and start + PROGRESS_CHUNK < count:
+            progress(start + PROGRESS_CHUNK)
     stats = {
         "processed_vectors": int(count),
         "dimension": int(dimension),

@@ -41,8 +41,8 @@ def _authorise_driver() -> None:
     driver = sys.modules.get("__main__")
     if driver is None or not hasattr(driver, "JSON_HEADERS"):
         return
-    driver.JSON_HEADERS = {**driver.JSON_HEADERS, **_AUTH}
-    plain_get_json = driver.get_json
+    driver.JSON_HEADERS = {**driver.JSON_HEADERS, **_AUTH}  # type: ignore[attr-defined]
+    plain_get_json = driver.get_json  # type: ignore[attr-defined]
 
     async def get_json(session: Any, url: str) -> Any:
         if "/_stats" in url or "/_dump" in url:  # the driver's own receiver
@@ -50,7 +50,7 @@ def _authorise_driver() -> None:
         async with session.get(url, headers=_AUTH) as resp:
             return await resp.json(content_type=None)
 
-    driver.get_json = get_json
+    driver.get_json = get_json  # type: ignore[attr-defined]
 
 
 _authorise_driver()

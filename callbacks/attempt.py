@@ -1,41 +1,69 @@
 """One delivery attempt: a signed POST to a checked address, read with limits.
 
-The connection goes to an address the URL guard approved (the request keeps
-the original ``Host`` header, and TLS verifies the original host name), proxy
-environment variables are ignored, redirects are not followed, and only the
-first ``max_read`` bytes of the answer are read. Connections are pooled per
-checked address and reused across attempts (keep-alive).
+The URL guard runs first, at every attempt. The connection then goes to an
+address the guard approved, with no second lookup: the request keeps the
+original ``Host`` header, and TLS sends the original host name (SNI) and
+verifies the certificate against it. Proxy environment variables play no part,
+redirects are never followed, the whole attempt has one deadline, and only the
+first ``max_read`` bytes of the answer are read.
+
+Connections are kept alive and reused across attempts, per (scheme, address,
+port, host); one ``Deliverer`` is meant to be shared by every thread of a
+worker process.
 """
 from __future__ import annotations
 
+import errno
+import http.client
+import io
+import os
+import select
+import socket
+import ssl
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-import certifi
-import urllib3
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-    SSLError,
-)
+from typing import Any
 
 from callbacks.errors import UnsafeUrlError
 from callbacks.urlguard import CheckedUrl, UrlGuard
 
-#: Bytes of a receiver's answer that are read (the rest is never downloaded).
+#: Bytes of a receiver's answer that are read; the rest is never downloaded.
 DEFAULT_MAX_READ = 4096
-#: Idle keep-alive connections kept per receiver address.
-POOL_SIZE = 16
-_KEPT_HEADERS = ("retry-after", "webhook-delivery")
+#: Idle keep-alive connections kept per receiver (scheme, address, port, host).
+MAX_IDLE_PER_RECEIVER = 16
+#: Seconds an idle connection may wait for reuse before it is closed instead.
+IDLE_TIMEOUT = 50.0
+#: Answer headers kept in ``AttemptResult.headers`` (the retry policy reads them).
+KEPT_HEADERS = ("retry-after", "webhook-delivery")
+
+_PoolKey = tuple[str, str, int, str]
+_ERRNO_TEXT = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset",
+    errno.EHOSTUNREACH: "no route to host",
+    errno.ENETUNREACH: "network unreachable",
+    errno.ETIMEDOUT: "connection timed out",
+}
+# The server closed a kept-alive connection while it sat idle; the request
+# never reached it, so one more try on a fresh connection is safe.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+          ConnectionAbortedError)
 
 
 @dataclass
 class AttemptResult:
+    """What one attempt saw.
+
+    ``status_code`` is ``None`` when no answer came; ``error`` then says why
+    (``"timeout after 15.0s"``, ``"connection refused"``, ``"refused: ..."``).
+    ``headers`` holds only the answer headers in ``KEPT_HEADERS``, lower case.
+    ``refused`` is true when the URL guard stopped the attempt before any
+    connection was made.
+    """
+
     status_code: int | None
     error: str | None
     duration_ms: float
@@ -44,8 +72,139 @@ class AttemptResult:
     refused: bool = False
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The socket's input, where every read waits no longer than the deadline allows."""
+
+    def __init__(self, conn: _Connection) -> None:
+        super().__init__()
+        self._conn = conn
+        conn.readers += 1
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if not self.closed:
+            self._conn.readers -= 1
+            if self._conn.close_pending:
+                self._conn.close_raw()
+        super().close()
+
+    def readinto(self, buffer: Any) -> int:
+        raw = self._conn.raw
+        if raw is None:
+            raise ConnectionAbortedError("the connection is closed")
+        raw.settimeout(self._conn.remaining())
+        return raw.recv_into(buffer)
+
+
+class _DeadlineSocket:
+    """What ``http.client`` sees as its socket: sends and reads bound by the deadline."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: _Connection) -> None:
+        self._conn = conn
+
+    def sendall(self, data: bytes) -> None:
+        raw = self._conn.raw
+        if raw is None:
+            raise ConnectionAbortedError("the connection is closed")
+        raw.settimeout(self._conn.remaining())
+        raw.sendall(data)
+
+    def makefile(self, mode: str = "rb", *args: object, **kwargs: object) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._conn))
+
+    def close(self) -> None:
+        # Like a real socket with a file open on it: http.client "closes" the
+        # connection as soon as an answer says "Connection: close", and the
+        # answer is read afterwards, so the socket closes with its last reader.
+        self._conn.close_pending = True
+        self._conn.close_raw()
+
+
+class _Connection(http.client.HTTPConnection):
+    """A connection to one checked address, named for one host (Host header, SNI)."""
+
+    def __init__(self, key: _PoolKey, tls: ssl.SSLContext | None) -> None:
+        _, address, port, host = key
+        super().__init__(address, port)
+        self.auto_open = 0  # never reconnect behind our back
+        self.server_name = host
+        self.tls = tls
+        self.raw: socket.socket | None = None
+        self.readers = 0
+        self.close_pending = False
+        self.deadline = 0.0
+        self.idle_since = 0.0
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline.
+
+        Raises:
+            TimeoutError: none are left.
+        """
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the attempt's deadline passed")
+        return left
+
+    def open(self, connect_timeout: float) -> None:
+        """Connect (and for https, shake hands) within ``connect_timeout``.
+
+        Raises:
+            OSError: the connection or the TLS handshake failed or timed out.
+        """
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(min(connect_timeout, self.remaining()))
+            sock.connect((self.host, self.port))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tls is not None:
+                sock = self.tls.wrap_socket(sock, server_hostname=self.server_name)
+        except BaseException:
+            sock.close()
+            raise
+        self.raw = sock
+        self.sock = _DeadlineSocket(self)  # type: ignore[assignment]
+
+    def connect(self) -> None:  # pragma: no cover - auto_open is off
+        raise http.client.NotConnected("connections are opened by the Deliverer")
+
+    def close_raw(self) -> None:
+        """Close the socket once nothing reads from it any more."""
+        if self.readers:
+            return
+        raw, self.raw = self.raw, None
+        if raw is not None:
+            raw.close()
+
+    def dropped(self) -> bool:
+        """True if the idle connection has closed, or holds data nobody asked for."""
+        raw = self.raw
+        if raw is None:
+            return True
+        if isinstance(raw, ssl.SSLSocket) and raw.pending():
+            return True
+        try:
+            if hasattr(select, "poll"):
+                poller = select.poll()
+                poller.register(raw, select.POLLIN)
+                return bool(poller.poll(0))
+            return bool(select.select([raw], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
+
+
 class Deliverer:
-    """Sends webhook attempts; safe to share between threads."""
+    """Sends webhook attempts; safe to share between threads.
+
+    ``connect_timeout`` bounds the TCP connect and TLS handshake; ``timeout``
+    bounds the whole attempt (connect, send, answer). ``ca_certs`` is a CA
+    bundle for https; by default the one requests uses.
+    """
 
     def __init__(
         self,
@@ -54,105 +213,203 @@ class Deliverer:
         connect_timeout: float = 5.0,
         timeout: float = 15.0,
         max_read: int = DEFAULT_MAX_READ,
-        user_agent: str = "hookline",
+        user_agent: str = "hookline/0.1.0",
+        ca_certs: str | None = None,
     ) -> None:
         self.guard = guard
-        self.timeout = urllib3.Timeout(total=timeout, connect=min(connect_timeout, timeout))
-        self.total = timeout
+        self.connect_timeout = float(min(connect_timeout, timeout))
+        self.timeout = float(timeout)
         self.max_read = max_read
         self.user_agent = user_agent
-        self._pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
+        self.ca_certs = ca_certs
+        self._tls: ssl.SSLContext | None = None
+        self._pools: dict[_PoolKey, list[_Connection]] = {}
         self._lock = threading.Lock()
+        self._swept = time.monotonic()
+        self._closed = False
+        # Idle sockets are closed when the Deliverer goes away, even unclosed.
+        weakref.finalize(self, _close_idle, self._pools, self._lock)
 
-    def _pool(self, checked: CheckedUrl, address: str) -> urllib3.HTTPConnectionPool:
-        key = (checked.scheme, address, checked.port, checked.host)
-        pool = self._pools.get(key)
-        if pool is not None:
-            return pool
-        with self._lock:
-            pool = self._pools.get(key)
-            if pool is None:
-                if checked.scheme == "https":
-                    pool = urllib3.HTTPSConnectionPool(
-                        address, checked.port, maxsize=POOL_SIZE, block=False, retries=False,
-                        cert_reqs="CERT_REQUIRED", ca_certs=certifi.where(),
-                        server_hostname=checked.host, assert_hostname=checked.host,
-                    )
-                else:
-                    pool = urllib3.HTTPConnectionPool(
-                        address, checked.port, maxsize=POOL_SIZE, block=False, retries=False
-                    )
-                self._pools[key] = pool
-        return pool
+    def __enter__(self) -> Deliverer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> AttemptResult:
-        """POST ``body`` to ``url``; never raises for network trouble."""
+        """POST ``body`` to ``url`` with ``headers``; one attempt.
+
+        Never raises for network trouble or a refused URL: those come back as
+        an ``AttemptResult`` with ``status_code`` ``None`` and an ``error``.
+
+        Raises:
+            ValueError: a header name or value cannot be sent (a caller's bug).
+        """
         started = time.perf_counter()
         try:
             checked = self.guard.check(url)
         except UnsafeUrlError as exc:
             return AttemptResult(None, f"refused: {exc}", _ms(started), refused=True)
-        default_port = 443 if checked.scheme == "https" else 80
-        host_header = checked.host if ":" not in checked.host else f"[{checked.host}]"
-        if checked.port != default_port:
-            host_header += f":{checked.port}"
-        request_headers = {"host": host_header, "user-agent": self.user_agent, **headers}
+        deadline = time.monotonic() + self.timeout
+        request_headers = {"user-agent": self.user_agent}
+        for name, value in headers.items():
+            request_headers[name.lower()] = value
+        request_headers["host"] = checked.host_header
         error = "no address to connect to"
         for address in checked.addresses:
-            try:
-                response = self._pool(checked, address).urlopen(
-                    "POST", checked.path_with_query, body=body, headers=request_headers,
-                    redirect=False, retries=False, timeout=self.timeout,
-                    preload_content=False, assert_same_host=False,
-                )
-            except NewConnectionError as exc:
-                error = _describe(exc, self.total)
-                continue  # try the next checked address
-            except HTTPError as exc:
-                return AttemptResult(None, _describe(exc, self.total), _ms(started))
-            try:
-                excerpt = response.read(self.max_read, decode_content=False)
-                complete = response.read(1, decode_content=False) == b""
-            except HTTPError as exc:
-                response.close()
-                return AttemptResult(None, _describe(exc, self.total), _ms(started))
-            if complete:
-                response.release_conn()
-            else:
-                response.close()  # the rest is never read; do not reuse the socket
-            kept = {name: response.headers[name] for name in _KEPT_HEADERS if name in response.headers}
-            return AttemptResult(
-                response.status, None, _ms(started),
-                excerpt.decode("utf-8", errors="replace"), kept,
-            )
+            key = (checked.scheme, address, checked.port, checked.host)
+            result = self._exchange(key, checked, body, request_headers, deadline)
+            if isinstance(result, AttemptResult):
+                result.duration_ms = _ms(started)
+                return result
+            error, reached = result
+            if reached:  # the request may have arrived: never send it to a second address
+                break
         return AttemptResult(None, error, _ms(started))
 
-    def close(self) -> None:
+    def _exchange(
+        self, key: _PoolKey, checked: CheckedUrl, body: bytes, headers: dict[str, str],
+        deadline: float,
+    ) -> AttemptResult | tuple[str, bool]:
+        """One request on one address: the result, or (error, whether it may have arrived)."""
+        conn = self._take(key)
+        reused = conn is not None
+        while True:
+            if conn is None:
+                conn = _Connection(key, self._tls_context() if key[0] == "https" else None)
+                conn.deadline = deadline
+                try:
+                    conn.open(self.connect_timeout)
+                except OSError as exc:
+                    conn.close()
+                    return self._describe(exc, connecting=True), False
+            conn.deadline = deadline
+            try:
+                conn.request("POST", checked.path_with_query, body, headers)
+                response = conn.getresponse()
+            except _STALE as exc:
+                conn.close()
+                if reused:
+                    conn, reused = None, False
+                    continue
+                return self._describe(exc), True
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                return self._describe(exc), True
+            except BaseException:  # a caller's bug (a header that cannot be sent): no leaked socket
+                conn.close()
+                raise
+            break
+        kept = {name: value for name in KEPT_HEADERS
+                if (value := response.getheader(name)) is not None}
+        try:
+            excerpt = response.read(self.max_read)
+        except (OSError, http.client.HTTPException) as exc:
+            response.close()
+            conn.close()
+            return AttemptResult(response.status, f"{self._describe(exc)} while reading the answer",
+                                 0.0, "", kept)
+        if response.isclosed() and conn.raw is not None:
+            self._give_back(key, conn)
+        else:
+            # Unread data, or the server asked to close: the socket cannot be reused.
+            response.close()
+            conn.close()
+        return AttemptResult(response.status, None, 0.0,
+                             excerpt.decode("utf-8", errors="replace"), kept)
+
+    def _describe(self, exc: BaseException, *, connecting: bool = False) -> str:
+        if isinstance(exc, TimeoutError):
+            if connecting:
+                return f"connect timeout after {self.connect_timeout}s"
+            return f"timeout after {self.timeout}s"
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return f"tls certificate error: {exc.verify_message or exc.reason}"
+        if isinstance(exc, ssl.SSLError):
+            return f"tls error: {exc.reason or type(exc).__name__}"
+        if isinstance(exc, http.client.RemoteDisconnected):
+            return "connection closed without an answer"
+        if isinstance(exc, http.client.IncompleteRead):
+            return "answer cut short"
+        if isinstance(exc, http.client.HTTPException):
+            return f"invalid answer ({type(exc).__name__})"
+        if isinstance(exc, (BrokenPipeError, ConnectionAbortedError)):
+            return "connection closed while sending"
+        if isinstance(exc, OSError) and exc.errno in _ERRNO_TEXT:
+            return _ERRNO_TEXT[exc.errno]
+        if isinstance(exc, OSError) and exc.errno:
+            return f"connection failed: {os.strerror(exc.errno).lower()}"
+        return f"connection failed: {type(exc).__name__}"
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = self._tls
+        if context is None:
+            with self._lock:
+                if self._tls is None:
+                    cafile = self.ca_certs
+                    if cafile is None:
+                        # The same bundle requests verifies with (certifi's).
+                        from requests.utils import DEFAULT_CA_BUNDLE_PATH
+
+                        cafile = DEFAULT_CA_BUNDLE_PATH
+                    self._tls = ssl.create_default_context(cafile=cafile)
+                context = self._tls
+        return context
+
+    def _take(self, key: _PoolKey) -> _Connection | None:
+        """An idle connection to ``key`` that still looks alive, or ``None``."""
+        while True:
+            now = time.monotonic()
+            with self._lock:
+                stack = self._pools.get(key)
+                conn = stack.pop() if stack else None
+            if conn is None:
+                return None
+            if now - conn.idle_since < IDLE_TIMEOUT and not conn.dropped():
+                return conn
+            conn.close()
+
+    def _give_back(self, key: _PoolKey, conn: _Connection) -> None:
+        now = time.monotonic()
+        conn.idle_since = now
+        expired: list[_Connection] = []
         with self._lock:
-            for pool in self._pools.values():
-                pool.close()
-            self._pools.clear()
+            stack = self._pools.setdefault(key, [])
+            if self._closed or len(stack) >= MAX_IDLE_PER_RECEIVER:
+                expired.append(conn)
+            else:
+                stack.append(conn)
+            if now - self._swept > IDLE_TIMEOUT:
+                # Receivers that are no longer called would keep their sockets for ever.
+                self._swept = now
+                for pool_key, idle in list(self._pools.items()):
+                    fresh = [c for c in idle if now - c.idle_since < IDLE_TIMEOUT]
+                    expired.extend(c for c in idle if now - c.idle_since >= IDLE_TIMEOUT)
+                    if fresh:
+                        self._pools[pool_key] = fresh
+                    else:
+                        del self._pools[pool_key]
+        for stale in expired:
+            stale.close()
+
+    def idle_connections(self) -> int:
+        """How many kept-alive connections wait for reuse."""
+        with self._lock:
+            return sum(len(idle) for idle in self._pools.values())
+
+    def close(self) -> None:
+        """Close every idle connection; connections in use close when their attempt ends."""
+        self._closed = True
+        _close_idle(self._pools, self._lock)
+
+
+def _close_idle(pools: dict[_PoolKey, list[_Connection]], lock: threading.Lock) -> None:
+    with lock:
+        idle = [conn for stack in pools.values() for conn in stack]
+        pools.clear()
+    for conn in idle:
+        conn.close()
 
 
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
-
-
-def _describe(exc: Exception, total: float) -> str:
-    # NewConnectionError subclasses ConnectTimeoutError, so it goes first.
-    if isinstance(exc, NewConnectionError):
-        text = str(exc).lower()
-        if "refused" in text:
-            return "connection refused"
-        if "timed out" in text:
-            return f"timeout after {total:g} s"
-        return "connection failed"
-    if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
-        return f"timeout after {total:g} s"
-    if isinstance(exc, SSLError):
-        return "tls error"
-    if isinstance(exc, ProtocolError):
-        return "connection reset"
-    if "timed out" in str(exc).lower():
-        return f"timeout after {total:g} s"
-    return type(exc).__name__

@@ -7,7 +7,7 @@ class CallbackError(Exception):
 
 
 class SignatureError(CallbackError):
-    """A webhook's signature, headers or body do not verify."""
+    """A webhook's signature, headers, timestamp or body do not verify."""
 
 
 class DeliveryError(CallbackError):
@@ -19,4 +19,8 @@ class PermanentDeliveryError(DeliveryError):
 
 
 class UnsafeUrlError(CallbackError):
-    """The URL guard refused a callback URL; the message says why."""
+    """The URL guard refused a callback URL.
+
+    The message is meant for the user who registered the URL: it names the
+    host, the address it resolves to and why that address is not allowed.
+    """

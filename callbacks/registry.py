@@ -1,9 +1,16 @@
 """The endpoint registry: tenants' callbacks, kept in Redis.
 
-Keys (``hl:`` prefix): ``cb:<id>`` hash (the record; secrets as JSON),
-``callbacks:<tenant>`` sorted set by creation time, ``cburl:<tenant>`` hash
-of URL -> id. Secrets are stored for signing and never leave through the
-public view; a rotated-out secret keeps signing until its grace period ends.
+Keys, under ``prefix`` (``hl:``):
+
+* ``cb:<id>``, a hash: the record. ``secrets`` holds JSON
+  ``[[secret, expires_at | null], ...]``, newest first; a rotated-out secret
+  keeps signing until it expires. Secrets never leave through the public view.
+* ``callbacks:<tenant>``, a sorted set of ``<created ms>:<id>`` members, all
+  scored 0 so that they sort by creation, newest last; pages walk it backwards.
+* ``cburl:<tenant>``, a hash: URL to the id of the newest callback with it.
+
+Every change is one atomic round trip (a pipeline or a script); the scripts
+check the tenant inside Redis, so one tenant can never touch another's record.
 """
 from __future__ import annotations
 
@@ -11,22 +18,78 @@ import base64
 import builtins
 import datetime as dt
 import json
+import re
 import secrets as secrets_lib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from callbacks.signing import generate_secret
 
-#: The reasons a callback is disabled, as shown in the API and the metrics.
+#: Live secrets a callback keeps at most (rotations in a row drop the oldest).
+MAX_LIVE_SECRETS = 10
+#: The reasons a callback is disabled, as the API and the metrics show them.
 DISABLE_REASONS = ("gone", "receiver_request", "failing", "manual")
+
+_ID = re.compile(r"cb_[A-Za-z0-9_-]{22}")
+_ORDER = re.compile(r"[0-9]{15}:cb_[A-Za-z0-9_-]{22}")
+
+# Point the URL index away from a callback that no longer has ``url``: at the
+# newest other callback of the tenant with that URL, or nowhere.
+_REPOINT_LUA = """
+local function repoint(urls, index, prefix, url, cb_id)
+  if not url or redis.call('HGET', urls, url) ~= cb_id then return end
+  for _, member in ipairs(redis.call('ZREVRANGEBYLEX', index, '+', '-')) do
+    local other = string.match(member, ':(.*)$')
+    if other ~= cb_id and redis.call('HGET', prefix .. 'cb:' .. other, 'url') == url then
+      redis.call('HSET', urls, url, other)
+      return
+    end
+  end
+  redis.call('HDEL', urls, url)
+end
+"""
+
+# KEYS: record, url index, tenant index
+# ARGV: tenant, id, prefix, has_url, url, has_description, description, disabled ('', '0', '1'), now
+# -> the record as HGETALL gives it, or false if it is not the tenant's
+_UPDATE_LUA = _REPOINT_LUA + """
+if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then return false end
+if ARGV[4] == '1' then
+  local old = redis.call('HGET', KEYS[1], 'url')
+  if old ~= ARGV[5] then
+    redis.call('HSET', KEYS[1], 'url', ARGV[5])
+    repoint(KEYS[2], KEYS[3], ARGV[3], old, ARGV[2])
+    redis.call('HSET', KEYS[2], ARGV[5], ARGV[2])
+  end
+end
+if ARGV[6] == '1' then redis.call('HSET', KEYS[1], 'description', ARGV[7]) end
+if ARGV[8] == '1' and redis.call('HGET', KEYS[1], 'disabled') ~= '1' then
+  redis.call('HSET', KEYS[1], 'disabled', '1', 'disabled_reason', 'manual', 'disabled_at', ARGV[9])
+elseif ARGV[8] == '0' then
+  redis.call('HSET', KEYS[1], 'disabled', '0', 'disabled_reason', '', 'disabled_at', '',
+             'failing_since', '')
+end
+return redis.call('HGETALL', KEYS[1])
+"""
+
+# KEYS: record, url index, tenant index; ARGV: tenant, id, prefix -> 1 if deleted
+_DELETE_LUA = _REPOINT_LUA + """
+if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then return 0 end
+local fields = redis.call('HMGET', KEYS[1], 'url', 'order')
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], fields[2])
+repoint(KEYS[2], KEYS[3], ARGV[3], fields[1], ARGV[2])
+return 1
+"""
 
 # KEYS: record; ARGV: reason, now -> 1 if this call disabled it
 _DISABLE_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HGET', KEYS[1], 'disabled') == '1' then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HGET', KEYS[1], 'disabled') == '1' then
+  return 0
+end
 redis.call('HSET', KEYS[1], 'disabled', '1', 'disabled_reason', ARGV[1], 'disabled_at', ARGV[2])
 return 1
 """
@@ -34,17 +97,24 @@ return 1
 # KEYS: record; ARGV: now, disable_after -> 1 if this failure disabled it
 _FAILURE_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local since = redis.call('HGET', KEYS[1], 'failing_since')
+local state = redis.call('HMGET', KEYS[1], 'failing_since', 'disabled')
+local since = state[1]
 if not since or since == '' then
-  redis.call('HSET', KEYS[1], 'failing_since', ARGV[1])
   since = ARGV[1]
+  redis.call('HSET', KEYS[1], 'failing_since', since)
 end
-if tonumber(ARGV[1]) - tonumber(since) >= tonumber(ARGV[2])
-   and redis.call('HGET', KEYS[1], 'disabled') ~= '1' then
+if state[2] ~= '1' and tonumber(ARGV[1]) - tonumber(since) >= tonumber(ARGV[2]) then
   redis.call('HSET', KEYS[1], 'disabled', '1', 'disabled_reason', 'failing', 'disabled_at', ARGV[1])
   return 1
 end
 return 0
+"""
+
+# KEYS: record; ARGV: now. A deleted record must not come back as a stub.
+_SUCCESS_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'failing_since', '', 'last_success_at', ARGV[1])
+return 1
 """
 
 
@@ -53,25 +123,56 @@ def _iso(ts: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _text(value: bytes | None) -> str | None:
-    return value.decode() if value is not None else None
+def _text(raw: dict[bytes, bytes], name: str) -> str:
+    return raw.get(name.encode(), b"").decode()
+
+
+def _number(raw: dict[bytes, bytes], name: str) -> float | None:
+    value = raw.get(name.encode())
+    return float(value) if value else None
+
+
+def _public(cb_id: str, raw: dict[bytes, bytes]) -> dict[str, Any]:
+    return {
+        "id": cb_id,
+        "url": _text(raw, "url"),
+        "description": _text(raw, "description"),
+        "disabled": raw.get(b"disabled") == b"1",
+        "disabled_reason": _text(raw, "disabled_reason") or None,
+        "created_at": _text(raw, "created_at"),
+    }
+
+
+def _live_secrets(raw: dict[bytes, bytes], now: float) -> builtins.list[str]:
+    return [secret for secret, expires in json.loads(raw[b"secrets"])
+            if expires is None or expires > now]
 
 
 class CallbackRegistry:
+    """Tenants' callback endpoints, stored in Redis.
+
+    ``grace`` is how long, in seconds, a secret keeps signing after a
+    rotation; ``clock`` gives Unix seconds (tests pass a fake one).
+    Methods raise ``redis.RedisError`` when Redis cannot be reached.
+    """
+
     def __init__(
         self,
-        client: redis.Redis,
+        redis: redis.Redis,
         *,
         prefix: str = "hl:",
         grace: float = 86400.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.redis = client
+        self.redis = redis
         self.prefix = prefix
         self.grace = grace
         self.clock = clock
-        self._disable = client.register_script(_DISABLE_LUA)
-        self._failure = client.register_script(_FAILURE_LUA)
+        self._update = redis.register_script(_UPDATE_LUA)
+        self._delete = redis.register_script(_DELETE_LUA)
+        self._disable = redis.register_script(_DISABLE_LUA)
+        self._failure = redis.register_script(_FAILURE_LUA)
+        self._success = redis.register_script(_SUCCESS_LUA)
 
     def _key(self, cb_id: str) -> str:
         return f"{self.prefix}cb:{cb_id}"
@@ -82,89 +183,101 @@ class CallbackRegistry:
     def _urls(self, tenant: str) -> str:
         return f"{self.prefix}cburl:{tenant}"
 
-    @staticmethod
-    def _public(cb_id: str, raw: dict[bytes, bytes]) -> dict[str, Any]:
-        return {
-            "id": cb_id,
-            "url": raw[b"url"].decode(),
-            "description": raw.get(b"description", b"").decode(),
-            "disabled": raw.get(b"disabled") == b"1",
-            "disabled_reason": _text(raw.get(b"disabled_reason")) or None,
-            "created_at": _iso(float(raw[b"created"])),
-        }
-
     def _load(self, tenant: str | None, cb_id: str) -> dict[bytes, bytes] | None:
-        raw = self.redis.hgetall(self._key(cb_id))
+        if not isinstance(cb_id, str) or not _ID.fullmatch(cb_id):
+            return None
+        # redis-py types replies for every client; this one answers bytes.
+        raw = cast("dict[bytes, bytes]", self.redis.hgetall(self._key(cb_id)))
         if not raw or b"url" not in raw:
             return None
         if tenant is not None and raw.get(b"tenant", b"").decode() != tenant:
             return None
-        return raw  # type: ignore[no-any-return]
+        return raw
 
     def create(self, tenant: str, url: str, description: str = "") -> tuple[dict[str, Any], str]:
-        """Register ``url`` for ``tenant``; returns the public record and the secret."""
+        """Register ``url`` for ``tenant``.
+
+        Returns the public record and the signing secret, which is shown only
+        here and by ``rotate_secret``.
+        """
         cb_id = "cb_" + secrets_lib.token_urlsafe(16)
         secret = generate_secret()
         now = self.clock()
+        order = f"{int(now * 1000):015d}:{cb_id}"
         record = {
             "tenant": tenant, "url": url, "description": description, "disabled": "0",
-            "disabled_reason": "", "created": repr(now), "failing_since": "",
-            "secrets": json.dumps([[secret, None]]),
+            "disabled_reason": "", "disabled_at": "", "created_at": _iso(now), "order": order,
+            "secrets": json.dumps([[secret, None]]), "failing_since": "", "last_success_at": "",
         }
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self._key(cb_id), mapping=record)
-        pipe.zadd(self._index(tenant), {cb_id: now})
+        pipe.zadd(self._index(tenant), {order: 0})
         pipe.hset(self._urls(tenant), url, cb_id)
         pipe.execute()
-        raw = {k.encode(): v.encode() for k, v in record.items()}
-        return self._public(cb_id, raw), secret
+        return _public(cb_id, {k.encode(): v.encode() for k, v in record.items()}), secret
 
     def get(self, tenant: str, cb_id: str) -> dict[str, Any] | None:
+        """The public view of one of ``tenant``'s callbacks (never a secret), or ``None``."""
         raw = self._load(tenant, cb_id)
-        return None if raw is None else self._public(cb_id, raw)
+        return None if raw is None else _public(cb_id, raw)
 
     def get_for_delivery(self, cb_id: str) -> dict[str, Any] | None:
-        """The record with its live secrets (newest first), for signing."""
+        """The record a delivery needs, or ``None`` if there is none.
+
+        It holds the public fields plus ``tenant``, ``secrets`` (the live
+        secrets, newest first, expired ones dropped), ``failing_since`` and
+        ``last_success_at`` (Unix seconds or ``None``).
+        """
         raw = self._load(None, cb_id)
         if raw is None:
             return None
-        now = self.clock()
-        live = [s for s, expires in json.loads(raw[b"secrets"]) if expires is None or expires > now]
         return {
-            **self._public(cb_id, raw),
-            "tenant": raw[b"tenant"].decode(),
-            "secrets": live,
+            **_public(cb_id, raw),
+            "tenant": _text(raw, "tenant"),
+            "secrets": _live_secrets(raw, self.clock()),
+            "failing_since": _number(raw, "failing_since"),
+            "last_success_at": _number(raw, "last_success_at"),
         }
 
     def list(
-        self, tenant: str, limit: int, cursor: str | None
+        self, tenant: str, limit: int = 50, cursor: str | None = None
     ) -> tuple[builtins.list[dict[str, Any]], str | None]:
-        """A page of the tenant's callbacks, newest first.
+        """A page of ``tenant``'s callbacks, newest first, and the cursor of the next page.
+
+        The cursor is opaque and stable: callbacks created meanwhile do not
+        shift the pages.
 
         Raises:
-            ValueError: ``cursor`` was not made here.
+            ValueError: ``cursor`` was not made here, or ``limit`` is below 1.
         """
-        start = 0
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        start = "+"
         if cursor:
             try:
-                start = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+                after = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
             except (ValueError, UnicodeDecodeError):
                 raise ValueError("not a cursor from this API") from None
-            if start < 0:
+            if not _ORDER.fullmatch(after):
                 raise ValueError("not a cursor from this API")
-        ids = [m.decode() for m in self.redis.zrevrange(self._index(tenant), start, start + limit)]
-        page, more = ids[:limit], len(ids) > limit
+            start = "(" + after
+        members = [m.decode() for m in
+                   self.redis.zrevrangebylex(self._index(tenant), start, "-", 0, limit + 1)]
+        page, more = members[:limit], len(members) > limit
         pipe = self.redis.pipeline(transaction=False)
-        for cb_id in page:
-            pipe.hgetall(self._key(cb_id))
-        items = [self._public(cb_id, raw) for cb_id, raw in zip(page, pipe.execute()) if raw]
+        for member in page:
+            pipe.hgetall(self._key(member.partition(":")[2]))
+        items = [_public(member.partition(":")[2], raw)
+                 for member, raw in zip(page, pipe.execute()) if raw]
         next_cursor = None
         if more:
-            next_cursor = base64.urlsafe_b64encode(str(start + limit).encode()).decode().rstrip("=")
+            next_cursor = base64.urlsafe_b64encode(page[-1].encode()).decode().rstrip("=")
         return items, next_cursor
 
     def find_by_url(self, tenant: str, url: str) -> str | None:
-        return _text(self.redis.hget(self._urls(tenant), url))
+        """The id of ``tenant``'s newest callback whose URL is exactly ``url``, or ``None``."""
+        found = self.redis.hget(self._urls(tenant), url)
+        return found.decode() if found is not None else None
 
     def update(
         self,
@@ -175,59 +288,73 @@ class CallbackRegistry:
         description: str | None = None,
         disabled: bool | None = None,
     ) -> dict[str, Any] | None:
-        raw = self._load(tenant, cb_id)
-        if raw is None:
+        """Change a callback; returns its public view, or ``None`` if it is not ``tenant``'s.
+
+        Disabling by hand gives the reason ``manual``; enabling clears the
+        reason and the failure streak.
+        """
+        if not isinstance(cb_id, str) or not _ID.fullmatch(cb_id):
             return None
-        changes: dict[str, str] = {}
-        pipe = self.redis.pipeline(transaction=True)
-        if url is not None and url != raw[b"url"].decode():
-            changes["url"] = url
-            pipe.hdel(self._urls(tenant), raw[b"url"].decode())
-            pipe.hset(self._urls(tenant), url, cb_id)
-        if description is not None:
-            changes["description"] = description
-        if disabled is True and raw.get(b"disabled") != b"1":
-            changes.update(disabled="1", disabled_reason="manual")
-        if disabled is False:
-            changes.update(disabled="0", disabled_reason="", failing_since="")
-        if changes:
-            pipe.hset(self._key(cb_id), mapping=changes)
-            pipe.execute()
-        return self.get(tenant, cb_id)
+        flag = "" if disabled is None else "1" if disabled else "0"
+        reply = self._update(
+            keys=[self._key(cb_id), self._urls(tenant), self._index(tenant)],
+            args=[tenant, cb_id, self.prefix, "0" if url is None else "1", url or "",
+                  "0" if description is None else "1", description or "", flag,
+                  repr(self.clock())],
+        )
+        if not reply:
+            return None
+        raw = dict(zip(reply[::2], reply[1::2]))
+        return _public(cb_id, raw)
 
     def delete(self, tenant: str, cb_id: str) -> bool:
-        raw = self._load(tenant, cb_id)
-        if raw is None:
+        """Delete one of ``tenant``'s callbacks; ``False`` if it is not there."""
+        if not isinstance(cb_id, str) or not _ID.fullmatch(cb_id):
             return False
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(self._key(cb_id))
-        pipe.zrem(self._index(tenant), cb_id)
-        if self.redis.hget(self._urls(tenant), raw[b"url"]) == cb_id.encode():
-            pipe.hdel(self._urls(tenant), raw[b"url"].decode())
-        pipe.execute()
-        return True
+        return bool(self._delete(keys=[self._key(cb_id), self._urls(tenant), self._index(tenant)],
+                                 args=[tenant, cb_id, self.prefix]))
 
     def rotate_secret(self, tenant: str, cb_id: str) -> str | None:
-        """A new secret; the current ones keep signing for ``grace`` seconds."""
-        raw = self._load(tenant, cb_id)
-        if raw is None:
+        """A new secret for the callback, or ``None`` if it is not ``tenant``'s.
+
+        Secrets live until now keep signing, beside the new one, for ``grace``
+        seconds (or until their own earlier expiry).
+        """
+        if not isinstance(cb_id, str) or not _ID.fullmatch(cb_id):
             return None
-        now = self.clock()
-        expires = now + self.grace
-        kept = [[s, e if e is not None else expires] for s, e in json.loads(raw[b"secrets"])
-                if e is None or e > now]
+        key = self._key(cb_id)
         secret = generate_secret()
-        self.redis.hset(self._key(cb_id), "secrets", json.dumps([[secret, None], *kept]))
-        return secret
+
+        def swap(pipe: Any) -> bool:
+            owner, stored = pipe.hmget(key, "tenant", "secrets")
+            if owner is None or owner.decode() != tenant or stored is None:
+                return False
+            now = self.clock()
+            expires = now + self.grace
+            kept = [[s, expires if e is None else min(e, expires)]
+                    for s, e in json.loads(stored) if e is None or e > now]
+            pipe.multi()
+            pipe.hset(key, "secrets", json.dumps([[secret, None], *kept][:MAX_LIVE_SECRETS]))
+            return True
+
+        # WATCH the record: two rotations at once must not lose a secret.
+        rotated = self.redis.transaction(swap, key, value_from_callable=True)
+        return secret if rotated else None
 
     def record_success(self, cb_id: str) -> None:
-        self.redis.hset(self._key(cb_id), mapping={"failing_since": "",
-                                                  "last_success": repr(self.clock())})
+        """Note a delivered webhook: the failure streak ends."""
+        self._success(keys=[self._key(cb_id)], args=[repr(self.clock())])
 
     def record_failure(self, cb_id: str, disable_after: float) -> bool:
-        """Note a failed delivery; True if it disabled the callback (failing too long)."""
+        """Note a failed attempt.
+
+        Returns ``True`` if this call disabled the callback (reason
+        ``failing``) because it has failed, without a single success, for at
+        least ``disable_after`` seconds; at most one call ever returns ``True``
+        for one streak.
+        """
         return bool(self._failure(keys=[self._key(cb_id)], args=[repr(self.clock()), disable_after]))
 
     def disable(self, cb_id: str, reason: str) -> bool:
-        """Disable the callback; True only for the call that changed its state."""
+        """Disable the callback; ``True`` only for the call that changed its state."""
         return bool(self._disable(keys=[self._key(cb_id)], args=[reason, repr(self.clock())]))

@@ -1,9 +1,19 @@
 """Standard Webhooks signing and verification.
 
+A webhook carries three headers: ``webhook-id`` (stable across retries),
+``webhook-timestamp`` (Unix seconds of this attempt) and
+``webhook-signature``: ``v1,<base64 HMAC-SHA256>`` of ``{id}.{timestamp}.{body}``,
+keyed with the base64-decoded part of the ``whsec_`` secret, one signature per
+live secret, space-separated.
+
 ``verify()`` needs nothing else from Hookline, so a receiver can use it alone::
 
-    from callbacks import verify, SignatureError
-    event = verify(request.get_data(), request.headers, "whsec_...")
+    from callbacks import SignatureError, verify
+
+    try:
+        event = verify(request.get_data(), request.headers, "whsec_...")
+    except SignatureError:
+        return "", 400
 """
 from __future__ import annotations
 
@@ -12,77 +22,162 @@ import binascii
 import hashlib
 import hmac
 import json
-import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from secrets import token_bytes
 from typing import Any, Protocol
 
 from callbacks.errors import SignatureError
 
 SECRET_PREFIX = "whsec_"
+#: Random bytes in a new signing secret.
+SECRET_BYTES = 32
 #: Seconds a webhook's timestamp may differ from the receiver's clock.
 DEFAULT_TOLERANCE = 300
-
-
-def generate_secret() -> str:
-    """A new signing secret: ``whsec_`` and the base64 of 32 random bytes."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-def _key(secret: str) -> bytes:
-    if not isinstance(secret, str) or not secret:
-        raise SignatureError("the secret is empty")
-    raw = secret[len(SECRET_PREFIX):] if secret.startswith(SECRET_PREFIX) else secret
-    try:
-        return base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        raise SignatureError("the secret is not valid base64") from None
-
-
-def _as_bytes(body: bytes | str) -> bytes:
-    return body.encode() if isinstance(body, str) else bytes(body)
-
-
-def sign(secret: str, msg_id: str, timestamp: int, body: bytes | str) -> str:
-    """The ``v1,<base64 HMAC-SHA256>`` signature of one message."""
-    to_sign = f"{msg_id}.{timestamp}.".encode() + _as_bytes(body)
-    digest = hmac.new(_key(secret), to_sign, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
-
-
-def signature_header(
-    secrets_: Sequence[str], msg_id: str, timestamp: int, body: bytes | str
-) -> str:
-    """The ``webhook-signature`` header: one signature per live secret."""
-    return " ".join(sign(secret, msg_id, timestamp, body) for secret in secrets_)
+#: Longest ``webhook-timestamp`` accepted, in digits (Unix seconds have 10).
+_MAX_TIMESTAMP_DIGITS = 15
+_VERSION = "v1"
+_ID, _TIMESTAMP, _SIGNATURE = "webhook-id", "webhook-timestamp", "webhook-signature"
 
 
 class HeadersLike(Protocol):
-    """A dict, werkzeug's ``Headers``, requests' headers: anything with these."""
+    """werkzeug's ``Headers`` and the like: not a ``Mapping``, but enough of one."""
 
     def get(self, key: str, /) -> Any: ...
 
     def items(self) -> Iterable[tuple[Any, Any]]: ...
 
 
-def _header(headers: HeadersLike, name: str) -> str:
+Headers = Mapping[str, str] | HeadersLike
+
+
+def generate_secret() -> str:
+    """A new signing secret: ``whsec_`` and the base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(token_bytes(SECRET_BYTES)).decode("ascii")
+
+
+def _key(secret: str) -> bytes:
+    """The HMAC key inside a ``whsec_`` secret (unpadded base64 is accepted).
+
+    Raises:
+        SignatureError: the secret is not text, not base64, or empty.
+    """
+    if not isinstance(secret, str):
+        raise SignatureError("the signing secret must be text")
+    encoded = secret.removeprefix(SECRET_PREFIX)
     try:
-        value = headers.get(name)  # werkzeug and requests headers ignore case
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise SignatureError("the signing secret is not valid base64") from None
+    if not key:
+        raise SignatureError("the signing secret is empty")
+    return key
+
+
+def _body_bytes(body: bytes | str) -> bytes:
+    """Raises ``SignatureError`` when ``body`` is neither bytes nor encodable text."""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, (bytearray, memoryview)):
+        return bytes(body)
+    if isinstance(body, str):
+        try:
+            return body.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SignatureError("the body is not valid text") from None
+    raise SignatureError("the body must be bytes or text")
+
+
+def _digest(key: bytes, msg_id: str, timestamp: int, body: bytes) -> bytes:
+    try:
+        prefix = f"{msg_id}.{timestamp}.".encode()
+    except UnicodeEncodeError:
+        raise SignatureError("webhook-id is not valid text") from None
+    return hmac.new(key, prefix + body, hashlib.sha256).digest()
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes | str) -> str:
+    """The ``v1,<base64 HMAC-SHA256>`` signature of one message.
+
+    Raises:
+        SignatureError: ``secret`` is malformed.
+    """
+    digest = _digest(_key(secret), msg_id, timestamp, _body_bytes(body))
+    return f"{_VERSION},{base64.b64encode(digest).decode('ascii')}"
+
+
+def signature_header(
+    secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes | str
+) -> str:
+    """The ``webhook-signature`` header: one signature per live secret, space-separated.
+
+    Raises:
+        ValueError: ``secrets`` is empty.
+        SignatureError: one of the secrets is malformed.
+    """
+    if not secrets:
+        raise ValueError("at least one secret is needed to sign a webhook")
+    payload = _body_bytes(body)
+    return " ".join(
+        f"{_VERSION},{base64.b64encode(_digest(_key(s), msg_id, timestamp, payload)).decode('ascii')}"
+        for s in secrets
+    )
+
+
+def _header(headers: Headers, name: str) -> str:
+    """One header, whatever the casing of the mapping's keys.
+
+    Raises:
+        SignatureError: the header is missing, empty, or the mapping unreadable.
+    """
+    try:
+        # werkzeug's and requests' headers ignore case in get(); a plain dict
+        # may hold any casing, so fall back to a scan.
+        value: Any = headers.get(name)
         if value is None:
             for key, candidate in headers.items():
                 if isinstance(key, str) and key.lower() == name:
                     value = candidate
                     break
-    except Exception:
-        raise SignatureError("the headers cannot be read") from None
-    if not isinstance(value, str) or not value:
-        raise SignatureError(f"missing {name} header")
-    return value
+    except (AttributeError, TypeError, ValueError, LookupError):
+        raise SignatureError("the webhook headers cannot be read") from None
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if not isinstance(value, str) or not value.strip():
+        raise SignatureError(f"the {name} header is missing or empty")
+    return value.strip()
+
+
+def _timestamp(text: str, tolerance: int, now: float | None) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > _MAX_TIMESTAMP_DIGITS:
+        raise SignatureError("webhook-timestamp is not a Unix time in seconds")
+    timestamp = int(text)
+    current = time.time() if now is None else now
+    if timestamp < current - tolerance:
+        raise SignatureError("webhook-timestamp is too old")
+    if timestamp > current + tolerance:
+        raise SignatureError("webhook-timestamp is in the future")
+    return timestamp
+
+
+def _any_matches(header: str, expected: bytes) -> bool:
+    matched = False
+    for candidate in header.split():
+        version, comma, encoded = candidate.partition(",")
+        if version != _VERSION or not comma:
+            continue
+        try:
+            given = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        # Every candidate is compared, in constant time each.
+        matched |= hmac.compare_digest(given, expected)
+    return matched
 
 
 def verify(
     body: bytes | str,
-    headers: HeadersLike,
+    headers: Headers,
     secret: str,
     *,
     tolerance: int = DEFAULT_TOLERANCE,
@@ -90,38 +185,26 @@ def verify(
 ) -> dict[str, Any]:
     """Check a webhook's signature and timestamp; return its parsed JSON body.
 
+    ``headers`` is any mapping (a dict in any casing, werkzeug's or requests'
+    headers). ``now`` (Unix seconds) replaces the clock, for tests.
+
     Raises:
-        SignatureError: for every kind of bad input: a header missing or
-            malformed, a stale or future timestamp, bad base64, no matching
-            signature, a body that is not a JSON object.
+        SignatureError: for every kind of bad input, and nothing else: a
+            malformed secret, a header missing or malformed, a timestamp that
+            is not an integer or lies more than ``tolerance`` seconds in the
+            past or the future, no signature that matches, a body that is not
+            a JSON object.
     """
-    try:
-        payload = _as_bytes(body)
-    except (TypeError, UnicodeEncodeError):
-        raise SignatureError("the body must be bytes or text") from None
-    msg_id = _header(headers, "webhook-id")
-    raw_ts = _header(headers, "webhook-timestamp")
-    signatures = _header(headers, "webhook-signature")
-    if not raw_ts.isascii() or not raw_ts.isdigit() or len(raw_ts) > 12:
-        raise SignatureError("webhook-timestamp is not a Unix time in seconds")
-    timestamp = int(raw_ts)
-    current = time.time() if now is None else now
-    if timestamp < current - tolerance:
-        raise SignatureError("webhook-timestamp is too old")
-    if timestamp > current + tolerance:
-        raise SignatureError("webhook-timestamp is in the future")
-    expected = sign(secret, msg_id, timestamp, payload).split(",", 1)[1].encode()
-    for candidate in signatures.split(" "):
-        version, _, value = candidate.partition(",")
-        if version != "v1" or not value:
-            continue
-        if hmac.compare_digest(value.encode("utf-8", "replace"), expected):
-            break
-    else:
+    key = _key(secret)
+    payload = _body_bytes(body)
+    msg_id = _header(headers, _ID)
+    timestamp = _timestamp(_header(headers, _TIMESTAMP), tolerance, now)
+    signatures = _header(headers, _SIGNATURE)
+    if not _any_matches(signatures, _digest(key, msg_id, timestamp, payload)):
         raise SignatureError("no signature matches")
     try:
         event = json.loads(payload)
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise SignatureError("the body is not JSON") from None
     if not isinstance(event, dict):
         raise SignatureError("the body is not a JSON object")

@@ -1,0 +1,324 @@
+"""One delivery attempt, against a real HTTP server on 127.0.0.1."""
+from __future__ import annotations
+
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Receiver, answer_with, free_port
+
+from callbacks import AttemptResult, Deliverer, UrlGuard
+
+BODY = b'{"type": "task.succeeded", "data": {"task_id": "t1"}}'
+HEADERS = {"content-type": "application/json", "webhook-id": "msg_1",
+           "webhook-timestamp": "1700000000", "webhook-signature": "v1,abc"}
+
+
+def resolver_for(table: dict[str, str]):  # type: ignore[no-untyped-def]
+    def resolve(host: str, port: int, *args: object, **kwargs: object) -> list:
+        if host not in table:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (table[host], port))]
+    return resolve
+
+
+@pytest.fixture
+def deliverer() -> Iterator[Deliverer]:
+    with Deliverer(UrlGuard(["127.0.0.0/8"]), connect_timeout=2, timeout=5, max_read=100) as d:
+        yield d
+
+
+def test_a_2xx_is_recorded_with_what_was_sent(deliverer: Deliverer, http_receiver: Receiver) -> None:
+    http_receiver.routes["/ok"] = answer_with(200, b"thanks", {"Retry-After": "3", "X-Other": "y"})
+    result = deliverer.send(http_receiver.url("/ok"), BODY, HEADERS)
+    assert result == AttemptResult(200, None, result.duration_ms, "thanks", {"retry-after": "3"})
+    assert not result.refused and 0 < result.duration_ms < 5000
+    (seen,) = http_receiver.seen
+    assert seen.body == BODY
+    assert seen.headers["host"] == f"127.0.0.1:{http_receiver.port}"
+    assert seen.headers["user-agent"] == "hookline/0.1.0"
+    assert seen.headers["content-length"] == str(len(BODY))
+    for name, value in HEADERS.items():
+        assert seen.headers[name] == value
+
+
+def test_a_5xx_is_an_answer_with_its_headers(deliverer: Deliverer, http_receiver: Receiver) -> None:
+    http_receiver.routes["/fail"] = answer_with(
+        500, b"boom", {"Webhook-Delivery": "abort-message", "Retry-After": "120"})
+    result = deliverer.send(http_receiver.url("/fail"), BODY, HEADERS)
+    assert (result.status_code, result.error, result.response_excerpt) == (500, None, "boom")
+    assert result.headers == {"retry-after": "120", "webhook-delivery": "abort-message"}
+
+
+def test_redirects_are_recorded_not_followed(deliverer: Deliverer, http_receiver: Receiver) -> None:
+    http_receiver.routes["/moved"] = answer_with(302, b"", {"Location": http_receiver.url("/target")})
+    http_receiver.routes["/moved-307"] = answer_with(307, b"", {"Location": "/target"})
+    assert deliverer.send(http_receiver.url("/moved"), BODY, HEADERS).status_code == 302
+    assert deliverer.send(http_receiver.url("/moved-307"), BODY, HEADERS).status_code == 307
+    # send() returns only when it is done, so a followed redirect would be seen by now.
+    assert http_receiver.paths() == ["/moved", "/moved-307"]
+
+
+def test_a_receiver_that_never_answers_times_out(http_receiver: Receiver) -> None:
+    http_receiver.routes["/hang"] = lambda handler: http_receiver.release.wait(30) and None
+    with Deliverer(UrlGuard(["127.0.0.0/8"]), connect_timeout=0.5, timeout=0.5) as d:
+        result = d.send(http_receiver.url("/hang"), BODY, HEADERS)
+    assert (result.status_code, result.error) == (None, "timeout after 0.5s")
+    assert 450 <= result.duration_ms < 3000
+
+
+def test_the_deadline_covers_an_answer_that_trickles_in(http_receiver: Receiver) -> None:
+    # Each header line arrives well within the socket timeout, but the whole
+    # answer would never end: the attempt's one deadline stops it.
+    def trickle(handler) -> None:  # type: ignore[no-untyped-def]
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        while not http_receiver.release.wait(0.05):
+            try:
+                handler.wfile.write(b"X-Slow: 1\r\n")
+                handler.wfile.flush()
+            except OSError:
+                return
+
+    http_receiver.routes["/trickle"] = trickle
+    with Deliverer(UrlGuard(["127.0.0.0/8"]), timeout=0.6) as d:
+        result = d.send(http_receiver.url("/trickle"), BODY, HEADERS)
+    assert (result.status_code, result.error) == (None, "timeout after 0.6s")
+    assert result.duration_ms < 3000
+
+
+def test_only_the_first_bytes_of_an_answer_are_read(deliverer: Deliverer, http_receiver: Receiver) -> None:
+    big = b"y" * 5_000_000
+
+    def huge(handler) -> None:  # type: ignore[no-untyped-def]
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(big)))
+        handler.end_headers()
+        try:
+            handler.wfile.write(big)
+        except OSError:  # the deliverer hung up after its excerpt
+            handler.close_connection = True
+
+    http_receiver.routes["/huge"] = huge
+    result = deliverer.send(http_receiver.url("/huge"), BODY, HEADERS)
+    assert (result.status_code, result.response_excerpt) == (200, "y" * 100)
+    assert deliverer.idle_connections() == 0  # the rest is never read, so the socket is not reused
+
+
+def test_a_chunked_answer_is_cut_too(deliverer: Deliverer, http_receiver: Receiver) -> None:
+    def chunked(handler) -> None:  # type: ignore[no-untyped-def]
+        handler.send_response(500)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        for _ in range(50):
+            handler.wfile.write(b"40\r\n" + "é".encode() * 32 + b"\r\n")
+        handler.wfile.write(b"0\r\n\r\n")
+
+    http_receiver.routes["/chunked"] = chunked
+    result = deliverer.send(http_receiver.url("/chunked"), BODY, HEADERS)
+    assert result.status_code == 500
+    assert result.response_excerpt == "é" * 50  # 100 bytes, decoded
+
+
+def test_an_excerpt_that_is_not_utf8_is_replaced_not_raised(deliverer: Deliverer,
+                                                             http_receiver: Receiver) -> None:
+    http_receiver.routes["/latin1"] = answer_with(400, "café".encode("latin-1"))
+    result = deliverer.send(http_receiver.url("/latin1"), BODY, HEADERS)
+    assert (result.status_code, result.response_excerpt) == (400, "caf\ufffd")
+
+
+def test_connections_are_kept_alive_and_reused(deliverer: Deliverer, http_receiver: Receiver) -> None:
+    for n in range(5):
+        result = deliverer.send(http_receiver.url(f"/ok?n={n}"), BODY, HEADERS)
+        assert (result.status_code, result.error) == (204, None)
+    assert len({seen.client_port for seen in http_receiver.seen}) == 1
+    assert http_receiver.connections == 1
+    assert deliverer.idle_connections() == 1
+
+
+def test_a_connection_the_receiver_closed_is_not_a_failure(deliverer: Deliverer,
+                                                           http_receiver: Receiver) -> None:
+    # The receiver drops the kept-alive connection after answering, without
+    # saying so; the next attempt must go out on a fresh one.
+    http_receiver.routes["/bye"] = answer_with(200, b"ok", close=True)
+    assert deliverer.send(http_receiver.url("/bye"), BODY, HEADERS).status_code == 200
+    assert http_receiver.wait_for(lambda: http_receiver.closed_connections == 1)
+    result = deliverer.send(http_receiver.url("/again"), BODY, HEADERS)
+    assert (result.status_code, result.error) == (204, None)
+    assert http_receiver.paths() == ["/bye", "/again"] and http_receiver.connections == 2
+
+
+def test_connection_close_answers_are_read_in_full(deliverer: Deliverer, http_receiver: Receiver) -> None:
+    http_receiver.routes["/close"] = answer_with(200, b"last words", {"Connection": "close"})
+    result = deliverer.send(http_receiver.url("/close"), BODY, HEADERS)
+    assert (result.status_code, result.response_excerpt) == (200, "last words")
+    assert deliverer.idle_connections() == 0
+
+
+def test_many_threads_share_one_deliverer(deliverer: Deliverer, http_receiver: Receiver) -> None:
+    results: list[AttemptResult] = []
+    lock = threading.Lock()
+
+    def work(n: int) -> None:
+        for i in range(20):
+            result = deliverer.send(http_receiver.url(f"/ok?t={n}&i={i}"), BODY, HEADERS)
+            with lock:
+                results.append(result)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(results) == 160 and {(r.status_code, r.error) for r in results} == {(204, None)}
+    assert len(http_receiver.seen) == 160
+    assert http_receiver.connections <= 8 < len(http_receiver.seen)
+
+
+def test_a_closed_port_is_connection_refused(deliverer: Deliverer) -> None:
+    result = deliverer.send(f"http://127.0.0.1:{free_port()}/", BODY, HEADERS)
+    assert (result.status_code, result.error, result.refused) == (None, "connection refused", False)
+
+
+def test_a_refused_url_makes_no_connection(http_receiver: Receiver) -> None:
+    with Deliverer(UrlGuard()) as d:  # no allow list: loopback is refused
+        result = d.send(http_receiver.url("/ok"), BODY, HEADERS)
+    assert result.refused and result.status_code is None
+    assert result.error == ("refused: callback URL host 127.0.0.1 is a loopback address; "
+                            "only public addresses are allowed")
+    assert http_receiver.connections == 0 and http_receiver.seen == []
+
+
+def test_the_checked_address_is_used_with_the_original_host(http_receiver: Receiver,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # "receiver.test" exists only in the guard's resolver: a second lookup
+    # by the system resolver would fail. Proxy settings must play no part.
+    dead_proxy = f"http://127.0.0.1:{free_port()}"
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, dead_proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    guard = UrlGuard(["receiver.test"], resolver=resolver_for({"receiver.test": "127.0.0.1"}))
+    with Deliverer(guard, timeout=5) as d:
+        result = d.send(f"http://receiver.test:{http_receiver.port}/named", BODY, HEADERS)
+    assert (result.status_code, result.error) == (204, None)
+    assert http_receiver.seen[0].headers["host"] == f"receiver.test:{http_receiver.port}"
+
+
+def test_the_next_checked_address_is_tried_when_one_cannot_connect(http_receiver: Receiver) -> None:
+    closed = free_port()
+
+    def resolve(host: str, port: int, *args: object, **kwargs: object) -> list:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", port)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    # 127.0.0.2 has no listener on the receiver's port; 127.0.0.1 has.
+    with Deliverer(UrlGuard(["receiver.test"], resolver=resolve), timeout=5) as d:
+        result = d.send(f"http://receiver.test:{http_receiver.port}/x", BODY, HEADERS)
+        assert (result.status_code, result.error) == (204, None)
+        result = d.send(f"http://receiver.test:{closed}/x", BODY, HEADERS)
+        assert (result.status_code, result.error) == (None, "connection refused")
+
+
+def test_caller_headers_cannot_override_the_host(deliverer: Deliverer, http_receiver: Receiver) -> None:
+    result = deliverer.send(http_receiver.url("/h"), BODY,
+                            {**HEADERS, "Host": "evil.example", "User-Agent": "custom/1"})
+    assert result.status_code == 204
+    seen = http_receiver.seen[0].headers
+    assert seen["host"] == f"127.0.0.1:{http_receiver.port}" and seen["user-agent"] == "custom/1"
+
+
+def test_an_answer_that_is_not_http_is_an_error(deliverer: Deliverer, http_receiver: Receiver) -> None:
+    def garbage(handler) -> None:  # type: ignore[no-untyped-def]
+        handler.wfile.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+        handler.close_connection = True
+
+    def silent(handler) -> None:  # type: ignore[no-untyped-def]
+        handler.close_connection = True
+
+    http_receiver.routes["/garbage"] = garbage
+    http_receiver.routes["/silent"] = silent
+    result = deliverer.send(http_receiver.url("/garbage"), BODY, HEADERS)
+    assert (result.status_code, result.error) == (None, "invalid answer (BadStatusLine)")
+    result = deliverer.send(http_receiver.url("/silent"), BODY, HEADERS)
+    assert (result.status_code, result.error) == (None, "connection closed without an answer")
+
+
+def test_a_header_that_cannot_be_sent_is_the_callers_bug(deliverer: Deliverer,
+                                                         http_receiver: Receiver) -> None:
+    assert deliverer.send(http_receiver.url("/warm"), BODY, HEADERS).status_code == 204
+    with pytest.raises(ValueError):
+        deliverer.send(http_receiver.url("/bad"), BODY, {**HEADERS, "x-bad": "a\r\nInjected: 1"})
+    assert deliverer.idle_connections() == 0  # the connection it used was closed, not kept
+    assert deliverer.send(http_receiver.url("/after"), BODY, HEADERS).status_code == 204
+    assert http_receiver.paths() == ["/warm", "/after"]
+
+
+def test_an_attempt_costs_well_under_a_millisecond_of_cpu(deliverer: Deliverer,
+                                                          http_receiver: Receiver) -> None:
+    if sys.gettrace() is not None:
+        pytest.skip("a tracer (coverage, a debugger) slows every line down")
+    url = http_receiver.url("/fast")
+    for _ in range(20):
+        deliverer.send(url, BODY, HEADERS)
+    started = time.thread_time()  # this thread only: the receiver's threads are not counted
+    for _ in range(200):
+        assert deliverer.send(url, BODY, HEADERS).status_code == 204
+    assert (time.thread_time() - started) / 200 < 0.001
+
+
+# --- https, with a certificate made for the test ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=receiver.test",
+         "-addext", "subjectAltName=DNS:receiver.test"],
+        check=True, capture_output=True, timeout=60,
+    )
+    return cert, key
+
+
+@pytest.fixture
+def tls_receiver(certificate: tuple[Path, Path]) -> Iterator[tuple[Receiver, list[str]]]:
+    cert, key = certificate
+    names: list[str] = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda sock, name, ctx: names.append(name) and None  # type: ignore[func-returns-value]
+    server = Receiver()
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    yield server, names
+    server.close()
+
+
+def test_https_sends_the_host_name_and_verifies_the_certificate_against_it(
+        certificate: tuple[Path, Path], tls_receiver: tuple[Receiver, list[str]]) -> None:
+    receiver, names = tls_receiver
+    dns = resolver_for({"receiver.test": "127.0.0.1", "other.test": "127.0.0.1"})
+    guard = UrlGuard(["receiver.test", "other.test"], resolver=dns)
+    with Deliverer(guard, timeout=5, ca_certs=str(certificate[0])) as d:
+        result = d.send(f"https://receiver.test:{receiver.port}/tls", BODY, HEADERS)
+        assert (result.status_code, result.error) == (204, None)
+        assert names == ["receiver.test"]
+        assert receiver.seen[0].headers["host"] == f"receiver.test:{receiver.port}"
+        # The same address under a name the certificate does not carry is refused.
+        wrong = d.send(f"https://other.test:{receiver.port}/tls", BODY, HEADERS)
+        assert wrong.status_code is None and (wrong.error or "").startswith("tls certificate error")
+    with Deliverer(guard, timeout=5) as d:  # the default bundle does not trust the test's certificate
+        untrusted = d.send(f"https://receiver.test:{receiver.port}/tls", BODY, HEADERS)
+        assert untrusted.status_code is None and (untrusted.error or "").startswith("tls certificate error")
+    assert receiver.paths() == ["/tls"]

@@ -1,0 +1,1 @@
+"""Tests of deploy/: Prometheus config, alert rules, the dashboard, the deploy files."""

@@ -110,3 +110,38 @@ def test_keys_are_stored_hashed(runner, redis: redis_lib.Redis) -> None:  # type
         assert secret.encode() not in dumped
     bad = runner.invoke(args=["keys", "create", "no spaces allowed"])
     assert bad.exit_code != 0
+
+
+def test_cancelling_a_running_task_stops_it_at_its_next_progress_point(
+        auth: dict, redis: redis_lib.Redis, config) -> None:  # type: ignore[no-untyped-def]
+    from actors import vectors
+    from actors.jobs import VectorJob
+    from actors.services import Services
+    from webapp import create_app
+
+    # Given a task large enough to report progress between chunks
+    client = create_app(config.replace(max_vectors=100_000)).test_client()
+    count = vectors.PROGRESS_CHUNK * 2 + 1
+    task_id = client.post("/tasks", json={"vector_data": [0.5] * count},
+                          headers=auth).get_json()["task_id"]
+    job = VectorJob(Services.build(config), owner="worker-under-test")
+    redis.zadd("dramatiq:__heartbeats__", {"worker-under-test": 10**13})
+    asked = []
+    record_progress = job._progress
+
+    def cancel_while_running(tid: str, done: int) -> None:
+        # When the client cancels while the job runs, between two chunks
+        if not asked:
+            resp = client.post(f"/tasks/{task_id}/cancel", headers=auth)
+            assert resp.status_code == 202 and resp.get_json()["status"] == "STARTED"
+            asked.append(done)
+        record_progress(tid, done)
+
+    job._progress = cancel_while_running  # type: ignore[method-assign]
+    job(task_id)
+    # Then it stops at that progress point and ends REVOKED, with nothing indexed
+    final = client.get(f"/tasks/{task_id}", headers=auth).get_json()
+    assert asked == [vectors.PROGRESS_CHUNK]
+    assert final["status"] == "REVOKED"
+    assert final["progress"]["done"] == vectors.PROGRESS_CHUNK
+    assert not redis.exists("hl:coll:acme:default")

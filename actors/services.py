@@ -6,7 +6,6 @@ from dataclasses import dataclass
 import redis
 
 from actors.messages import HEARTBEATS_KEY
-from hookline.collections import VectorCollections
 from hookline.config import Config
 from hookline.redis import connect
 from hookline.schedule import Schedule
@@ -19,7 +18,6 @@ class Services:
     redis: redis.Redis
     store: TaskStore
     schedule: Schedule
-    collections: VectorCollections
 
     @classmethod
     def build(cls, config: Config) -> "Services":
@@ -29,5 +27,4 @@ class Services:
             redis=client,
             store=TaskStore(client, result_ttl=config.result_ttl, heartbeats_key=HEARTBEATS_KEY),
             schedule=Schedule(client),
-            collections=VectorCollections(client),
         )

@@ -49,5 +49,5 @@ class Schedule:
         members = self._claim(keys=[self.key], args=[now, now + LEASE_SECONDS, limit])
         return [tuple(m.decode().split(":", 1)) for m in members]  # type: ignore[misc]
 
-    def done(self, kind: str, task_id: str, leased_score: float | None = None) -> None:
+    def done(self, kind: str, task_id: str) -> None:
         self.redis.zrem(self.key, f"{kind}:{task_id}")

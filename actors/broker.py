@@ -13,25 +13,21 @@ import os
 
 import dramatiq
 from dramatiq import Broker
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
-    AgeLimit,
-    Callbacks,
     CurrentMessage,
     Middleware,
-    Pipelines,
-    ShutdownNotifications,
     TimeLimit,
 )
 
 from actors import delivery, jobs
 from actors.messages import CALLBACKS_QUEUE, JOB_ACTOR, JOBS_QUEUE, NAMESPACE
-from actors.redis_broker import WakefulRedisBroker
+from actors.redis_broker import LeanRedisBroker
 from actors.services import Services
 from actors.upkeep import Upkeep
 from hookline import logging as hl_logging
 from hookline import metrics
 from hookline.config import Config
+from hookline.redis import connect
 
 log = logging.getLogger("hookline.worker")
 
@@ -39,7 +35,7 @@ log = logging.getLogger("hookline.worker")
 class WorkerProcess(Middleware):
     """Process-level set-up and tear-down for a worker process."""
 
-    def __init__(self, services: Services, broker: RedisBroker) -> None:
+    def __init__(self, services: Services, broker: LeanRedisBroker) -> None:
         self.services = services
         self.broker = broker
         self.upkeep: Upkeep | None = None
@@ -64,28 +60,20 @@ class WorkerProcess(Middleware):
             multiprocess.mark_process_dead(os.getpid())
 
 
-def build_broker(config: Config) -> RedisBroker:
+def build_broker(config: Config) -> LeanRedisBroker:
     """A Redis broker with the middleware Hookline relies on."""
-    broker = WakefulRedisBroker(
-        url=config.broker_url,
+    broker = LeanRedisBroker(
+        client=connect(config.broker_url),
         namespace=NAMESPACE,
         heartbeat_timeout=config.heartbeat_timeout_ms,
-        # Upkeep sweeps for dead workers on a clock; the random chance of
-        # sweeping on a broker call is not needed and costs a KEYS scan.
-        maintenance_chance=0,
-        middleware=[
-            AgeLimit(),
-            TimeLimit(),
-            ShutdownNotifications(),
-            Callbacks(),
-            Pipelines(),
-            CurrentMessage(),
-        ],
+        # Only what the actors use: each middleware is called several times
+        # per message (no age limits, pipelines or on_success callbacks here).
+        middleware=[TimeLimit(), CurrentMessage()],
     )
     return broker
 
 
-def setup(config: Config | None = None) -> RedisBroker:
+def setup(config: Config | None = None) -> LeanRedisBroker:
     """Build and install the broker and declare the actors on it."""
     config = config or Config.from_env()
     hl_logging.configure(config.log_format, config.log_level)
@@ -99,7 +87,6 @@ def setup(config: Config | None = None) -> RedisBroker:
         queue_name=JOBS_QUEUE,
         broker=broker,
         time_limit=config.job_time_limit * 1000,
-        max_age=None,
     )
     delivery.declare(broker, services, queue_name=CALLBACKS_QUEUE)
     return broker

@@ -18,8 +18,10 @@ from typing import Any
 import dramatiq
 import orjson
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import CurrentMessage
 
 from actors.messages import DELIVERY_ACTOR, delivery_message
+from actors.redis_broker import held_message
 from actors.services import Services
 from callbacks import (
     CallbackRegistry,
@@ -82,14 +84,13 @@ class WebhookDelivery:
             user_agent=f"hookline/{__version__}",
         )
 
-    def __call__(self, task_id: str, trigger: str = "scheduled") -> None:
-        task = self.store.get(task_id)
+    def __call__(self, task_id: str, trigger: str = "scheduled", callback_id: str | None = None) -> None:
+        task, endpoint = self._read(task_id, callback_id)
         if task is None or not task.finished or task.callback_id is None:
             return
         if trigger == "scheduled" and task.delivery in _ENDED:
             log.info("delivery already ended", extra={"task_id": task_id, "outcome": task.delivery})
             return
-        endpoint = self.registry.get_for_delivery(task.callback_id)
         if endpoint is None or endpoint["disabled"]:
             self._set_delivery(task_id, "disabled")
             log.info("callback disabled or deleted; not delivered",
@@ -97,14 +98,25 @@ class WebhookDelivery:
             return
         self._attempt(task, endpoint, trigger)
 
+    def _read(self, task_id: str, callback_id: str | None) -> tuple[Task | None, dict[str, Any] | None]:
+        """The task and its callback's delivery record, in one round trip when the message names both."""
+        cb_key = self.registry.delivery_key(callback_id) if callback_id else None
+        if cb_key is None:
+            task = self.store.get(task_id)
+            if task is None or task.callback_id is None:
+                return task, None
+            return task, self.registry.get_for_delivery(task.callback_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(task_key(task_id))
+        pipe.hgetall(cb_key)
+        raw_task, raw_cb = pipe.execute()
+        task = self.store.decode(task_id, raw_task)
+        if task is None or task.callback_id != callback_id:
+            return task, None if task is None else self.registry.get_for_delivery(task.callback_id or "")
+        return task, self.registry.delivery_view(callback_id, raw_cb)
+
     def _attempt(self, task: Task, endpoint: dict[str, Any], trigger: str) -> None:
         task_id, wid = task.task_id, webhook_id(task.task_id)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hincrby(task_key(task_id), "wh_attempts", 1)
-        if trigger == "scheduled":
-            pipe.hincrby(task_key(task_id), "wh_sched", 1)
-        counts = pipe.execute()
-        attempt, scheduled_no = counts[0], counts[-1]
         body = orjson.dumps(event_body(task))
         timestamp = int(time.time())
         headers = {
@@ -118,21 +130,32 @@ class WebhookDelivery:
         verdict = classify(result.status_code, result.headers)
         if getattr(result, "refused", False):
             verdict = Verdict.RETRY
+        # "attempt" comes first: the store fills in its number.
         record = orjson.dumps({
-            "webhook_id": wid, "attempt": attempt, "at": isoformat(sent_at),
+            "attempt": 0, "webhook_id": wid, "at": isoformat(sent_at),
             "status_code": result.status_code, "error": result.error,
             "duration_ms": round(result.duration_ms, 2),
             "response_excerpt": (result.response_excerpt or "")[:EXCERPT_CHARS],
             "trigger": trigger,
         })
-        extra = {"task_id": task_id, "webhook_id": wid, "attempt": attempt,
+        extra = {"task_id": task_id, "webhook_id": wid,
                  "status_code": result.status_code, "error": result.error,
                  "callback_id": task.callback_id}
         cls = status_class(result.status_code)
         cb_id = endpoint.get("id") or task.callback_id
+        held = held_message(CurrentMessage.get_current_message())
+
+        def record_as(state: str) -> tuple[str | None, int]:
+            previous, attempt = self.store.record_attempt(
+                task_id, record, state, held=(held.held_key, held.raw) if held else None)
+            if held is not None:
+                held.acknowledged = True
+            extra["attempt"] = attempt
+            return previous, attempt
+
         if verdict is Verdict.DELIVERED:
             metrics.webhook_attempts.labels(result="delivered", status_class=cls).inc()
-            previous = self.store.record_attempt(task_id, attempt, record, "delivered")
+            previous, attempt = record_as("delivered")
             if endpoint.get("failing_since"):
                 self.registry.record_success(cb_id)
             if previous in ("failed", "retrying"):
@@ -147,31 +170,36 @@ class WebhookDelivery:
             if self.registry.disable(cb_id, reason):
                 metrics.callbacks_disabled.labels(reason=reason).inc()
             metrics.webhook_attempts.labels(result="failed", status_class=cls).inc()
-            self.store.record_attempt(task_id, attempt, record, "disabled")
+            record_as("disabled")
             log.warning("callback disabled by the receiver", extra=extra)
             return
         delay = None
         if verdict is Verdict.RETRY and trigger == "scheduled":
             retry_after = parse_retry_after(result.headers.get("retry-after"))
-            delay = self.policy.delay_for(scheduled_no, retry_after)
+            delay = self.policy.delay_for(self._scheduled_number(task_id), retry_after)
         if self.registry.record_failure(cb_id, self.services.config.webhook_disable_after):
             metrics.callbacks_disabled.labels(reason="failing").inc()
             log.warning("callback disabled: failing for too long", extra=extra)
         if delay is not None:
             metrics.webhook_attempts.labels(result="retry", status_class=cls).inc()
-            self.store.record_attempt(task_id, attempt, record, "retrying")
+            record_as("retrying")
             self.services.schedule.add("hook", task_id, time.time() + delay)
             log.info("webhook will retry", extra={**extra, "delay_s": round(delay, 2)})
             return
         metrics.webhook_attempts.labels(result="failed", status_class=cls).inc()
         # A failed manual resend of a delivered webhook leaves it delivered.
         state = "delivered" if trigger == "manual" and task.delivery == "delivered" else "failed"
-        previous = self.store.record_attempt(task_id, attempt, record, state)
+        previous, attempt = record_as(state)
         if state == "failed":
             if previous != "failed":
                 metrics.webhook_attempts_per_delivery.observe(attempt)
             self.redis.zadd(FAILED_INDEX.format(cb_id), {task_id: time.time()})
         log.warning("webhook failed", extra=extra)
+
+    def _scheduled_number(self, task_id: str) -> int:
+        """Which scheduled attempt of its series this one is (1 for the first)."""
+        records = self.store.deliveries(task_id)
+        return sum(1 for r in records if r.get("trigger") == "scheduled") + 1
 
     def _set_delivery(self, task_id: str, state: str) -> bool:
         """Set the task's delivery state; True if it changed."""
@@ -198,6 +226,5 @@ def declare(broker: RedisBroker, services: Services, *, queue_name: str) -> None
         actor_name=DELIVERY_ACTOR,
         queue_name=queue_name,
         broker=broker,
-        max_age=None,
         time_limit=int((services.config.webhook_timeout + 30) * 1000),
     )

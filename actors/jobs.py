@@ -19,6 +19,7 @@ from dramatiq.middleware import CurrentMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from actors.messages import JOB_ACTOR, delivery_message
+from actors.redis_broker import held_message
 from actors.services import Services
 from actors.vectors import Cancelled, InvalidJob, load, normalise
 from hookline import metrics
@@ -143,18 +144,22 @@ class VectorJob:
         output: tuple[str, bytes] | None = None,
     ) -> None:
         outcome = {SUCCESS: "success", FAILURE: "failure", REVOKED: "revoked"}[status]
-        callback = task is not None and task.callback_id is not None
+        callback_id = task.callback_id if task is not None else None
+        held = held_message(CurrentMessage.get_current_message())
         changed = patiently(
             self.store.finish,
             task_id,
             status,
-            delivery=delivery_message(task_id) if callback else None,
+            delivery=delivery_message(task_id, callback_id=callback_id) if callback_id else None,
+            held=(held.held_key, held.raw) if held else None,
             result=result,
             error=error,
             fields={"done": done} if done is not None else None,
             allowed_from=(STARTED,),
             output=output,
         )
+        if held is not None:
+            held.acknowledged = True
         now = time.time()
         metrics.task_run.labels(actor=JOB_ACTOR, outcome=outcome).observe(now - started)
         if not changed:

@@ -1,12 +1,12 @@
 """Queue-level gauges, read from the broker once per scrape.
 
-For each queue of Dramatiq's Redis layout:
+For each queue of the broker's layout (``actors.redis_broker``):
 
 * ready     ``LLEN <q>``: messages waiting for a worker
-* delayed   ``HLEN <q>.DQ.msgs``: messages held back until their eta (the
-            ``.DQ`` list alone misses those a worker has already fetched)
-* dead      ``ZCARD <q>.XQ``: dead-lettered messages
-* in_flight ``HLEN <q>.msgs - LLEN <q>``: fetched, not yet acknowledged
+* delayed   messages waiting for their eta on the ``.DQ`` twin, ready or
+            held by a worker
+* dead      ``LLEN <q>:dead``: dead-lettered messages
+* in_flight the held lists of every worker: fetched, not yet acknowledged
 """
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from collections.abc import Iterator, Sequence
 
 import orjson
 import redis
+from dramatiq.common import dq_name
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from actors.messages import CALLBACKS_QUEUE, HEARTBEATS_KEY, JOBS_QUEUE, NAMESPACE
+from actors.redis_broker import Keys
 from hookline.schedule import Schedule
 
 
@@ -53,35 +55,43 @@ class QueueCollector(Collector):
         )
         now_ms = int(time.time() * 1000)
         try:
+            names = [(queue, Keys(self.namespace, queue)) for queue in self.queues]
+            names += [(queue, Keys(self.namespace, dq_name(queue))) for queue in self.queues]
             pipe = self.redis.pipeline(transaction=False)
-            for queue in self.queues:
-                base = f"{self.namespace}:{queue}"
-                pipe.llen(base)
-                pipe.hlen(f"{base}.msgs")
-                pipe.hlen(f"{base}.DQ.msgs")
-                pipe.zcard(f"{base}.XQ")
-                pipe.lindex(base, 0)
+            for _, keys in names:
+                pipe.smembers(keys.holders)
+            holders = pipe.execute()
+            pipe = self.redis.pipeline(transaction=False)
+            for (_, keys), workers in zip(names, holders):
+                pipe.llen(keys.queue)
+                pipe.llen(keys.dead)
+                pipe.lindex(keys.queue, -1)
+                for worker in sorted(workers):
+                    pipe.llen(keys.held(worker.decode()))
             pipe.zcount(HEARTBEATS_KEY, now_ms - self.heartbeat_timeout_ms, "+inf")
             pipe.zcount(Schedule(self.redis).key, "-inf", "+inf")
-            values = pipe.execute()
-            heads = []
-            for i, queue in enumerate(self.queues):
-                ready, stored, delayed, dead, head = values[5 * i : 5 * i + 5]
-                depth.add_metric([queue, "ready"], ready)
-                depth.add_metric([queue, "delayed"], delayed)
-                depth.add_metric([queue, "dead"], dead)
-                depth.add_metric([queue, "in_flight"], max(0, stored - ready))
-                heads.append((queue, head))
-            pipe = self.redis.pipeline(transaction=False)
-            for queue, head in heads:
-                pipe.hget(f"{self.namespace}:{queue}.msgs", head or b"-")
-            for (queue, _), raw in zip(heads, pipe.execute()):
+            values = iter(pipe.execute())
+            counts: dict[str, dict[str, int]] = {
+                q: {"ready": 0, "delayed": 0, "dead": 0, "in_flight": 0} for q in self.queues}
+            for (queue, keys), workers in zip(names, holders):
+                ready, dead, head = next(values), next(values), next(values)
+                held = sum(next(values) for _ in workers)
+                row = counts[queue]
+                if keys.queue.endswith(".DQ"):
+                    row["delayed"] += ready + held
+                    row["dead"] += dead
+                    continue
+                row["ready"], row["in_flight"] = ready, held
+                row["dead"] += dead
                 age = 0.0
-                if raw:
-                    age = max(0.0, (now_ms - orjson.loads(raw)["message_timestamp"]) / 1000)
+                if head:
+                    age = max(0.0, (now_ms - orjson.loads(head)["message_timestamp"]) / 1000)
                 oldest.add_metric([queue], age)
-            alive.add_metric([], values[-2])
-            pending.add_metric([], values[-1])
+            for queue, row in counts.items():
+                for state, value in row.items():
+                    depth.add_metric([queue, state], value)
+            alive.add_metric([], next(values))
+            pending.add_metric([], next(values))
         except redis.RedisError:
             # An unreachable broker shows as missing series (alerts use
             # absent()), never as a failed scrape of everything else.

@@ -1,80 +1,348 @@
-"""Dramatiq's Redis broker, with consumers that wake when a message arrives.
+"""A lean Redis broker for Dramatiq: a list per queue, a held list per worker.
 
-Dramatiq's Redis consumer polls: after each empty fetch it sleeps for an
-exponentially growing back-off of up to the worker timeout (1 s), so on a
-quiet queue a message waits half a second on average before anyone looks.
-Here an empty fetch blocks on a small "wake" list instead (``BLPOP``), and
-every producer pushes a token to it beside the message, so an idle consumer
-starts at once and a busy one never waits. Fetching stays Dramatiq's atomic
-Lua script; the wake list only says "look now".
+Dramatiq's own Redis broker keeps each message twice (an id on a list, the
+body in a hash), runs a Lua script with a heartbeat write for every fetch and
+every acknowledgement, and polls an empty queue with a growing back-off. At
+Hookline's message rates that bookkeeping cost more than the jobs themselves
+(bench/RESULTS.md). This broker keeps the same guarantees with less:
+
+* ``<ns>:q:<queue>`` is a list of encoded messages. Producers ``LPUSH``;
+  consumers take from the right, so it is first in, first out.
+* A consumer moves what it takes to its process's *held* list
+  (``<ns>:q:<queue>:held:<worker id>``) in the same atomic step: a batch with
+  one small Lua script when the queue is busy, one ``BLMOVE`` that sleeps
+  until a message arrives when it is idle. Nothing polls.
+* Acknowledging removes the message from the held list (``LREM``). An actor
+  may do that inside its own last write (:func:`held_message`), which
+  saves a round trip per message.
+* Heartbeats are written by each worker process on a clock
+  (``actors.upkeep``), not by every broker call. The held lists of a process
+  whose heartbeat stopped go back to their queues (:meth:`recover`).
+* ``nack`` moves a message to ``<ns>:q:<queue>:dead`` (capped).
+* Delayed messages use Dramatiq's own scheme: they wait on the queue's
+  ``.DQ`` twin and the worker holds them until their eta.
+
+Messages are Dramatiq messages encoded as JSON by orjson, so any Dramatiq
+tool can read them.
 """
 from __future__ import annotations
 
+import threading
 import time
+import uuid
+from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
+import orjson
 import redis
-from dramatiq.broker import MessageProxy
-from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq import Broker, Consumer, Message, MessageProxy
+from dramatiq.common import current_millis, dq_name
 from dramatiq.errors import ConnectionClosed
-from dramatiq.message import Message
 
-#: Longest a consumer blocks on its wake list before polling anyway, in
-#: seconds (it also bounds how late a delayed message or a missed token is).
-MAX_IDLE_WAIT = 1.0
-#: Tokens kept on a wake list: enough to wake every idle consumer of a queue.
-WAKE_TOKENS = 16
+#: Longest one blocking wait for a message, in seconds; the consumer thread
+#: gets control back this often even on an idle queue.
+IDLE_WAIT_SECONDS = 1.0
+#: Dead-lettered messages kept per queue.
+DEAD_LETTERS_KEPT = 10_000
+
+# KEYS: queue, held; ARGV: count. Take up to ``count`` messages, oldest first.
+_FETCH_LUA = """
+local taken = redis.call('RPOP', KEYS[1], tonumber(ARGV[1]))
+if not taken then return {} end
+redis.call('LPUSH', KEYS[2], unpack(taken))
+return taken
+"""
+
+# KEYS: queue, held; ARGV: messages, oldest first. Put them back at the
+# queue's head, in the same order.
+_REQUEUE_LUA = """
+for i = #ARGV, 1, -1 do
+  if redis.call('LREM', KEYS[2], -1, ARGV[i]) > 0 then
+    redis.call('RPUSH', KEYS[1], ARGV[i])
+  end
+end
+return #ARGV
+"""
+
+# KEYS: held, dead; ARGV: message, how many dead letters to keep
+_NACK_LUA = """
+redis.call('LREM', KEYS[1], -1, ARGV[1])
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
+return 1
+"""
+
+# KEYS: heartbeats, holders, queue; ARGV: held key prefix, heartbeat cutoff (ms)
+# Returns how many messages went back to the queue.
+_RECOVER_LUA = """
+local moved = 0
+for _, worker in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local beat = redis.call('ZSCORE', KEYS[1], worker)
+  if not beat or tonumber(beat) < tonumber(ARGV[2]) then
+    local held = ARGV[1] .. worker
+    -- Newest first onto the queue's head, so the oldest is taken first.
+    while redis.call('LMOVE', held, KEYS[3], 'LEFT', 'RIGHT') do
+      moved = moved + 1
+    end
+    redis.call('SREM', KEYS[2], worker)
+  end
+end
+return moved
+"""
 
 
-def wake_key(namespace: str, queue_name: str) -> str:
-    return f"{namespace}:{queue_name}.wake"
+def encode(message: Message[Any]) -> bytes:
+    return orjson.dumps(message.asdict())
 
 
-class WakefulConsumer(_RedisConsumer):
-    def __init__(self, broker: RedisBroker, queue_name: str, prefetch: int, timeout: int) -> None:
-        super().__init__(broker, queue_name, prefetch, timeout)
-        self.wake_key = wake_key(broker.namespace, queue_name)
-        # BLPOP holds its connection while it waits, so it gets its own client.
+def decode(data: bytes) -> Message[Any]:
+    fields = orjson.loads(data)
+    fields["args"] = tuple(fields["args"])
+    return Message(**fields)
+
+
+class Keys:
+    """The Redis keys of one queue."""
+
+    def __init__(self, namespace: str, queue_name: str) -> None:
+        self.queue = f"{namespace}:q:{queue_name}"
+        self.holders = f"{self.queue}:holders"
+        self.held_prefix = f"{self.queue}:held:"
+        self.dead = f"{self.queue}:dead"
+
+    def held(self, worker_id: str) -> str:
+        return self.held_prefix + worker_id
+
+
+class HeldMessage(MessageProxy):
+    """A message a consumer holds, with what acknowledging it takes."""
+
+    def __init__(self, message: Message[Any], raw: bytes, held_key: str) -> None:
+        super().__init__(message)
+        self.raw = raw
+        self.held_key = held_key
+        #: Set once the message has left the held list (see ``held_message``).
+        self.acknowledged = False
+
+
+def held_message(message: MessageProxy | None) -> HeldMessage | None:
+    """``message`` if its actor may acknowledge it inside its own last write.
+
+    The actor removes ``raw`` from ``held_key`` in the same script that
+    records its outcome and sets ``acknowledged``; the consumer then skips
+    its own ``LREM``, which saves a round trip per message.
+    """
+    if isinstance(message, HeldMessage) and not message.acknowledged:
+        return message
+    return None
+
+
+class LeanConsumer(Consumer):
+    def __init__(self, broker: LeanRedisBroker, queue_name: str, prefetch: int, timeout: int) -> None:
+        self.broker = broker
+        self.queue_name = queue_name
+        self.prefetch = prefetch
+        self.timeout = timeout
+        self.keys = Keys(broker.namespace, queue_name)
+        self.held_key = self.keys.held(broker.broker_id)
+        self.cache: deque[bytes] = deque()
+        self.outstanding = broker.outstanding(queue_name)
+        # A blocking move holds its connection while it waits, so it gets its own.
         self.waiter = redis.Redis(connection_pool=broker.client.connection_pool)
-
-    def __next__(self) -> MessageProxy | None:
         try:
-            while True:
-                if self.message_cache:
-                    data = self.message_cache.pop(0)
-                    if data is None:
-                        continue
-                    self.misses = 0
-                    message = Message.decode(data)
-                    self.queued_message_ids.add(message.message_id)
-                    return MessageProxy(message)
-                room = self.prefetch - self.outstanding_message_count
-                if room > 0:
-                    self.message_cache = self.broker.do_fetch(self.queue_name, room)
-                    if self.message_cache:
-                        continue
-                    # Nothing ready: sleep until a producer says there is.
-                    wait = min(MAX_IDLE_WAIT, self.timeout / 1000)
-                    self.waiter.blpop([self.wake_key], timeout=wait)
-                else:
-                    # Every prefetched message is still being worked on.
-                    time.sleep(0.005)
-                return None
+            # A holder without a heartbeat counts as dead: beat before taking anything.
+            broker.heartbeat()
+            broker.client.sadd(self.keys.holders, broker.broker_id)
+            self._adopt()
         except redis.ConnectionError as exc:
             raise ConnectionClosed(exc) from None
 
+    def _adopt(self) -> None:
+        """Take up messages on this process's held list that nobody works on.
 
-class WakefulRedisBroker(RedisBroker):
+        A consumer that lost its connection after Redis moved a message (the
+        reply never arrived) would otherwise leave it held for as long as the
+        process lives.
+        """
+        for raw in reversed(self.broker.client.lrange(self.held_key, 0, -1)):
+            if raw not in self.outstanding:
+                self.cache.append(raw)
+
+    def __next__(self) -> MessageProxy | None:
+        try:
+            if not self.cache:
+                room = self.prefetch - len(self.outstanding)
+                if room <= 0:
+                    # Every message this process holds is being worked on.
+                    time.sleep(0.002)
+                    return None
+                self.cache.extend(self.broker.scripts["fetch"](
+                    keys=[self.keys.queue, self.held_key], args=[room]))
+                if not self.cache:
+                    wait = min(IDLE_WAIT_SECONDS, self.timeout / 1000)
+                    raw = self.waiter.blmove(self.keys.queue, self.held_key, wait, "RIGHT", "LEFT")
+                    if raw is None:
+                        return None
+                    self.cache.append(raw)
+            raw = self.cache.popleft()
+        except redis.ConnectionError as exc:
+            raise ConnectionClosed(exc) from None
+        try:
+            message = decode(raw)
+        except (orjson.JSONDecodeError, TypeError, KeyError):
+            # Not a message anybody can run: keep it where people look.
+            self.broker.scripts["nack"](keys=[self.held_key, self.keys.dead], args=[raw, DEAD_LETTERS_KEPT])
+            return None
+        self.outstanding.add(raw)
+        return HeldMessage(message, raw, self.held_key)
+
+    def ack(self, message: MessageProxy) -> None:
+        assert isinstance(message, HeldMessage)
+        try:
+            if not message.acknowledged:
+                self.broker.client.lrem(self.held_key, -1, message.raw)
+                message.acknowledged = True
+        except redis.ConnectionError as exc:
+            raise ConnectionClosed(exc) from None
+        self.outstanding.discard(message.raw)
+
+    def nack(self, message: MessageProxy) -> None:
+        assert isinstance(message, HeldMessage)
+        try:
+            self.broker.scripts["nack"](
+                keys=[self.held_key, self.keys.dead], args=[message.raw, DEAD_LETTERS_KEPT])
+        except redis.ConnectionError as exc:
+            raise ConnectionClosed(exc) from None
+        self.outstanding.discard(message.raw)
+
+    def requeue(self, messages: Iterable[MessageProxy]) -> None:
+        raws = [m.raw for m in messages if isinstance(m, HeldMessage)] + list(self.cache)
+        self.cache.clear()
+        if raws:
+            self.broker.scripts["requeue"](keys=[self.keys.queue, self.held_key], args=raws)
+        for raw in raws:
+            self.outstanding.discard(raw)
+
+    def close(self) -> None:
+        # Messages fetched but not handed out yet go back to the queue now,
+        # not when the process's heartbeat runs out.
+        if self.cache:
+            try:
+                self.requeue([])
+            except redis.RedisError:
+                pass
+        self.waiter.close()
+
+
+class LeanRedisBroker(Broker):
+    """Dramatiq broker over Redis lists; see the module's docstring."""
+
+    def __init__(
+        self,
+        *,
+        client: redis.Redis,
+        namespace: str = "hl",
+        heartbeat_timeout: int = 60_000,
+        middleware: list[Any] | None = None,
+    ) -> None:
+        super().__init__(middleware=middleware)
+        self.client = client
+        self.namespace = namespace
+        self.heartbeat_timeout = heartbeat_timeout
+        self.broker_id = str(uuid.uuid4())
+        self.queues: set[str] = set()
+        self._outstanding: dict[str, set[bytes]] = {}
+        self._lock = threading.Lock()
+        self.scripts = {
+            "fetch": client.register_script(_FETCH_LUA),
+            "requeue": client.register_script(_REQUEUE_LUA),
+            "nack": client.register_script(_NACK_LUA),
+            "recover": client.register_script(_RECOVER_LUA),
+        }
+
     @property
-    def consumer_class(self) -> Any:
-        return WakefulConsumer
+    def heartbeats_key(self) -> str:
+        return f"{self.namespace}:workers"
 
-    def do_enqueue(self, queue_name: str, message_id: str, data: bytes) -> Any:  # type: ignore[override]
-        # Messages Dramatiq itself enqueues (delayed ones coming due) wake a
-        # consumer too.
-        result = self._dispatch("enqueue")(queue_name, message_id, data)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.rpush(wake_key(self.namespace, queue_name), 1)
-        pipe.ltrim(wake_key(self.namespace, queue_name), -WAKE_TOKENS, -1)
-        pipe.execute()
-        return result
+    def outstanding(self, queue_name: str) -> set[bytes]:
+        """Bodies this process has taken off ``queue_name`` and not settled."""
+        with self._lock:
+            return self._outstanding.setdefault(queue_name, set())
+
+    def keys(self, queue_name: str) -> Keys:
+        return Keys(self.namespace, queue_name)
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 30000) -> Consumer:
+        return LeanConsumer(self, queue_name, prefetch, timeout)
+
+    def declare_queue(self, queue_name: str) -> None:
+        if queue_name in self.queues:
+            return
+        self.emit_before("declare_queue", queue_name)
+        self.queues.add(queue_name)
+        self.emit_after("declare_queue", queue_name)
+        delayed = dq_name(queue_name)
+        self.delay_queues.add(delayed)
+        self.emit_after("declare_delay_queue", delayed)
+
+    def enqueue(self, message: Message[Any], *, delay: int | None = None) -> Message[Any]:
+        queue_name = message.queue_name
+        if delay is not None:
+            queue_name = dq_name(queue_name)
+            message = message.copy(
+                queue_name=queue_name,
+                options={**message.options, "eta": current_millis() + delay},
+            )
+        self.emit_before("enqueue", message, delay)
+        self.client.lpush(self.keys(queue_name).queue, encode(message))
+        self.emit_after("enqueue", message, delay)
+        return message
+
+    def get_declared_queues(self) -> set[str]:
+        return self.queues.copy()
+
+    def get_declared_delay_queues(self) -> set[str]:
+        return self.delay_queues.copy()
+
+    def heartbeat(self, now_ms: int | None = None) -> None:
+        now_ms = current_millis() if now_ms is None else now_ms
+        self.client.zadd(self.heartbeats_key, {self.broker_id: now_ms})
+
+    def recover(self, now_ms: int | None = None) -> int:
+        """Give the held messages of dead worker processes back to their queues."""
+        now_ms = current_millis() if now_ms is None else now_ms
+        moved = 0
+        for queue_name in sorted(self.queues | self.delay_queues):
+            keys = self.keys(queue_name)
+            moved += int(self.scripts["recover"](
+                keys=[self.heartbeats_key, keys.holders, keys.queue],
+                args=[keys.held_prefix, now_ms - self.heartbeat_timeout],
+            ))
+        return moved
+
+    def flush(self, queue_name: str) -> None:
+        for name in (queue_name, dq_name(queue_name)):
+            keys = self.keys(name)
+            holders = [h.decode() for h in self.client.smembers(keys.holders)]
+            self.client.delete(keys.queue, keys.dead, keys.holders, *(keys.held(h) for h in holders))
+
+    def flush_all(self) -> None:
+        for queue_name in self.queues:
+            self.flush(queue_name)
+
+    def join(self, queue_name: str, *, timeout: int | None = None) -> None:
+        """Wait until ``queue_name`` has no ready or held messages."""
+        deadline = None if timeout is None else time.monotonic() + timeout / 1000
+        while True:
+            busy = 0
+            for name in (queue_name, dq_name(queue_name)):
+                keys = self.keys(name)
+                busy += self.client.llen(keys.queue)
+                for holder in self.client.smembers(keys.holders):
+                    busy += self.client.llen(keys.held(holder.decode()))
+            if busy == 0:
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"queue {queue_name} still has {busy} messages")
+            time.sleep(0.01)

@@ -1,13 +1,13 @@
 """Background upkeep in every worker process.
 
-Dramatiq's Redis broker leaves three gaps that this thread closes:
+It keeps the broker's promises (``actors.redis_broker``) and the tasks':
 
-* Heartbeats are written only as a side effect of broker calls, so a process
-  busy with long jobs looks dead; here every process beats on its own clock.
-* Messages held by a dead worker come back only when "maintenance" runs, on
-  0.1 % of broker calls; here it runs every few seconds on every queue.
-* A message lost on the way (an enqueue that failed, a key deleted by hand)
-  leaves its task stuck; the reconciler finds unfinished tasks without a
+* every worker process writes its heartbeat on its own clock, so a process
+  busy with long jobs never looks dead;
+* every few seconds the messages held by dead processes go back to their
+  queues;
+* a message lost on the way (an enqueue that failed, a key deleted by hand)
+  would leave its task stuck; the reconciler finds unfinished tasks without a
   message and sends them again.
 
 It also pumps the schedule: job and webhook retries that have come due.
@@ -19,10 +19,11 @@ import threading
 import time
 from collections.abc import Callable
 
+import orjson
 import redis
-from dramatiq.brokers.redis import RedisBroker
 
 from actors.messages import HEARTBEATS_KEY, JOBS_QUEUE, job_message
+from actors.redis_broker import LeanRedisBroker
 from actors.services import Services
 from hookline.redis import UNAVAILABLE
 from hookline.tasks import ACTIVE_KEY, PENDING, RETRY, STARTED, TERMINAL, task_key
@@ -46,7 +47,7 @@ _LOCK_KEY = "hl:reconciler:lock"
 class Upkeep(threading.Thread):
     def __init__(
         self,
-        broker: RedisBroker,
+        broker: LeanRedisBroker,
         services: Services,
         *,
         deliver_due: Callable[[str], None] | None = None,
@@ -82,20 +83,13 @@ class Upkeep(threading.Thread):
             self.stopping.wait(PUMP_INTERVAL / 2)
 
     def heartbeat(self) -> None:
-        self.broker.client.zadd(HEARTBEATS_KEY, {self.broker.broker_id: int(time.time() * 1000)})
+        self.broker.heartbeat()
 
     def sweep(self) -> None:
         """Give dead workers' unacknowledged messages back to their queues."""
-        dispatch = self.broker.scripts["dispatch"]
-        for queue in sorted(self.broker.get_declared_queues() | self.broker.delay_queues):
-            dispatch(
-                keys=[self.broker.namespace],
-                args=[
-                    "qsize", int(time.time() * 1000), queue, self.broker.broker_id,
-                    self.broker.heartbeat_timeout, self.broker.dead_message_ttl, 1,
-                    self.broker._max_unpack_size(),
-                ],
-            )
+        moved = self.broker.recover()
+        if moved:
+            log.warning("messages of dead workers went back to their queues", extra={"count": moved})
 
     def pump(self) -> None:
         store, schedule = self.services.store, self.services.schedule
@@ -109,49 +103,53 @@ class Upkeep(threading.Thread):
     def reconcile(self) -> int:
         """Send again every unfinished task whose message is lost or stuck.
 
-        A task is left alone while its message waits on the queue, while a
-        live worker runs it, or while a retry is scheduled. It is sent again
-        when its message is gone, or when a live worker has held the message
-        without starting it for ``reconcile_after`` seconds (a consumer that
-        lost its connection mid-delivery keeps the message claimed). A
-        duplicate message is harmless: a task starts and ends only once.
+        A task is left alone while its message may still wait on the queue,
+        while a live worker runs it, or while a retry is scheduled. It is
+        sent again when its message is gone, or when a live worker has held
+        the message without starting it for ``reconcile_after`` seconds (a
+        consumer that lost its connection mid-delivery). A duplicate message
+        is harmless: a task starts and ends only once.
+
+        The queue is first in, first out, so a message written after the one
+        at the queue's head is still waiting, and one written before it has
+        been taken: only the held lists, which are short, are read whole.
         """
         client: redis.Redis = self.services.redis
         ttl_ms = int(RECONCILE_INTERVAL * 1000 * 0.9)
         if not client.set(_LOCK_KEY, self.broker.broker_id, nx=True, px=ttl_ms):
             return 0
         cutoff = time.time() - self.services.config.reconcile_after
-        stale = [m.decode() for m in client.zrangebyscore(
-            ACTIVE_KEY, "-inf", cutoff, start=0, num=RECONCILE_BATCH)]
+        rows = client.zrangebyscore(
+            ACTIVE_KEY, "-inf", cutoff, start=0, num=RECONCILE_BATCH, withscores=True)
+        stale = [(member.decode(), float(score)) for member, score in rows]  # type: ignore[str-unpack]
         if not stale:
             return 0
         beat_cutoff = int(time.time() * 1000) - self.broker.heartbeat_timeout
         live = {w.decode() for w in client.zrangebyscore(HEARTBEATS_KEY, beat_cutoff, "+inf")}
-        held_keys = [f"{self.broker.namespace}:__acks__.{w}.{JOBS_QUEUE}" for w in sorted(live)]
+        keys = self.broker.keys(JOBS_QUEUE)
+        head = client.lindex(keys.queue, -1)
+        # Seconds: a task whose message was written at or after this may be waiting.
+        waiting_since = orjson.loads(head)["message_timestamp"] / 1000 - 1 if head else None
+        held: set[str] = set()
+        for worker in sorted(live):
+            for raw in client.lrange(keys.held(worker), 0, -1):
+                held.update(str(arg) for arg in orjson.loads(raw).get("args", ()))
         pipe = client.pipeline(transaction=False)
-        for task_id in stale:
-            pipe.hmget(task_key(task_id), "status", "msg", "owner")
+        for task_id, _ in stale:
+            pipe.hmget(task_key(task_id), "status", "owner")
         records = pipe.execute()
-        hash_key = job_message("-").hash_key
-        pipe = client.pipeline(transaction=False)
-        for _, msg, _ in records:
-            pipe.hexists(hash_key, msg or b"-")
-            for key in held_keys:
-                pipe.sismember(key, msg or b"-")
-        flags = pipe.execute()
-        width = 1 + len(held_keys)
         sent = 0
         now = time.time()
-        for i, (task_id, (status, _, owner)) in enumerate(zip(stale, records)):
+        for (task_id, written), (status, owner) in zip(stale, records):
             if status is None or status.decode() in TERMINAL:
                 client.zrem(ACTIVE_KEY, task_id)
                 continue
             current = status.decode()
-            exists, held = flags[i * width], flags[i * width + 1 : (i + 1) * width]
             running = current == STARTED and owner is not None and owner.decode() in live
             scheduled = self.services.schedule.due_at("job", task_id) is not None
-            stuck = exists and any(held) and current in (PENDING, RETRY)
-            if running or scheduled or (exists and not stuck):
+            queued = waiting_since is not None and written >= waiting_since
+            stuck = task_id in held and current in (PENDING, RETRY)
+            if running or scheduled or queued or (task_id in held and not stuck):
                 client.zadd(ACTIVE_KEY, {task_id: now}, xx=True)
                 continue
             if self.services.store.requeue(

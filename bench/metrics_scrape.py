@@ -69,7 +69,7 @@ def main() -> int:
                     shares = [batch // 8 + (1 if i < batch % 8 else 0) for i in range(8)]
                     list(pool.map(lambda n: submit(stack.url, key, n), shares))
                 done = checkpoint
-                wait_until(lambda: stack.client.llen("dramatiq:jobs") == 0
+                wait_until(lambda: stack.client.llen("hl:q:jobs") == 0
                            and stack.client.zcard("hl:active") == 0, 600, "tasks finish")
                 results[checkpoint] = scrape(stack.url, args.scrapes)
                 print(f"after {checkpoint:>6} tasks: /metrics {results[checkpoint]}", flush=True)

@@ -60,6 +60,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def queue_idle(client: redis.Redis, queue: str) -> bool:
+    """No message of ``queue`` is waiting or held by a worker."""
+    base = f"hl:q:{queue}"
+    held = [int(client.llen(f"{base}:held:{w.decode()}")) for w in client.smembers(f"{base}:holders")]
+    return int(client.llen(base)) == 0 and sum(held) == 0
+
+
 def wait_until(check: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -118,7 +125,7 @@ class Hookline:
         self._spawn("callbacks", [str(BIN / "dramatiq"), "actors:setup", "--queues", "callbacks",
                                   "--processes", "1", "--threads", str(self.layout["callback_threads"])])
         wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok, 60, "gunicorn")
-        wait_until(lambda: self.client.zcard("dramatiq:__heartbeats__")
+        wait_until(lambda: self.client.zcard("hl:workers")
                    >= self.layout["job_processes"] + 1, 60, "workers")
 
     @property
@@ -238,7 +245,7 @@ def run_hookline(args: argparse.Namespace, setting: dict[str, Any], workdir: Pat
         watch = {name: stack.procs[name].pid for name in ("web", "worker", "callbacks", "redis")}
         summary = drive(stack.url, args, setting, callback["secret"], key, callback["id"], extra,
                         workdir / "summary.json", watch, stack.redis_url)
-        wait_until(lambda: stack.client.hlen("dramatiq:callbacks.msgs") == 0, 60, "deliveries settle")
+        wait_until(lambda: queue_idle(stack.client, "callbacks"), 60, "deliveries settle")
         summary["hookline"] = hookline_figures(stack, auth)
         return summary
     finally:

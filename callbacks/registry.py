@@ -229,7 +229,17 @@ class CallbackRegistry:
         ``last_success_at`` (Unix seconds or ``None``).
         """
         raw = self._load(None, cb_id)
-        if raw is None:
+        return None if raw is None else self.delivery_view(cb_id, raw)
+
+    def delivery_key(self, cb_id: str) -> str | None:
+        """The Redis hash of ``cb_id``, for a caller that reads it in its own pipeline."""
+        if not isinstance(cb_id, str) or not _ID.fullmatch(cb_id):
+            return None
+        return self._key(cb_id)
+
+    def delivery_view(self, cb_id: str, raw: dict[bytes, bytes]) -> dict[str, Any] | None:
+        """What ``get_for_delivery`` returns, from the hash at ``delivery_key(cb_id)``."""
+        if not raw or b"url" not in raw:
             return None
         return {
             **_public(cb_id, raw),

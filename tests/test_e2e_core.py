@@ -12,7 +12,7 @@ import requests
 from actors.messages import job_message
 from hookline.collections import collection_key
 from hookline.tasks import QueuedMessage
-from tests.procs import ROOT, Stack, wait_until
+from tests.procs import ROOT, Stack, queued, settled, wait_until
 
 SEED = {"vector_data": [0.1, 0.2, 0.3], "metadata": {"source": "user"}}
 
@@ -90,13 +90,12 @@ def test_redelivery_runs_the_task_once(make_stack: Callable[..., Stack],
     # Given the same task id enqueued a second (and third) time
     for _ in range(2):
         extra: QueuedMessage = job_message(task_id)
-        redis.hset(extra.hash_key, extra.message_id, extra.data)
-        redis.rpush(extra.list_key, extra.message_id)
-    assert redis.llen("dramatiq:jobs") == 3
+        redis.lpush(extra.list_key, extra.data)
+    assert len(queued(redis, "jobs")) == 3
     # When a worker processes all of them
     stack.start_worker()
     done = wait_until(lambda: finished(stack, auth, task_id), 30, "task finishes")
-    wait_until(lambda: redis.hlen("dramatiq:jobs.msgs") == 0, 30, "all messages acknowledged")
+    wait_until(lambda: settled(redis, "jobs"), 30, "all messages acknowledged")
     # Then it ran exactly once and its result is not duplicated
     assert done["status"] == "SUCCESS" and done["attempts"] == 1
     assert redis.hlen(collection_key("acme", "default")) == 1
@@ -113,7 +112,7 @@ def test_cancelled_pending_task_never_runs(make_stack: Callable[..., Stack],
     resp = requests.post(f"{stack.url}/tasks/{task_id}/cancel", headers=auth, timeout=5)
     assert resp.status_code == 202 and resp.json()["status"] == "REVOKED"
     stack.start_worker()
-    wait_until(lambda: redis.hlen("dramatiq:jobs.msgs") == 0, 30, "the message is consumed")
+    wait_until(lambda: settled(redis, "jobs"), 30, "the message is consumed")
     body = requests.get(f"{stack.url}/tasks/{task_id}", headers=auth, timeout=5).json()
     assert body["status"] == "REVOKED"
     assert body["attempts"] == 0 and body["started_at"] is None

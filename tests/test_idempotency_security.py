@@ -8,6 +8,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from hookline.config import Config
+from tests.procs import queued
 from webapp import create_app
 
 SEED = {"vector_data": [0.1, 0.2, 0.3], "metadata": {"source": "user"}}
@@ -22,7 +23,7 @@ def test_same_key_same_body_replays_the_first_answer(client: FlaskClient, auth: 
     assert second.get_json() == first.get_json()
     assert second.headers["Location"] == first.headers["Location"]
     assert redis.zcard("hl:tasks:acme") == 1
-    assert redis.llen("dramatiq:jobs") == 1
+    assert len(queued(redis, "jobs")) == 1
 
 
 def test_same_key_other_body_is_422(client: FlaskClient, auth: dict, redis: redis_lib.Redis) -> None:
@@ -83,7 +84,7 @@ def test_twenty_concurrent_requests_with_one_key_create_one_task(
     assert {status for status, _ in results} <= {202, 409}
     assert len({task_id for status, task_id in results if status == 202}) == 1
     assert redis.zcard("hl:tasks:acme") == 1
-    assert redis.llen("dramatiq:jobs") == 1
+    assert len(queued(redis, "jobs")) == 1
 
 
 def test_rate_limit_answers_429_with_retry_after(config: Config, redis: redis_lib.Redis) -> None:

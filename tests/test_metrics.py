@@ -12,7 +12,7 @@ import requests
 
 from actors.messages import job_message
 from tests.metrics_util import scrape, value
-from tests.procs import ROOT, Stack, wait_until
+from tests.procs import ROOT, Stack, settled, wait_until
 
 SEED = {"vector_data": [[0.1, 0.2, 0.3]] * 4, "metadata": {"source": "metrics"}}
 N = 25
@@ -47,15 +47,14 @@ def test_metrics_follow_a_workload(make_stack: Callable[..., Stack], redis: redi
     redis.hset(f"hl:task:{ids[0]}", mapping={"status": "STARTED", "owner": "a-dead-worker",
                                              "attempts": 1})
     again = job_message(ids[0])
-    redis.hset(again.hash_key, again.message_id, again.data)
-    redis.rpush(again.list_key, again.message_id)
+    redis.lpush(again.list_key, again.data)
     # When a worker starts, the queue drains
     stack.start_worker(processes=2)
     wait_until(lambda: value(scrape(metrics), "hookline_queue_messages", queue="jobs",
                              state="ready") == 0, 30, "the queue drains")
     wait_until(lambda: value(scrape(metrics), "hookline_tasks_finished_total", outcome="success") == N,
                30, "every task is counted")
-    wait_until(lambda: redis.hlen("dramatiq:jobs.msgs") == 0, 30, "all messages acknowledged")
+    wait_until(lambda: settled(redis, "jobs"), 30, "all messages acknowledged")
     after = scrape(metrics)
     # Then the counters and histograms match what happened, exactly
     assert value(after, "hookline_tasks_finished_total", outcome="success") == N

@@ -1,0 +1,148 @@
+"""The Redis broker against a real redis-server: what a worker process sees."""
+from __future__ import annotations
+
+import orjson
+import pytest
+import redis as redis_lib
+from dramatiq import Message
+
+from actors.redis_broker import HeldMessage, LeanRedisBroker, held_message
+from tests.procs import held, queued
+
+
+def message(*args: str, queue: str = "jobs") -> Message:
+    return Message(queue_name=queue, actor_name="noop", args=args, kwargs={}, options={})
+
+
+@pytest.fixture
+def broker(redis: redis_lib.Redis) -> LeanRedisBroker:
+    broker = LeanRedisBroker(client=redis, heartbeat_timeout=1000, middleware=[])
+    broker.declare_queue("jobs")
+    return broker
+
+
+def take(broker: LeanRedisBroker, count: int, prefetch: int = 10) -> list[HeldMessage]:
+    consumer = broker.consume("jobs", prefetch=prefetch, timeout=100)
+    taken = []
+    for _ in range(count * 3):
+        got = next(consumer)
+        if got is not None:
+            assert isinstance(got, HeldMessage)
+            taken.append(got)
+        if len(taken) == count:
+            break
+    return taken
+
+
+def test_messages_come_out_in_order_and_are_held_until_acknowledged(
+    broker: LeanRedisBroker, redis: redis_lib.Redis
+) -> None:
+    for i in range(5):
+        broker.enqueue(message(f"t{i}"))
+    consumer = broker.consume("jobs", prefetch=3, timeout=100)
+    got = [next(consumer) for _ in range(3)]
+    assert [m.args for m in got] == [("t0",), ("t1",), ("t2",)]
+    # Taking moves them, atomically, to this process's held list
+    assert len(queued(redis, "jobs")) == 2 and held(redis, "jobs") == 3
+    # A full prefetch takes no more
+    assert next(consumer) is None and held(redis, "jobs") == 3
+    for m in got:
+        consumer.ack(m)
+    assert held(redis, "jobs") == 0
+    assert [m.args for m in (next(consumer), next(consumer))] == [("t3",), ("t4",)]
+
+
+def test_an_idle_consumer_wakes_for_a_new_message(broker: LeanRedisBroker) -> None:
+    consumer = broker.consume("jobs", prefetch=2, timeout=100)
+    assert next(consumer) is None  # waited 0.1 s on the empty queue
+    broker.enqueue(message("late"))
+    got = next(consumer)
+    assert got is not None and got.args == ("late",)
+
+
+def test_a_dead_workers_messages_go_back_to_the_front(
+    broker: LeanRedisBroker, redis: redis_lib.Redis
+) -> None:
+    for i in range(4):
+        broker.enqueue(message(f"t{i}"))
+    taken = take(broker, 2, prefetch=2)
+    assert [m.args for m in taken] == [("t0",), ("t1",)]
+    # While its heartbeat is fresh, nothing moves
+    other = LeanRedisBroker(client=redis, heartbeat_timeout=1000, middleware=[])
+    other.declare_queue("jobs")
+    assert other.recover() == 0
+    # When it stops beating, another process gives its messages back, oldest first
+    redis.zadd(broker.heartbeats_key, {broker.broker_id: 0})
+    other.heartbeat()
+    assert other.recover() == 2
+    assert held(redis, "jobs") == 0
+    assert [tuple(orjson.loads(raw)["args"]) for raw in queued(redis, "jobs")] == [
+        ("t0",), ("t1",), ("t2",), ("t3",)]
+
+
+def test_requeue_puts_unstarted_messages_back_first(
+    broker: LeanRedisBroker, redis: redis_lib.Redis
+) -> None:
+    for i in range(3):
+        broker.enqueue(message(f"t{i}"))
+    consumer = broker.consume("jobs", prefetch=3, timeout=100)
+    first = next(consumer)
+    second = next(consumer)
+    assert first is not None and second is not None
+    # A worker shutting down requeues what it holds but has not started
+    consumer.requeue([second])
+    consumer.close()
+    assert held(redis, "jobs") == 1  # the first is still being worked on
+    assert [orjson.loads(raw)["args"] for raw in queued(redis, "jobs")] == [["t1"], ["t2"]]
+
+
+def test_a_lost_reply_is_taken_up_by_the_next_consumer(
+    broker: LeanRedisBroker, redis: redis_lib.Redis
+) -> None:
+    broker.enqueue(message("orphan"))
+    # Given a message Redis moved to the held list whose reply never arrived
+    keys = broker.keys("jobs")
+    redis.lmove(keys.queue, keys.held(broker.broker_id), "RIGHT", "LEFT")
+    # When the consumer is made again (as Dramatiq does after a connection error)
+    got = next(broker.consume("jobs", prefetch=2, timeout=100))
+    # Then the message is delivered, not left held for the process's lifetime
+    assert got is not None and got.args == ("orphan",)
+    assert held(redis, "jobs") == 1
+
+
+def test_an_actor_can_acknowledge_in_its_own_write(
+    broker: LeanRedisBroker, redis: redis_lib.Redis
+) -> None:
+    broker.enqueue(message("t"))
+    [got] = take(broker, 1)
+    mine = held_message(got)
+    assert mine is not None
+    redis.lrem(mine.held_key, -1, mine.raw)
+    mine.acknowledged = True
+    assert held_message(got) is None
+    broker.consume("jobs", prefetch=1, timeout=100).ack(got)  # no second LREM needed
+    assert held(redis, "jobs") == 0
+
+
+def test_nack_and_garbage_go_to_the_dead_letters(
+    broker: LeanRedisBroker, redis: redis_lib.Redis
+) -> None:
+    broker.enqueue(message("bad"))
+    redis.lpush(broker.keys("jobs").queue, b"not a message")
+    consumer = broker.consume("jobs", prefetch=5, timeout=100)
+    got = next(consumer)
+    assert got is not None
+    consumer.nack(got)
+    assert next(consumer) is None  # the garbage is set aside, not delivered
+    assert held(redis, "jobs") == 0
+    dead = redis.lrange(broker.keys("jobs").dead, 0, -1)
+    assert len(dead) == 2 and b"not a message" in dead
+
+
+def test_a_delayed_message_waits_on_the_delay_queue(
+    broker: LeanRedisBroker, redis: redis_lib.Redis
+) -> None:
+    sent = broker.enqueue(message("later"), delay=60_000)
+    assert sent.queue_name == "jobs.DQ" and sent.options["eta"] > 0
+    assert queued(redis, "jobs") == [] and len(queued(redis, "jobs.DQ")) == 1
+    assert broker.get_declared_delay_queues() == {"jobs.DQ"}

@@ -9,9 +9,10 @@ Hookline's message rates that bookkeeping cost more than the jobs themselves
 * ``<ns>:q:<queue>`` is a list of encoded messages. Producers ``LPUSH``;
   consumers take from the right, so it is first in, first out.
 * A consumer moves what it takes to its process's *held* list
-  (``<ns>:q:<queue>:held:<worker id>``) in the same atomic step: a batch with
-  one small Lua script when the queue is busy, one ``BLMOVE`` that sleeps
-  until a message arrives when it is idle. Nothing polls.
+  (``<ns>:q:<queue>:held:<worker id>``) in the same atomic step, in one round
+  trip: a ``BLMOVE`` that sleeps until a message arrives when the queue is
+  empty, followed by a small Lua script that takes the rest of a backlog.
+  Nothing polls.
 * Acknowledging removes the message from the held list (``LREM``). An actor
   may do that inside its own last write (:func:`held_message`), which
   saves a round trip per message.
@@ -177,14 +178,9 @@ class LeanConsumer(Consumer):
                     # Every message this process holds is being worked on.
                     time.sleep(0.002)
                     return None
-                self.cache.extend(self.broker.scripts["fetch"](
-                    keys=[self.keys.queue, self.held_key], args=[room]))
+                self.cache.extend(self._fetch(room))
                 if not self.cache:
-                    wait = min(IDLE_WAIT_SECONDS, self.timeout / 1000)
-                    raw = self.waiter.blmove(self.keys.queue, self.held_key, wait, "RIGHT", "LEFT")
-                    if raw is None:
-                        return None
-                    self.cache.append(raw)
+                    return None
             raw = self.cache.popleft()
         except redis.ConnectionError as exc:
             raise ConnectionClosed(exc) from None
@@ -196,6 +192,31 @@ class LeanConsumer(Consumer):
             return None
         self.outstanding.add(raw)
         return HeldMessage(message, raw, self.held_key)
+
+    def _fetch(self, room: int) -> list[bytes]:
+        """Take up to ``room`` messages in one round trip, waiting a while for the first.
+
+        ``BLMOVE`` returns at once when the queue has a message and sleeps
+        until one arrives when it has none; the script behind it takes the
+        rest of a backlog in the same round trip.
+        """
+        wait = min(IDLE_WAIT_SECONDS, self.timeout / 1000)
+        pipe = self.waiter.pipeline(transaction=False)
+        pipe.blmove(self.keys.queue, self.held_key, wait, "RIGHT", "LEFT")
+        if room > 1:
+            script = self.broker.scripts["fetch"]
+            pipe.evalsha(script.sha, 2, self.keys.queue, self.held_key, room - 1)
+        replies = pipe.execute(raise_on_error=False)
+        first, rest = replies[0], replies[1] if room > 1 else []
+        if isinstance(first, Exception):
+            raise first
+        if isinstance(rest, redis.exceptions.NoScriptError):
+            # Redis restarted: load the script; what it would have taken waits.
+            self.broker.client.script_load(_FETCH_LUA)
+            rest = []
+        elif isinstance(rest, Exception):
+            raise rest
+        return ([first] if first is not None else []) + list(rest)
 
     def ack(self, message: MessageProxy) -> None:
         assert isinstance(message, HeldMessage)

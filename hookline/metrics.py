@@ -9,6 +9,8 @@ URL, a tenant or a key.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from hookline import __version__
@@ -78,6 +80,24 @@ http_duration = Histogram(
 build_info = Gauge(
     "hookline_build_info", "Build information.", ["version"], multiprocess_mode="livemax"
 )
+
+
+#: ``(method, route, status)`` -> the request counter and duration children;
+#: ``labels()`` validates and locks on every call, a dict lookup does not.
+_http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def observe_http_request(method: str, route: str, status: int, seconds: float) -> None:
+    """Count one answered HTTP request and observe its duration."""
+    children = _http_children.get((method, route, status))
+    if children is None:
+        children = (
+            http_requests.labels(method, route, str(status)),
+            http_duration.labels(method, route),
+        )
+        _http_children[(method, route, status)] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def mark_build() -> None:

@@ -351,13 +351,15 @@ class TaskStore:
             trim = repr(now - self.result_ttl - 86400)
         # One script, so the record and its message exist together or not at
         # all; the idempotency record, when there is one, joins a transaction.
-        pipe = self.redis.pipeline(transaction=bool(extra))
-        self._submit(
-            keys=[task_key(task_id), payload_key(task_id), index_key(tenant), ACTIVE_KEY,
-                  message.list_key],
-            args=[task_id, repr(now), self.result_ttl, vectors, message.data, trim, *pairs],
-            client=pipe,
-        )
+        keys = [task_key(task_id), payload_key(task_id), index_key(tenant), ACTIVE_KEY,
+                message.list_key]
+        args = [task_id, repr(now), self.result_ttl, vectors, message.data, trim, *pairs]
+        if not extra:
+            # Called directly: a script in a pipeline costs a SCRIPT EXISTS per call.
+            self._submit(keys=keys, args=args)
+            return now
+        pipe = self.redis.pipeline(transaction=True)
+        self._submit(keys=keys, args=args, client=pipe)
         for key, value, ttl in extra:
             pipe.set(key, value, ex=ttl)
         pipe.execute()

@@ -146,3 +146,17 @@ def test_a_delayed_message_waits_on_the_delay_queue(
     assert sent.queue_name == "jobs.DQ" and sent.options["eta"] > 0
     assert queued(redis, "jobs") == [] and len(queued(redis, "jobs.DQ")) == 1
     assert broker.get_declared_delay_queues() == {"jobs.DQ"}
+
+
+def test_fetching_survives_a_redis_that_forgot_its_scripts(
+    broker: LeanRedisBroker, redis: redis_lib.Redis
+) -> None:
+    for i in range(3):
+        broker.enqueue(message(f"t{i}"))
+    consumer = broker.consume("jobs", prefetch=5, timeout=100)
+    # Given a Redis restarted since the scripts were loaded
+    redis.script_flush()
+    # Then every message still comes out, in order
+    got = [next(consumer) for _ in range(4)]
+    assert [m.args for m in got if m is not None] == [("t0",), ("t1",), ("t2",)]
+    assert held(redis, "jobs") == 3

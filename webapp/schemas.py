@@ -7,6 +7,7 @@ instead of a few milliseconds.
 from __future__ import annotations
 
 import re
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -59,19 +60,20 @@ class VectorData(fields.Field):
                 raise ValidationError(
                     f"Vectors have dimension {dimension}; at most {self.max_dimension} is accepted."
                 )
-            seen: set[type] = set()
-            for row in rows:
-                seen.update(map(type, row))
+            shape = (len(rows), dimension)
+            numbers = list(chain.from_iterable(rows))
         else:
-            seen = set(map(type, value))
+            shape = (len(value), 1)
+            numbers = value
+        seen = set(map(type, numbers))
         if not seen <= _NUMBER_TYPES:
             raise ValidationError(self._type_message(seen))
         try:
-            array = np.array(value, dtype=np.float64)
+            # From a flat list of checked numbers, fromiter is about a quarter
+            # cheaper than np.array's shape and type discovery over nested lists.
+            array = np.fromiter(numbers, dtype=np.float64, count=len(numbers)).reshape(shape)
         except (OverflowError, ValueError):
             raise ValidationError("Holds a number too large to represent.") from None
-        if array.ndim == 1:
-            array = array.reshape(-1, 1)
         if not np.isfinite(array).all():
             raise ValidationError("Every value must be a finite number (no NaN or Infinity).")
         return array

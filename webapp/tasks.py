@@ -172,8 +172,9 @@ def _submit(svc: WebServices, owner: str, idem: tuple[str, str, IdempotencyKeys]
     )
     metrics.tasks_submitted.inc()
     g.task_id = task_id
-    log.info("task accepted", extra={"task_id": task_id, "status": "PENDING",
-                                      "count": int(vectors.shape[0])})
+    if log.isEnabledFor(logging.INFO):
+        log.info("task accepted", extra={"task_id": task_id, "status": "PENDING",
+                                          "count": int(vectors.shape[0])})
     resp = Response(answer_bytes, 202, mimetype="application/json")
     resp.headers["Location"] = location
     return resp

@@ -46,12 +46,15 @@ from hookline.ids import parse_isoformat  # noqa: E402
 SHARED = (ROOT.parent / "shared" / "bench").resolve()
 BIN = Path(sys.executable).parent
 
-#: Process layout for a 2-core machine, picked by measurement (bench/RESULTS.md).
+#: Process layout for a 2-core machine, picked by measurement (bench/RESULTS.md):
+#: the Procfile's commands with one job process (one per core is left to the
+#: web), and 8 callback threads because the receiver answers on loopback in
+#: well under a millisecond (the Procfile keeps 32 for slow receivers).
 WEB_WORKERS = 2
 WEB_THREADS = 4
 JOB_PROCESSES = 1
-JOB_THREADS = 8
-CALLBACK_THREADS = 32
+JOB_THREADS = 4
+CALLBACK_THREADS = 8
 
 
 def free_port() -> int:

@@ -1,12 +1,17 @@
 """The Redis broker against a real redis-server: what a worker process sees."""
 from __future__ import annotations
 
+import time
+
 import orjson
 import pytest
 import redis as redis_lib
 from dramatiq import Message
+from flask.testing import FlaskClient
 
 from actors.redis_broker import HeldMessage, LeanRedisBroker, held_message
+from actors.services import Services
+from hookline.config import Config
 from tests.procs import held, queued
 
 
@@ -160,3 +165,31 @@ def test_fetching_survives_a_redis_that_forgot_its_scripts(
     got = [next(consumer) for _ in range(4)]
     assert [m.args for m in got if m is not None] == [("t0",), ("t1",), ("t2",)]
     assert held(redis, "jobs") == 3
+
+
+def test_the_reconciler_resends_only_tasks_whose_message_is_gone(
+    client: FlaskClient, auth: dict, config: Config, redis: redis_lib.Redis
+) -> None:
+    from actors.upkeep import Upkeep
+
+    services = Services.build(config.replace(reconcile_after=10))
+    broker = LeanRedisBroker(client=redis, heartbeat_timeout=10_000, middleware=[])
+    broker.declare_queue("jobs")
+    upkeep = Upkeep(broker, services)
+    seed = {"vector_data": [[0.1, 0.2]]}
+    lost, waiting = (client.post("/tasks", json=seed, headers=auth).get_json()["task_id"]
+                     for _ in range(2))
+    # Given one task whose message was deleted by hand, long ago, while a
+    # newer task's message still waits on the queue
+    [lost_message, waiting_message] = queued(redis, "jobs")
+    assert redis.lrem("hl:q:jobs", 0, lost_message) == 1
+    written = {lost: time.time() - 100, waiting: time.time() - 50}
+    redis.zadd("hl:active", written)
+    older = {**orjson.loads(waiting_message), "message_timestamp": int(written[waiting] * 1000)}
+    redis.lset("hl:q:jobs", 0, orjson.dumps(older))
+    # When the reconciler runs
+    assert upkeep.reconcile() == 1
+    # Then the lost task is sent again and the waiting one is left alone
+    args = [orjson.loads(raw)["args"] for raw in queued(redis, "jobs")]
+    assert args == [[waiting], [lost]]
+    assert redis.hget(f"hl:task:{lost}", "status") == b"PENDING"

@@ -68,7 +68,7 @@ def test_attempt_success_reuses_the_connection(deliverer: Deliverer, receiver: R
     hooks = receiver.received("/a")
     assert [h["body"] for h in hooks] == [b'{"x": 1}'] * 3
     assert hooks[0]["headers"]["host"] == f"127.0.0.1:{receiver.port}"
-    assert len(deliverer._pools) == 1
+    assert deliverer.idle_connections() == 1
 
 
 def test_attempt_does_not_follow_redirects(deliverer: Deliverer, receiver: Receiver) -> None:

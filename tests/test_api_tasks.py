@@ -8,7 +8,7 @@ import redis as redis_lib
 from flask.testing import FlaskClient
 
 from hookline.tasks import task_key
-from tests.procs import queued
+from tests.procs import queued, wait_until
 
 SEED = {"vector_data": [0.1, 0.2, 0.3], "metadata": {"source": "user"}}
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -145,3 +145,63 @@ def test_cancelling_a_running_task_stops_it_at_its_next_progress_point(
     assert final["status"] == "REVOKED"
     assert final["progress"]["done"] == vectors.PROGRESS_CHUNK
     assert not redis.exists("hl:coll:acme:default")
+
+
+def test_a_redis_outage_mid_job_retries_it_later(
+        auth: dict, redis: redis_lib.Redis, redis_server, config) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from actors import vectors
+    from actors.jobs import VectorJob
+    from actors.redis_broker import LeanRedisBroker
+    from actors.services import Services
+    from actors.upkeep import Upkeep
+    from webapp import create_app
+
+    app = create_app(config.replace(max_vectors=100_000))
+    client = app.test_client()
+    count = vectors.PROGRESS_CHUNK * 2 + 1
+    task_id = client.post("/tasks", json={"vector_data": [0.5] * count},
+                          headers=auth).get_json()["task_id"]
+    services = Services.build(config)
+    job = VectorJob(services, owner="worker-under-test")
+    redis.zadd("hl:workers", {"worker-under-test": 10**13})
+    record_progress = job._progress
+    outages = []
+
+    def redis_goes_away(tid: str, done: int) -> None:
+        # Given Redis going down while the job runs (back after a second)
+        if not outages:
+            redis_server.shutdown()
+            restart = threading.Timer(1.0, redis_server.start)
+            restart.start()
+            outages.append(restart)
+        record_progress(tid, done)
+
+    job._progress = redis_goes_away  # type: ignore[method-assign]
+    job(task_id)
+    outages[0].join()
+    # Then the run is given up as transient and put on the schedule, not failed
+    record = redis.hgetall(f"hl:task:{task_id}")
+    assert record[b"status"] == b"RETRY"
+    assert record[b"error"] == b"transient error: ConnectionError"
+    assert redis.zscore("hl:schedule", f"job:{task_id}") is not None
+    # And when its retry comes due, it is sent again and succeeds on attempt 2
+    broker = LeanRedisBroker(client=services.redis, middleware=[])
+    broker.declare_queue("jobs")
+    upkeep = Upkeep(broker, services)
+
+    def pumped() -> bool:
+        upkeep.pump()
+        return bool(queued(redis, "jobs"))
+
+    try:
+        wait_until(pumped, 10, "the retry comes due")
+        job._progress = record_progress  # type: ignore[method-assign]
+        job(task_id)
+        final = client.get(f"/tasks/{task_id}", headers=auth).get_json()
+    finally:
+        # Connections made after the restart would otherwise outlive the test.
+        services.redis.connection_pool.disconnect()
+        app.extensions["hookline"].redis.connection_pool.disconnect()
+    assert final["status"] == "SUCCESS" and final["attempts"] == 2

@@ -101,19 +101,19 @@ class WebhookDelivery:
     def _read(self, task_id: str, callback_id: str | None) -> tuple[Task | None, dict[str, Any] | None]:
         """The task and its callback's delivery record, in one round trip when the message names both."""
         cb_key = self.registry.delivery_key(callback_id) if callback_id else None
-        if cb_key is None:
+        if cb_key is not None:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hgetall(task_key(task_id))
+            pipe.hgetall(cb_key)
+            raw_task, raw_cb = pipe.execute()
+            task = self.store.decode(task_id, raw_task)
+            if task is not None and task.callback_id == callback_id:
+                return task, self.registry.delivery_view(callback_id, raw_cb)
+        else:
             task = self.store.get(task_id)
-            if task is None or task.callback_id is None:
-                return task, None
-            return task, self.registry.get_for_delivery(task.callback_id)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(task_key(task_id))
-        pipe.hgetall(cb_key)
-        raw_task, raw_cb = pipe.execute()
-        task = self.store.decode(task_id, raw_task)
-        if task is None or task.callback_id != callback_id:
-            return task, None if task is None else self.registry.get_for_delivery(task.callback_id or "")
-        return task, self.registry.delivery_view(callback_id, raw_cb)
+        if task is None or task.callback_id is None:
+            return task, None
+        return task, self.registry.get_for_delivery(task.callback_id)
 
     def _attempt(self, task: Task, endpoint: dict[str, Any], trigger: str) -> None:
         task_id, wid = task.task_id, webhook_id(task.task_id)

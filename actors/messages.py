@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dramatiq import Message
 
-from actors.redis_broker import Keys, encode
+from actors.redis_broker import Keys, encode, heartbeats_key
 from hookline.tasks import QueuedMessage
 
 #: The broker's Redis key prefix.
@@ -19,7 +19,7 @@ JOBS_QUEUE = "jobs"
 CALLBACKS_QUEUE = "callbacks"
 JOB_ACTOR = "process_vectors"
 DELIVERY_ACTOR = "deliver_webhook"
-HEARTBEATS_KEY = f"{NAMESPACE}:workers"
+HEARTBEATS_KEY = heartbeats_key(NAMESPACE)
 
 
 def queue_key(queue: str) -> str:

@@ -116,6 +116,22 @@ class Keys:
         return self.held_prefix + worker_id
 
 
+def heartbeats_key(namespace: str) -> str:
+    """The sorted set of worker process ids by their last heartbeat (ms)."""
+    return f"{namespace}:workers"
+
+
+def backlog(client: redis.Redis, keys: Keys) -> tuple[int, int]:
+    """How many messages of a queue wait on it, and how many workers hold."""
+    held = [keys.held(worker.decode()) for worker in client.smembers(keys.holders)]
+    pipe = client.pipeline(transaction=False)
+    pipe.llen(keys.queue)
+    for key in held:
+        pipe.llen(key)
+    ready, *counts = pipe.execute()
+    return int(ready), sum(int(count) for count in counts)
+
+
 class HeldMessage(MessageProxy):
     """A message a consumer holds, with what acknowledging it takes."""
 
@@ -284,7 +300,7 @@ class LeanRedisBroker(Broker):
 
     @property
     def heartbeats_key(self) -> str:
-        return f"{self.namespace}:workers"
+        return heartbeats_key(self.namespace)
 
     def outstanding(self, queue_name: str) -> set[bytes]:
         """Bodies this process has taken off ``queue_name`` and not settled."""
@@ -356,12 +372,8 @@ class LeanRedisBroker(Broker):
         """Wait until ``queue_name`` has no ready or held messages."""
         deadline = None if timeout is None else time.monotonic() + timeout / 1000
         while True:
-            busy = 0
-            for name in (queue_name, dq_name(queue_name)):
-                keys = self.keys(name)
-                busy += self.client.llen(keys.queue)
-                for holder in self.client.smembers(keys.holders):
-                    busy += self.client.llen(keys.held(holder.decode()))
+            busy = sum(sum(backlog(self.client, self.keys(name)))
+                       for name in (queue_name, dq_name(queue_name)))
             if busy == 0:
                 return
             if deadline is not None and time.monotonic() > deadline:

@@ -41,6 +41,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from actors.messages import HEARTBEATS_KEY, NAMESPACE  # noqa: E402
+from actors.redis_broker import Keys, backlog  # noqa: E402
 from hookline.ids import parse_isoformat  # noqa: E402
 
 SHARED = (ROOT.parent / "shared" / "bench").resolve()
@@ -65,9 +67,7 @@ def free_port() -> int:
 
 def queue_idle(client: redis.Redis, queue: str) -> bool:
     """No message of ``queue`` is waiting or held by a worker."""
-    base = f"hl:q:{queue}"
-    held = [int(client.llen(f"{base}:held:{w.decode()}")) for w in client.smembers(f"{base}:holders")]
-    return int(client.llen(base)) == 0 and sum(held) == 0
+    return backlog(client, Keys(NAMESPACE, queue)) == (0, 0)
 
 
 def wait_until(check: Any, timeout: float, what: str) -> None:
@@ -128,7 +128,7 @@ class Hookline:
         self._spawn("callbacks", [str(BIN / "dramatiq"), "actors:setup", "--queues", "callbacks",
                                   "--processes", "1", "--threads", str(self.layout["callback_threads"])])
         wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok, 60, "gunicorn")
-        wait_until(lambda: self.client.zcard("hl:workers")
+        wait_until(lambda: self.client.zcard(HEARTBEATS_KEY)
                    >= self.layout["job_processes"] + 1, 60, "workers")
 
     @property

@@ -145,23 +145,11 @@ if status == 'STARTED' and record['owner'] then
   local beat = redis.call('ZSCORE', KEYS[2], record['owner'])
   if beat and tonumber(beat) >= tonumber(ARGV[3]) then return 'busy' end
 end
-local attempts = tostring((tonumber(record['attempts']) or 0) + 1)
+local attempts = (tonumber(record['attempts']) or 0) + 1
 redis.call('HSET', KEYS[1], 'status', 'STARTED', 'started', ARGV[1], 'owner', ARGV[2],
            'attempts', attempts)
-for i = 1, #flat, 2 do
-  local name = flat[i]
-  if name == 'status' then flat[i + 1] = 'STARTED'
-  elseif name == 'started' then flat[i + 1] = ARGV[1]
-  elseif name == 'owner' then flat[i + 1] = ARGV[2]
-  elseif name == 'attempts' then flat[i + 1] = attempts end
-end
-if not record['attempts'] then
-  table.insert(flat, 'attempts'); table.insert(flat, attempts)
-end
-if not record['started'] then
-  table.insert(flat, 'started'); table.insert(flat, ARGV[1])
-end
-return {'run', flat, redis.call('GET', KEYS[3])}
+-- The record as read; the caller applies the four fields just written.
+return {'run', flat, redis.call('GET', KEYS[3]), attempts}
 """
 
 # KEYS: task, schedule; ARGV: id, due, error, owner
@@ -494,14 +482,17 @@ class TaskStore:
         ended: drop the message), ``busy`` (a live worker runs it now) or
         ``missing`` (no record: expired or never written).
         """
+        started = repr(time.time())
         reply = self._start(
             keys=[task_key(task_id), self.heartbeats_key, payload_key(task_id)],
-            args=[repr(time.time()), owner, heartbeat_cutoff_ms],
+            args=[started, owner, heartbeat_cutoff_ms],
         )
         if isinstance(reply, bytes):
             return reply.decode(), None, None
-        _, flat, payload = reply
+        _, flat, payload, attempts = reply
         record = dict(zip(flat[0::2], flat[1::2]))
+        record.update({b"status": b"STARTED", b"started": started.encode(),
+                       b"owner": owner.encode(), b"attempts": str(attempts).encode()})
         return "run", _decode(task_id, record), payload
 
     def progress(self, task_id: str, done: int) -> bool:

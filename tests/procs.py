@@ -20,6 +20,9 @@ from typing import Any
 
 import redis
 
+from actors.messages import NAMESPACE
+from actors.redis_broker import Keys, backlog
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -52,13 +55,12 @@ def queued(redis: Any, queue: str) -> list[bytes]:
 
 def held(redis: Any, queue: str) -> int:
     """Messages of ``queue`` that workers have taken and not acknowledged."""
-    base = f"hl:q:{queue}"
-    return sum(redis.llen(f"{base}:held:{w.decode()}") for w in redis.smembers(f"{base}:holders"))
+    return backlog(redis, Keys(NAMESPACE, queue))[1]
 
 
 def settled(redis: Any, queue: str) -> bool:
     """Nothing of ``queue`` waits or is held: every message was acknowledged."""
-    return not queued(redis, queue) and held(redis, queue) == 0
+    return backlog(redis, Keys(NAMESPACE, queue)) == (0, 0)
 
 
 def redis_binary() -> str:

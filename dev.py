@@ -119,7 +119,11 @@ class Supervisor:
     def spawn(self, name: str) -> None:
         argv = shlex.split(self.entries[name])
         argv[0] = str(BIN / argv[0]) if (BIN / argv[0]).exists() else argv[0]
-        self.procs[name] = subprocess.Popen(argv, env=self.env, cwd=ROOT, start_new_session=True)
+        # Each in its own process group, so Ctrl-C reaches this supervisor
+        # alone, but all in one session: on kernels that group CPU time by
+        # session ("autogroup"), a `nice -n` in the Procfile could not make
+        # the worker yield to the web across sessions.
+        self.procs[name] = subprocess.Popen(argv, env=self.env, cwd=ROOT, process_group=0)
         say(f"{name}: started (pid {self.procs[name].pid})")
 
     def run(self) -> None:

@@ -15,7 +15,8 @@ task, and prints one table and one JSON document.
 
 With ``--compare-baseline`` each setting also runs ``../shared/bench``'s
 FastAPI + Celery baseline on the same machine, right after, and the table
-shows the ratios. The exit status is non-zero if any webhook is missing,
+shows the ratios. ``HOOKLINE_BENCH_SHARED`` points at another copy of the
+shared bench folder (default ``../shared/bench``). The exit status is non-zero if any webhook is missing,
 duplicated or fails verification, or a task does not reach SUCCESS.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import signal
 import socket
@@ -45,7 +47,7 @@ from actors.messages import HEARTBEATS_KEY, NAMESPACE  # noqa: E402
 from actors.redis_broker import Keys, backlog  # noqa: E402
 from hookline.ids import parse_isoformat  # noqa: E402
 
-SHARED = (ROOT.parent / "shared" / "bench").resolve()
+SHARED = Path(os.environ.get("HOOKLINE_BENCH_SHARED", ROOT.parent / "shared" / "bench")).resolve()
 BIN = Path(sys.executable).parent
 
 #: Process layout for a 2-core machine, picked by measurement (bench/RESULTS.md):
@@ -107,9 +109,13 @@ class Hookline:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def _spawn(self, name: str, argv: list[str]) -> None:
+        # One session for the whole stack, as the baseline's script and a
+        # Procfile runner have it: where the kernel shares CPU time out by
+        # session ("autogroup"), separate sessions would override the
+        # Procfile's priorities.
         log = open(self.workdir / f"{name}.log", "wb")
         self.procs[name] = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+                                            stderr=subprocess.STDOUT, process_group=0)
 
     def start(self) -> None:
         server = shutil.which("redis-server") or shutil.which("redis-server", path=str(BIN))
@@ -122,11 +128,12 @@ class Hookline:
         self.client = redis.Redis.from_url(self.redis_url)
         wait_until(self.client.ping, 20, "redis-server")
         self._spawn("web", [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "webapp.wsgi:app"])
-        self._spawn("worker", [str(BIN / "dramatiq"), "actors:setup", "--queues", "jobs",
-                               "--processes", str(self.layout["job_processes"]),
+        self._spawn("worker", [*procfile_priority("worker"), str(BIN / "dramatiq"), "actors:setup",
+                               "--queues", "jobs", "--processes", str(self.layout["job_processes"]),
                                "--threads", str(self.layout["job_threads"])])
-        self._spawn("callbacks", [str(BIN / "dramatiq"), "actors:setup", "--queues", "callbacks",
-                                  "--processes", "1", "--threads", str(self.layout["callback_threads"])])
+        self._spawn("callbacks", [*procfile_priority("callbacks"), str(BIN / "dramatiq"),
+                                  "actors:setup", "--queues", "callbacks", "--processes", "1",
+                                  "--threads", str(self.layout["callback_threads"])])
         wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok, 60, "gunicorn")
         wait_until(lambda: self.client.zcard(HEARTBEATS_KEY)
                    >= self.layout["job_processes"] + 1, 60, "workers")
@@ -150,6 +157,16 @@ class Hookline:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+def procfile_priority(name: str) -> list[str]:
+    """The ``nice -n N`` the Procfile starts process ``name`` under, if any."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        entry, _, command = line.partition(":")
+        argv = shlex.split(command)
+        if entry.strip() == name and argv[:2] == ["nice", "-n"]:
+            return argv[:3]
+    return []
 
 
 def percentile_ms(values: list[float], q: float) -> float | None:

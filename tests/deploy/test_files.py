@@ -21,17 +21,24 @@ UNITS = DEPLOY / "systemd"
 MARGIN = 5
 
 
-def procfile() -> dict[str, list[str]]:
-    entries = {}
+def procfile() -> tuple[dict[str, list[str]], dict[str, int]]:
+    """The Procfile's commands, and the niceness of those it starts under ``nice -n N``."""
+    entries, niceness = {}, {}
     for line in (ROOT / "Procfile").read_text().splitlines():
         name, sep, command = line.partition(":")
         if sep and name.strip() and not name.lstrip().startswith("#"):
-            entries[name.strip()] = shlex.split(command)
-    return entries
+            argv = shlex.split(command)
+            if argv[:2] == ["nice", "-n"]:
+                niceness[name.strip()], argv = int(argv[2]), argv[3:]
+            entries[name.strip()] = argv
+    return entries, niceness
 
 
 #: Every process deploy/ runs, as the Procfile (or SPEC section 2) has it.
-PROCESSES = {**procfile(), "metrics": ["python", "-m", "actors.metrics_server"]}
+#: Containers run one process each, so only hosts that share CPUs between
+#: processes (the Procfile's runner, systemd) need NICENESS.
+COMMANDS, NICENESS = procfile()
+PROCESSES = {**COMMANDS, "metrics": ["python", "-m", "actors.metrics_server"]}
 
 
 def drain_seconds(argv: list[str]) -> float:
@@ -139,6 +146,11 @@ def test_systemd_unit_restarts_and_drains(name: str) -> None:
     if process != "metrics":
         # One SIGTERM to the master only: a second SIGTERM kills a Dramatiq worker undrained.
         assert service["KillMode"] == ["mixed"]
+    # The job worker yields the CPU to the web, as in the Procfile: Nice= where
+    # every service shares one CPU group, CPUWeight= where each has its own.
+    niceness = NICENESS.get(process, 0)
+    assert service.get("Nice", ["0"]) == [str(niceness)]
+    assert service.get("CPUWeight", ["100"]) == (["10"] if niceness else ["100"])
 
 
 def test_systemd_multiproc_folder_is_emptied_once_for_all_units() -> None:

@@ -46,6 +46,9 @@ from dramatiq.errors import ConnectionClosed
 IDLE_WAIT_SECONDS = 1.0
 #: Dead-lettered messages kept per queue.
 DEAD_LETTERS_KEPT = 10_000
+#: Milliseconds a message may have waited on its queue before the consumer
+#: takes it as a sign of a backlog, and fetches in batches again.
+BACKLOG_AGE_MS = 10
 
 # KEYS: queue, held; ARGV: count. Take up to ``count`` messages, oldest first.
 _FETCH_LUA = """
@@ -165,6 +168,8 @@ class LeanConsumer(Consumer):
         self.held_key = self.keys.held(broker.broker_id)
         self.cache: deque[bytes] = deque()
         self.outstanding = broker.outstanding(queue_name)
+        #: Whether more messages probably wait: then a fetch takes a batch.
+        self.backlog = True
         # A blocking move holds its connection while it waits, so it gets its own.
         self.waiter = redis.Redis(connection_pool=broker.client.connection_pool)
         try:
@@ -206,6 +211,8 @@ class LeanConsumer(Consumer):
             # Not a message anybody can run: keep it where people look.
             self.broker.scripts["nack"](keys=[self.held_key, self.keys.dead], args=[raw, DEAD_LETTERS_KEPT])
             return None
+        if not self.backlog and current_millis() - message.message_timestamp > BACKLOG_AGE_MS:
+            self.backlog = True
         self.outstanding.add(raw)
         return HeldMessage(message, raw, self.held_key)
 
@@ -214,16 +221,19 @@ class LeanConsumer(Consumer):
 
         ``BLMOVE`` returns at once when the queue has a message and sleeps
         until one arrives when it has none; the script behind it takes the
-        rest of a backlog in the same round trip.
+        rest of a backlog in the same round trip. Without a backlog each
+        message arrives on its own, and the script would only find an empty
+        queue: it is left out until a message is seen to have waited.
         """
         wait = min(IDLE_WAIT_SECONDS, self.timeout / 1000)
+        batch = room > 1 and self.backlog
         pipe = self.waiter.pipeline(transaction=False)
         pipe.blmove(self.keys.queue, self.held_key, wait, "RIGHT", "LEFT")
-        if room > 1:
+        if batch:
             script = self.broker.scripts["fetch"]
             pipe.evalsha(script.sha, 2, self.keys.queue, self.held_key, room - 1)
         replies = pipe.execute(raise_on_error=False)
-        first, rest = replies[0], replies[1] if room > 1 else []
+        first, rest = replies[0], replies[1] if batch else []
         if isinstance(first, Exception):
             raise first
         if isinstance(rest, redis.exceptions.NoScriptError):
@@ -232,6 +242,9 @@ class LeanConsumer(Consumer):
             rest = []
         elif isinstance(rest, Exception):
             raise rest
+        if batch:
+            # Fewer than asked for: the queue is empty now.
+            self.backlog = len(rest) == room - 1
         return ([first] if first is not None else []) + list(rest)
 
     def ack(self, message: MessageProxy) -> None:

@@ -16,8 +16,9 @@ task, and prints one table and one JSON document.
 With ``--compare-baseline`` each setting also runs ``../shared/bench``'s
 FastAPI + Celery baseline on the same machine, right after, and the table
 shows the ratios. ``HOOKLINE_BENCH_SHARED`` points at another copy of the
-shared bench folder (default ``../shared/bench``). The exit status is non-zero if any webhook is missing,
-duplicated or fails verification, or a task does not reach SUCCESS.
+shared bench folder (default ``../shared/bench``). The exit status is
+non-zero if any webhook is missing, duplicated or fails verification, or a
+task does not reach SUCCESS.
 """
 from __future__ import annotations
 

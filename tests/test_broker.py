@@ -7,6 +7,7 @@ import orjson
 import pytest
 import redis as redis_lib
 from dramatiq import Message
+from dramatiq.common import current_millis
 from flask.testing import FlaskClient
 
 from actors.redis_broker import HeldMessage, LeanRedisBroker, held_message
@@ -151,6 +152,33 @@ def test_a_delayed_message_waits_on_the_delay_queue(
     assert sent.queue_name == "jobs.DQ" and sent.options["eta"] > 0
     assert queued(redis, "jobs") == [] and len(queued(redis, "jobs.DQ")) == 1
     assert broker.get_declared_delay_queues() == {"jobs.DQ"}
+
+
+def test_single_messages_are_taken_alone_and_a_backlog_in_one_round_trip(
+    broker: LeanRedisBroker, redis: redis_lib.Redis
+) -> None:
+    consumer = broker.consume("jobs", prefetch=10, timeout=100)
+    assert next(consumer) is None  # the queue is empty: no backlog
+    redis.config_resetstat()
+    # When messages arrive one at a time and are taken at once (stamped
+    # ahead, so that a slow machine cannot age them), each comes alone,
+    # without the batch script
+    for i in range(3):
+        broker.enqueue(message(f"now{i}").copy(message_timestamp=current_millis() + 60_000))
+        got = next(consumer)
+        assert got is not None and got.args == (f"now{i}",)
+        consumer.ack(got)
+    assert "cmdstat_evalsha" not in redis.info("commandstats")
+    # When messages have waited a minute, the first one taken says so, and
+    # the next fetch takes all the rest in one round trip
+    for i in range(6):
+        broker.enqueue(message(f"old{i}").copy(message_timestamp=current_millis() - 60_000))
+    first = next(consumer)
+    assert first is not None and first.args == ("old0",) and len(queued(redis, "jobs")) == 5
+    second = next(consumer)
+    assert second is not None and second.args == ("old1",)
+    assert queued(redis, "jobs") == [] and held(redis, "jobs") == 6
+    assert [m.args for m in (next(consumer) for _ in range(4))] == [(f"old{i}",) for i in range(2, 6)]
 
 
 def test_fetching_survives_a_redis_that_forgot_its_scripts(

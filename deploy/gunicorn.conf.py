@@ -16,6 +16,11 @@ graceful_timeout = 30
 timeout = 60
 accesslog = None
 errorlog = "-"
+#: No runtime control socket (gunicorn >= 25). Its default path is one per
+#: user ($XDG_RUNTIME_DIR or ~/.gunicorn), so every instance on a host would
+#: take it over from the last, and nothing here uses it: the supervisor
+#: (systemd, Kubernetes, the Procfile runner) manages the process.
+control_socket_disable = True
 # Each worker imports the app itself: prometheus-client files its values by
 # pid, so metrics made in the master before a fork would be misfiled.
 preload_app = False

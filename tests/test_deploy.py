@@ -183,3 +183,19 @@ def test_real_prometheus_answers_every_query(make_stack: Callable[..., Stack], r
     finally:
         prom.stop()
         metrics_server.stop()
+
+
+def test_the_web_opens_no_control_socket(redis_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # Given the web process started with deploy/gunicorn.conf.py, and a runtime
+    # folder of its own (where gunicorn puts its control socket by default)
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    stack = Stack(redis_server.url, tmp_path, XDG_RUNTIME_DIR=str(runtime))
+    try:
+        stack.start_web(workers=1)
+        # Then it answers, and leaves no per-user socket for the next gunicorn
+        # on the host to take over
+        assert requests.get(stack.url + "/healthz", timeout=5).ok
+        assert list(runtime.iterdir()) == []
+    finally:
+        stack.stop()

@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from actors.messages import HEARTBEATS_KEY, NAMESPACE  # noqa: E402
 from actors.redis_broker import Keys, backlog  # noqa: E402
+from dev import procfile  # noqa: E402
 from hookline.ids import parse_isoformat  # noqa: E402
 
 SHARED = Path(os.environ.get("HOOKLINE_BENCH_SHARED", ROOT.parent / "shared" / "bench")).resolve()
@@ -162,12 +163,8 @@ class Hookline:
 
 def procfile_priority(name: str) -> list[str]:
     """The ``nice -n N`` the Procfile starts process ``name`` under, if any."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        entry, _, command = line.partition(":")
-        argv = shlex.split(command)
-        if entry.strip() == name and argv[:2] == ["nice", "-n"]:
-            return argv[:3]
-    return []
+    argv = shlex.split(procfile()[name])
+    return argv[:3] if argv[:2] == ["nice", "-n"] else []
 
 
 def percentile_ms(values: list[float], q: float) -> float | None:

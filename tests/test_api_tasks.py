@@ -7,6 +7,7 @@ import re
 import redis as redis_lib
 from flask.testing import FlaskClient
 
+from actors.messages import HEARTBEATS_KEY
 from hookline.tasks import task_key
 from tests.procs import queued, wait_until
 
@@ -125,7 +126,7 @@ def test_cancelling_a_running_task_stops_it_at_its_next_progress_point(
     task_id = client.post("/tasks", json={"vector_data": [0.5] * count},
                           headers=auth).get_json()["task_id"]
     job = VectorJob(Services.build(config), owner="worker-under-test")
-    redis.zadd("hl:workers", {"worker-under-test": 10**13})
+    redis.zadd(HEARTBEATS_KEY, {"worker-under-test": 10**13})
     asked = []
     record_progress = job._progress
 
@@ -165,7 +166,7 @@ def test_a_redis_outage_mid_job_retries_it_later(
                           headers=auth).get_json()["task_id"]
     services = Services.build(config)
     job = VectorJob(services, owner="worker-under-test")
-    redis.zadd("hl:workers", {"worker-under-test": 10**13})
+    redis.zadd(HEARTBEATS_KEY, {"worker-under-test": 10**13})
     record_progress = job._progress
     outages = []
 

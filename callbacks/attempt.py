@@ -10,13 +10,17 @@ first ``max_read`` bytes of the answer are read.
 Connections are kept alive and reused across attempts, per (scheme, address,
 port, host); one ``Deliverer`` is meant to be shared by every thread of a
 worker process.
+
+The request goes out in one write, and the answer is read by llhttp (the
+parser of Node.js, through ``httptools``), which also handles chunked answers
+and interim ``1xx`` ones. An attempt costs about a third of the CPU that
+``http.client`` took for the same exchange (bench/delivery.py).
 """
 from __future__ import annotations
 
 import errno
-import http.client
-import io
 import os
+import re
 import select
 import socket
 import ssl
@@ -25,10 +29,11 @@ import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+
+import httptools
 
 from callbacks.errors import UnsafeUrlError
-from callbacks.urlguard import CheckedUrl, UrlGuard
+from callbacks.urlguard import UrlGuard
 
 #: Bytes of a receiver's answer that are read; the rest is never downloaded.
 DEFAULT_MAX_READ = 4096
@@ -38,6 +43,13 @@ MAX_IDLE_PER_RECEIVER = 16
 IDLE_TIMEOUT = 50.0
 #: Answer headers kept in ``AttemptResult.headers`` (the retry policy reads them).
 KEPT_HEADERS = ("retry-after", "webhook-delivery")
+#: Bytes of status line and headers an answer may have before it is refused.
+MAX_HEAD_BYTES = 65536
+_RECV_BYTES = 65536
+_KEPT = {name.encode(): name for name in KEPT_HEADERS}
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_BAD_VALUE = re.compile(r"[\r\n\x00]")
+_BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
 
 _PoolKey = tuple[str, str, int, str]
 _ERRNO_TEXT = {
@@ -49,8 +61,19 @@ _ERRNO_TEXT = {
 }
 # The server closed a kept-alive connection while it sat idle; the request
 # never reached it, so one more try on a fresh connection is safe.
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
-          ConnectionAbortedError)
+_STALE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+class NoAnswer(ConnectionError):
+    """The connection closed before the first byte of an answer."""
+
+
+class AnswerCutShort(ConnectionError):
+    """The connection closed before the answer's announced end."""
+
+
+class InvalidAnswer(Exception):
+    """What came back is not an HTTP answer."""
 
 
 @dataclass
@@ -72,70 +95,92 @@ class AttemptResult:
     refused: bool = False
 
 
-class _DeadlineReader(io.RawIOBase):
-    """The socket's input, where every read waits no longer than the deadline allows."""
+def request_head(target: str, headers: Mapping[str, str], length: int) -> bytes:
+    """The request line and headers of a ``POST`` with a body of ``length`` bytes.
 
-    def __init__(self, conn: _Connection) -> None:
-        super().__init__()
-        self._conn = conn
-        conn.readers += 1
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        if not self.closed:
-            self._conn.readers -= 1
-            if self._conn.close_pending:
-                self._conn.close_raw()
-        super().close()
-
-    def readinto(self, buffer: Any) -> int:
-        raw = self._conn.raw
-        if raw is None:
-            raise ConnectionAbortedError("the connection is closed")
-        raw.settimeout(self._conn.remaining())
-        return raw.recv_into(buffer)
+    Raises:
+        ValueError: the target, a header name or a value cannot be sent as is
+            (a control character, or a value outside Latin-1).
+    """
+    if not target.startswith("/") or _BAD_TARGET.search(target):
+        raise ValueError("the request target cannot be sent")
+    lines = [f"POST {target} HTTP/1.1"]
+    for name, value in headers.items():
+        if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
+            raise ValueError(f"header {name!r} cannot be sent")
+        lines.append(f"{name}: {value}")
+    lines.append(f"content-length: {length}\r\n\r\n")
+    return "\r\n".join(lines).encode("latin-1")
 
 
-class _DeadlineSocket:
-    """What ``http.client`` sees as its socket: sends and reads bound by the deadline."""
+class _Answer:
+    """One answer as the parser reports it; interim (1xx) answers are skipped."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("parser", "status", "headers", "parts", "size", "limit", "framed",
+                 "head_done", "complete", "keep_alive", "failure")
 
-    def __init__(self, conn: _Connection) -> None:
-        self._conn = conn
+    def __init__(self, limit: int) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.limit = limit
+        #: Content-Length or chunked: the answer has an end before the connection's.
+        self.framed = False
+        self.head_done = False
+        self.complete = False
+        #: Whether the connection may carry another request (llhttp knows it
+        #: only while the answer is being parsed).
+        self.keep_alive = False
+        #: What stopped the reading of the body, once the head had arrived.
+        self.failure: Exception | None = None
 
-    def sendall(self, data: bytes) -> None:
-        raw = self._conn.raw
-        if raw is None:
-            raise ConnectionAbortedError("the connection is closed")
-        raw.settimeout(self._conn.remaining())
-        raw.sendall(data)
+    def on_message_begin(self) -> None:
+        self.headers.clear()
+        self.framed = False
 
-    def makefile(self, mode: str = "rb", *args: object, **kwargs: object) -> io.BufferedReader:
-        return io.BufferedReader(_DeadlineReader(self._conn))
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lower = name.lower()
+        kept = _KEPT.get(lower)
+        if kept is not None:
+            self.headers[kept] = value.decode("latin-1")
+        elif lower in (b"content-length", b"transfer-encoding"):
+            self.framed = True
 
-    def close(self) -> None:
-        # Like a real socket with a file open on it: http.client "closes" the
-        # connection as soon as an answer says "Connection: close", and the
-        # answer is read afterwards, so the socket closes with its last reader.
-        self._conn.close_pending = True
-        self._conn.close_raw()
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if not 100 <= status < 200:
+            self.status = status
+            self.head_done = True
+
+    def on_body(self, body: bytes) -> None:
+        room = self.limit - self.size
+        if room > 0:
+            part = body[:room]
+            self.parts.append(part)
+            self.size += len(part)
+
+    def on_message_complete(self) -> None:
+        if self.head_done:
+            self.complete = True
+            self.keep_alive = bool(self.parser.should_keep_alive())
+
+    @property
+    def excerpt(self) -> str:
+        return b"".join(self.parts).decode("utf-8", errors="replace")
 
 
-class _Connection(http.client.HTTPConnection):
+class _Connection:
     """A connection to one checked address, named for one host (Host header, SNI)."""
 
     def __init__(self, key: _PoolKey, tls: ssl.SSLContext | None) -> None:
         _, address, port, host = key
-        super().__init__(address, port)
-        self.auto_open = 0  # never reconnect behind our back
+        self.host = address
+        self.port = port
         self.server_name = host
         self.tls = tls
         self.raw: socket.socket | None = None
-        self.readers = 0
-        self.close_pending = False
         self.deadline = 0.0
         self.idle_since = 0.0
 
@@ -168,18 +213,63 @@ class _Connection(http.client.HTTPConnection):
             sock.close()
             raise
         self.raw = sock
-        self.sock = _DeadlineSocket(self)  # type: ignore[assignment]
 
-    def connect(self) -> None:  # pragma: no cover - auto_open is off
-        raise http.client.NotConnected("connections are opened by the Deliverer")
-
-    def close_raw(self) -> None:
-        """Close the socket once nothing reads from it any more."""
-        if self.readers:
-            return
+    def close(self) -> None:
         raw, self.raw = self.raw, None
         if raw is not None:
             raw.close()
+
+    def exchange(self, data: bytes, max_read: int) -> tuple[_Answer, bool]:
+        """Send ``data`` (a whole request) and read the answer, up to ``max_read`` bytes of body.
+
+        Returns the answer and whether the connection may carry another
+        request. A failure after the answer's head is kept in its ``failure``.
+
+        Raises:
+            NoAnswer: the connection closed before any answer (a stale one, when reused).
+            InvalidAnswer: what came back is not HTTP.
+            OSError: sending or reading failed; TimeoutError when the deadline passed.
+        """
+        raw = self.raw
+        if raw is None:
+            raise ConnectionAbortedError("the connection is closed")
+        raw.settimeout(self.remaining())
+        raw.sendall(data)
+        answer = _Answer(max_read)
+        try:
+            reusable = self._read(raw, answer, max_read)
+        except (OSError, AnswerCutShort, InvalidAnswer) as exc:
+            if not answer.head_done:
+                raise
+            answer.failure = exc
+            return answer, False
+        return answer, reusable
+
+    def _read(self, raw: socket.socket, answer: _Answer, max_read: int) -> bool:
+        received = 0
+        while not answer.complete:
+            raw.settimeout(self.remaining())
+            chunk = raw.recv(_RECV_BYTES)
+            if not chunk:
+                if not answer.head_done:
+                    raise NoAnswer("connection closed without an answer")
+                if answer.framed:
+                    raise AnswerCutShort("answer cut short")
+                return False  # the body ran until the connection closed
+            received += len(chunk)
+            try:
+                answer.parser.feed_data(chunk)
+            except httptools.HttpParserUpgrade:
+                return False
+            except httptools.HttpParserError as exc:
+                reason = str(exc).lower()
+                raise InvalidAnswer("not HTTP" if reason.startswith("expected http/") else reason) from None
+            if answer.head_done:
+                if answer.size >= max_read and not answer.complete:
+                    return False  # the rest is never read
+            elif received > MAX_HEAD_BYTES:
+                raise InvalidAnswer("headers too long")
+        return answer.keep_alive
 
     def dropped(self) -> bool:
         """True if the idle connection has closed, or holds data nobody asked for."""
@@ -255,10 +345,11 @@ class Deliverer:
         for name, value in headers.items():
             request_headers[name.lower()] = value
         request_headers["host"] = checked.host_header
+        head = request_head(checked.path_with_query, request_headers, len(body))
         error = "no address to connect to"
         for address in checked.addresses:
             key = (checked.scheme, address, checked.port, checked.host)
-            result = self._exchange(key, checked, body, request_headers, deadline)
+            result = self._exchange(key, head, body, deadline)
             if isinstance(result, AttemptResult):
                 result.duration_ms = _ms(started)
                 return result
@@ -268,8 +359,7 @@ class Deliverer:
         return AttemptResult(None, error, _ms(started))
 
     def _exchange(
-        self, key: _PoolKey, checked: CheckedUrl, body: bytes, headers: dict[str, str],
-        deadline: float,
+        self, key: _PoolKey, head: bytes, body: bytes, deadline: float,
     ) -> AttemptResult | tuple[str, bool]:
         """One request on one address: the result, or (error, whether it may have arrived)."""
         conn = self._take(key)
@@ -285,38 +375,27 @@ class Deliverer:
                     return self._describe(exc, connecting=True), False
             conn.deadline = deadline
             try:
-                conn.request("POST", checked.path_with_query, body, headers)
-                response = conn.getresponse()
-            except _STALE as exc:
+                answer, reusable = conn.exchange(head + body, self.max_read)
+            except (NoAnswer, *_STALE) as exc:
                 conn.close()
                 if reused:
                     conn, reused = None, False
                     continue
                 return self._describe(exc), True
-            except (OSError, http.client.HTTPException) as exc:
+            except (OSError, InvalidAnswer) as exc:
                 conn.close()
                 return self._describe(exc), True
-            except BaseException:  # a caller's bug (a header that cannot be sent): no leaked socket
-                conn.close()
-                raise
             break
-        kept = {name: value for name in KEPT_HEADERS
-                if (value := response.getheader(name)) is not None}
-        try:
-            excerpt = response.read(self.max_read)
-        except (OSError, http.client.HTTPException) as exc:
-            response.close()
+        if answer.failure is not None:
             conn.close()
-            return AttemptResult(response.status, f"{self._describe(exc)} while reading the answer",
-                                 0.0, "", kept)
-        if response.isclosed() and conn.raw is not None:
+            return AttemptResult(answer.status, f"{self._describe(answer.failure)} while reading the answer",
+                                 0.0, "", answer.headers)
+        if reusable:
             self._give_back(key, conn)
         else:
             # Unread data, or the server asked to close: the socket cannot be reused.
-            response.close()
             conn.close()
-        return AttemptResult(response.status, None, 0.0,
-                             excerpt.decode("utf-8", errors="replace"), kept)
+        return AttemptResult(answer.status, None, 0.0, answer.excerpt, answer.headers)
 
     def _describe(self, exc: BaseException, *, connecting: bool = False) -> str:
         if isinstance(exc, TimeoutError):
@@ -327,12 +406,10 @@ class Deliverer:
             return f"tls certificate error: {exc.verify_message or exc.reason}"
         if isinstance(exc, ssl.SSLError):
             return f"tls error: {exc.reason or type(exc).__name__}"
-        if isinstance(exc, http.client.RemoteDisconnected):
-            return "connection closed without an answer"
-        if isinstance(exc, http.client.IncompleteRead):
-            return "answer cut short"
-        if isinstance(exc, http.client.HTTPException):
-            return f"invalid answer ({type(exc).__name__})"
+        if isinstance(exc, (NoAnswer, AnswerCutShort)):
+            return str(exc)
+        if isinstance(exc, InvalidAnswer):
+            return f"invalid answer ({exc})"
         if isinstance(exc, (BrokenPipeError, ConnectionAbortedError)):
             return "connection closed while sending"
         if isinstance(exc, OSError) and exc.errno in _ERRNO_TEXT:

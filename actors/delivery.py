@@ -154,7 +154,7 @@ class WebhookDelivery:
             return previous, attempt
 
         if verdict is Verdict.DELIVERED:
-            metrics.webhook_attempts.labels(result="delivered", status_class=cls).inc()
+            metrics.child(metrics.webhook_attempts, "delivered", cls).inc()
             previous, attempt = record_as("delivered")
             if endpoint.get("failing_since"):
                 self.registry.record_success(cb_id)

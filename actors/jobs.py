@@ -83,9 +83,9 @@ class VectorJob:
             return
         if message is not None:
             wait = max(0.0, started - message.message_timestamp / 1000)
-            metrics.task_queue_wait.labels(actor=JOB_ACTOR).observe(wait)
+            metrics.child(metrics.task_queue_wait, JOB_ACTOR).observe(wait)
         log.info("task started", extra={"task_id": task_id, "status": STARTED})
-        running = metrics.tasks_running.labels(actor=JOB_ACTOR)
+        running = metrics.child(metrics.tasks_running, JOB_ACTOR)
         running.inc()
         try:
             self._run(task_id, task, payload, started)
@@ -161,13 +161,13 @@ class VectorJob:
         if held is not None:
             held.acknowledged = True
         now = time.time()
-        metrics.task_run.labels(actor=JOB_ACTOR, outcome=outcome).observe(now - started)
+        metrics.child(metrics.task_run, JOB_ACTOR, outcome).observe(now - started)
         if not changed:
             log.info("result discarded: task already ended", extra={"task_id": task_id})
             return
-        metrics.tasks_finished.labels(actor=JOB_ACTOR, outcome=outcome).inc()
+        metrics.child(metrics.tasks_finished, JOB_ACTOR, outcome).inc()
         if task is not None:
-            metrics.task_end_to_end.labels(actor=JOB_ACTOR, outcome=outcome).observe(
+            metrics.child(metrics.task_end_to_end, JOB_ACTOR, outcome).observe(
                 max(0.0, now - task.created_at)
             )
         log.info(

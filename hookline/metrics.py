@@ -82,6 +82,22 @@ build_info = Gauge(
 )
 
 
+_children: dict[tuple[Any, ...], Any] = {}
+
+
+def child(metric: Any, *values: str) -> Any:
+    """``metric.labels(*values)``, made once per process and then looked up.
+
+    ``labels()`` validates and locks on every call; the actors use a few
+    children for every message.
+    """
+    key = (metric, *values)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*values)
+    return found
+
+
 #: ``(method, route, status)`` -> the request counter and duration children;
 #: ``labels()`` validates and locks on every call, a dict lookup does not.
 _http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}

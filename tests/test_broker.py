@@ -1,13 +1,15 @@
 """The Redis broker against a real redis-server: what a worker process sees."""
 from __future__ import annotations
 
+import logging
 import time
 
 import orjson
 import pytest
 import redis as redis_lib
-from dramatiq import Message
+from dramatiq import Message, Middleware
 from dramatiq.common import current_millis
+from dramatiq.middleware import SkipMessage
 from flask.testing import FlaskClient
 
 from actors.redis_broker import HeldMessage, LeanRedisBroker, held_message
@@ -221,3 +223,39 @@ def test_the_reconciler_resends_only_tasks_whose_message_is_gone(
     args = [orjson.loads(raw)["args"] for raw in queued(redis, "jobs")]
     assert args == [[waiting], [lost]]
     assert redis.hget(f"hl:task:{lost}", "status") == b"PENDING"
+
+
+class Recorder(Middleware):
+    def __init__(self, name: str, calls: list[str], fail: bool = False) -> None:
+        self.name, self.calls, self.fail = name, calls, fail
+
+    def before_process_message(self, broker: object, message: object) -> None:
+        self.calls.append(f"{self.name}:before")
+        if self.fail:
+            raise RuntimeError("a middleware bug")
+
+    def after_process_message(self, broker: object, message: object, *, result: object = None,
+                              exception: object = None) -> None:
+        self.calls.append(f"{self.name}:after")
+
+
+class Skipper(Middleware):
+    def before_process_message(self, broker: object, message: object) -> None:
+        raise SkipMessage()
+
+
+def test_middleware_hears_every_signal_in_dramatiqs_order(
+        redis: redis_lib.Redis, caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[str] = []
+    broker = LeanRedisBroker(client=redis, middleware=[Recorder("a", calls), Middleware()])
+    broker.add_middleware(Recorder("b", calls, fail=True))  # added later: heard too
+    with caplog.at_level(logging.CRITICAL):
+        broker.emit_before("process_message", message("t"))
+        broker.emit_after("process_message", message("t"), result=None)
+        broker.emit_before("ack", message("t"))  # nobody handles it: nothing happens
+    # before_* in order, after_* in reverse; a failing middleware is logged, not raised.
+    assert calls == ["a:before", "b:before", "b:after", "a:after"]
+    assert "Unexpected failure in before_process_message" in caplog.text
+    broker.add_middleware(Skipper())
+    with pytest.raises(SkipMessage):  # a MiddlewareError still stops the message
+        broker.emit_before("process_message", message("t"))

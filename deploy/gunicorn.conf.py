@@ -26,13 +26,6 @@ control_socket_disable = True
 preload_app = False
 
 
-def post_worker_init(worker):  # type: ignore[no-untyped-def]
-    """Send each answer's head and body in one write (webapp/serving.py)."""
-    from webapp.serving import install
-
-    install()
-
-
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
     """Drop a dead worker's live gauges from the multiprocess folder."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

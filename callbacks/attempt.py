@@ -150,7 +150,8 @@ class _Answer:
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
-        if not 100 <= status < 200:
+        # 101 is final: the receiver switched protocols, which nobody asked for.
+        if not 100 <= status < 200 or status == 101:
             self.status = status
             self.head_done = True
 
@@ -385,6 +386,9 @@ class Deliverer:
             except (OSError, InvalidAnswer) as exc:
                 conn.close()
                 return self._describe(exc), True
+            except BaseException:  # a bug, or an interrupt: never leak the socket
+                conn.close()
+                raise
             break
         if answer.failure is not None:
             conn.close()

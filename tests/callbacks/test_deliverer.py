@@ -260,6 +260,18 @@ def test_an_interim_answer_is_skipped(deliverer: Deliverer, http_receiver: Recei
     assert deliverer.idle_connections() == 1  # read to its end, so the socket is kept
 
 
+def test_a_protocol_switch_is_an_answer_not_an_interim(deliverer: Deliverer, http_receiver: Receiver) -> None:
+    def switch(handler) -> None:  # type: ignore[no-untyped-def]
+        handler.wfile.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                            b"Connection: Upgrade\r\n\r\n")
+        handler.close_connection = True
+
+    http_receiver.routes["/switch"] = switch
+    result = deliverer.send(http_receiver.url("/switch"), BODY, HEADERS)
+    assert (result.status_code, result.error) == (101, None)
+    assert deliverer.idle_connections() == 0
+
+
 def test_an_answer_cut_short_keeps_its_status(deliverer: Deliverer, http_receiver: Receiver) -> None:
     def cut(handler) -> None:  # type: ignore[no-untyped-def]
         handler.wfile.write(b"HTTP/1.1 503 Busy\r\nContent-Length: 50\r\n\r\nabc")

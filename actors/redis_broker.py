@@ -339,8 +339,12 @@ class LeanRedisBroker(Broker):
         handlers = self._hooks.get(name)
         if handlers is None:
             default = getattr(Middleware, name, None)
-            handlers = [getattr(m, name) for m in self.middleware
-                        if getattr(type(m), name, None) is not default or default is None]
+            handlers = []
+            for middleware in self.middleware:
+                method = getattr(middleware, name, None)
+                if method is None or getattr(method, "__func__", None) is default is not None:
+                    continue  # no such hook, or Middleware's own no-op
+                handlers.append(method)
             self._hooks[name] = handlers
         return handlers
 

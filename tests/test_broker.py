@@ -253,6 +253,7 @@ def test_middleware_hears_every_signal_in_dramatiqs_order(
         broker.emit_before("process_message", message("t"))
         broker.emit_after("process_message", message("t"), result=None)
         broker.emit_before("ack", message("t"))  # nobody handles it: nothing happens
+        broker.emit_after("no_such_signal")  # a signal no middleware knows: nothing happens
     # before_* in order, after_* in reverse; a failing middleware is logged, not raised.
     assert calls == ["a:before", "b:before", "b:after", "a:after"]
     assert "Unexpected failure in before_process_message" in caplog.text

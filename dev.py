@@ -166,6 +166,14 @@ def procfile() -> dict[str, str]:
     return entries
 
 
+def split_nice(command: str) -> tuple[int, list[str]]:
+    """A Procfile command's ``nice -n N`` prefix (0 without one), and the command after it."""
+    argv = shlex.split(command)
+    if argv[:2] == ["nice", "-n"]:
+        return int(argv[2]), argv[3:]
+    return 0, argv
+
+
 def run() -> int:
     ensure_venv("requirements.txt")
     env = dict(os.environ)

@@ -342,8 +342,10 @@ class LeanRedisBroker(Broker):
             handlers = []
             for middleware in self.middleware:
                 method = getattr(middleware, name, None)
-                if method is None or getattr(method, "__func__", None) is default is not None:
-                    continue  # no such hook, or Middleware's own no-op
+                if method is None:
+                    continue  # no such hook
+                if default is not None and getattr(method, "__func__", None) is default:
+                    continue  # Middleware's own no-op
                 handlers.append(method)
             self._hooks[name] = handlers
         return handlers

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import shlex
 import shutil
 import signal
 import socket
@@ -46,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from actors.messages import HEARTBEATS_KEY, NAMESPACE  # noqa: E402
 from actors.redis_broker import Keys, backlog  # noqa: E402
-from dev import procfile  # noqa: E402
+from dev import procfile, split_nice  # noqa: E402
 from hookline.ids import parse_isoformat  # noqa: E402
 
 SHARED = Path(os.environ.get("HOOKLINE_BENCH_SHARED", ROOT.parent / "shared" / "bench")).resolve()
@@ -163,8 +162,8 @@ class Hookline:
 
 def procfile_priority(name: str) -> list[str]:
     """The ``nice -n N`` the Procfile starts process ``name`` under, if any."""
-    argv = shlex.split(procfile()[name])
-    return argv[:3] if argv[:2] == ["nice", "-n"] else []
+    niceness, _ = split_nice(procfile()[name])
+    return ["nice", "-n", str(niceness)] if niceness else []
 
 
 def percentile_ms(values: list[float], q: float) -> float | None:

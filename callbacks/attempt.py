@@ -239,7 +239,7 @@ class _Connection:
         answer = _Answer(max_read)
         try:
             reusable = self._read(raw, answer, max_read)
-        except (OSError, AnswerCutShort, InvalidAnswer) as exc:
+        except (OSError, InvalidAnswer) as exc:  # AnswerCutShort is an OSError
             if not answer.head_done:
                 raise
             answer.failure = exc

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+import dev
+from dev import split_nice
 from tests.deploy.promql import DEPLOY
 from tests.deploy.tools import find_tool
 
@@ -24,13 +26,10 @@ MARGIN = 5
 def procfile() -> tuple[dict[str, list[str]], dict[str, int]]:
     """The Procfile's commands, and the niceness of those it starts under ``nice -n N``."""
     entries, niceness = {}, {}
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        name, sep, command = line.partition(":")
-        if sep and name.strip() and not name.lstrip().startswith("#"):
-            argv = shlex.split(command)
-            if argv[:2] == ["nice", "-n"]:
-                niceness[name.strip()], argv = int(argv[2]), argv[3:]
-            entries[name.strip()] = argv
+    for name, command in dev.procfile().items():
+        nice, entries[name] = split_nice(command)
+        if nice:
+            niceness[name] = nice
     return entries, niceness
 
 

@@ -93,12 +93,12 @@ class Upkeep(threading.Thread):
 
     def pump(self) -> None:
         store, schedule = self.services.store, self.services.schedule
-        for kind, task_id in schedule.claim():
-            if kind == "job":
-                store.requeue(task_id, job_message(task_id), expect=(RETRY,), status=RETRY)
-            elif kind == "hook" and self.deliver_due is not None:
-                self.deliver_due(task_id)
-            schedule.done(kind, task_id)
+        for claim in schedule.claim():
+            if claim.kind == "job":
+                store.requeue(claim.task_id, job_message(claim.task_id), expect=(RETRY,), status=RETRY)
+            elif claim.kind == "hook" and self.deliver_due is not None:
+                self.deliver_due(claim.task_id)
+            schedule.done(claim)
 
     def reconcile(self) -> int:
         """Send again every unfinished task whose message is lost or stuck.

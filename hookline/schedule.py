@@ -9,6 +9,7 @@ again when its lease runs out.
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import redis
 
@@ -26,12 +27,29 @@ end
 return due
 """
 
+# KEYS: schedule; ARGV: member, the lease its claimer set
+_DONE_LUA = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+
+class Claim(NamedTuple):
+    kind: str
+    task_id: str
+    #: The score the member carries while this claim leases it.
+    lease: float
+
 
 class Schedule:
     def __init__(self, client: redis.Redis, key: str = SCHEDULE_KEY) -> None:
         self.redis = client
         self.key = key
         self._claim = client.register_script(_CLAIM_LUA)
+        self._done = client.register_script(_DONE_LUA)
 
     def add(self, kind: str, task_id: str, due: float) -> None:
         self.redis.zadd(self.key, {f"{kind}:{task_id}": due})
@@ -43,11 +61,17 @@ class Schedule:
         score = self.redis.zscore(self.key, f"{kind}:{task_id}")
         return None if score is None else float(score)
 
-    def claim(self, limit: int = 100, now: float | None = None) -> list[tuple[str, str]]:
-        """Lease up to ``limit`` due members; returns ``(kind, task id)`` pairs."""
+    def claim(self, limit: int = 100, now: float | None = None) -> list[Claim]:
+        """Lease up to ``limit`` due members."""
         now = time.time() if now is None else now
-        members = self._claim(keys=[self.key], args=[now, now + LEASE_SECONDS, limit])
-        return [tuple(m.decode().split(":", 1)) for m in members]  # type: ignore[misc]
+        lease = now + LEASE_SECONDS
+        claims = []
+        for member in self._claim(keys=[self.key], args=[now, lease, limit]):
+            kind, task_id = member.decode().split(":", 1)
+            claims.append(Claim(kind, task_id, lease))
+        return claims
 
-    def done(self, kind: str, task_id: str) -> None:
-        self.redis.zrem(self.key, f"{kind}:{task_id}")
+    def done(self, claim: Claim) -> bool:
+        """Remove a claimed member, unless it has been scheduled again since."""
+        member = f"{claim.kind}:{claim.task_id}"
+        return bool(self._done(keys=[self.key], args=[member, repr(claim.lease)]))

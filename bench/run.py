@@ -11,11 +11,14 @@ task, and prints one table and one JSON document.
 
     .venv/bin/python bench/run.py --n 5000 --clients 32 128
     .venv/bin/python bench/run.py --rate 400 --duration 60
-    .venv/bin/python bench/run.py --n 5000 --clients 32 128 --compare-baseline
+    .venv/bin/python bench/run.py --n 5000 --clients 32 128 --compare-baseline --rounds 3
 
 With ``--compare-baseline`` each setting also runs ``../shared/bench``'s
 FastAPI + Celery baseline on the same machine, right after, and the table
-shows the ratios. ``HOOKLINE_BENCH_SHARED`` points at another copy of the
+shows the ratios. ``--rounds R`` repeats each setting R times, alternating
+which system goes first, and prints the median and spread of the ratios:
+this machine's speed drifts by a third within minutes, so one pass says
+little. ``HOOKLINE_BENCH_SHARED`` points at another copy of the
 shared bench folder (default ``../shared/bench``). The exit status is
 non-zero if any webhook is missing, duplicated or fails verification, or a
 task does not reach SUCCESS.
@@ -29,6 +32,7 @@ import platform
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -306,35 +310,39 @@ def correct(summary: dict[str, Any], n: int) -> list[str]:
     return problems
 
 
-def row(name: str, ours: dict[str, Any], base: dict[str, Any] | None) -> list[str]:
-    def get(d: dict[str, Any] | None, *path: str) -> float | None:
-        for key in path:
-            if not isinstance(d, dict) or d.get(key) is None:
-                return None
-            d = d[key]
-        return d  # type: ignore[return-value]
+#: Ratios to the baseline summarised over rounds: Hookline's figure / the baseline's.
+RATIOS = {
+    "e2e jobs/s": ("e2e_throughput_jobs_s",),
+    "submit p99": ("submit_latency_ms", "p99"),
+}
 
-    def cell(path: tuple[str, ...], better: str) -> str:
-        a, b = get(ours, *path), get(base, *path)
+
+def _dig(d: Any, path: tuple[str, ...]) -> float | None:
+    for key in path:
+        if not isinstance(d, dict) or d.get(key) is None:
+            return None
+        d = d[key]
+    return d  # type: ignore[no-any-return]
+
+
+def row(name: str, ours: dict[str, Any], base: dict[str, Any] | None) -> list[str]:
+    def cell(*path: str) -> str:
+        a, b = _dig(ours, path), _dig(base, path)
         if a is None:
             return "-"
-        text = f"{a:g}"
-        if b:
-            ratio = a / b
-            text += f" ({ratio:.2f}x)" if better == "high" else f" ({ratio:.2f}x)"
-        return text
+        return f"{a:g} ({a / b:.2f}x)" if b else f"{a:g}"
 
     hl = ours.get("hookline", {})
     return [
         name,
-        cell(("submit_throughput_rps",), "high"),
-        cell(("submit_latency_ms", "p50"), "low"),
-        cell(("submit_latency_ms", "p99"), "low"),
-        cell(("submit_latency_ms", "max"), "low"),
-        cell(("e2e_throughput_jobs_s",), "high"),
-        cell(("e2e_latency_ms", "p99"), "low"),
+        cell("submit_throughput_rps"),
+        cell("submit_latency_ms", "p50"),
+        cell("submit_latency_ms", "p99"),
+        cell("submit_latency_ms", "max"),
+        cell("e2e_throughput_jobs_s"),
+        cell("e2e_latency_ms", "p99"),
         f"{hl.get('finish_to_webhook_ms', {}).get('p50', '-')} / {hl.get('finish_to_webhook_ms', {}).get('p99', '-')}",
-        cell(("redis", "commands_per_job"), "low"),
+        cell("redis", "commands_per_job"),
         f"{hl.get('redis_bytes_per_finished_task', '-')}",
         " ".join(f"{k}={v}" for k, v in (ours.get("cpu", {}).get("cores_used") or {}).items()),
     ]
@@ -359,6 +367,8 @@ def main() -> int:
     parser.add_argument("--job-processes", type=int, default=JOB_PROCESSES)
     parser.add_argument("--job-threads", type=int, default=JOB_THREADS)
     parser.add_argument("--callback-threads", type=int, default=CALLBACK_THREADS)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat each setting; with --compare-baseline the order alternates")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON document here")
     args = parser.parse_args()
     if not (SHARED / "e2e.py").exists():
@@ -386,22 +396,47 @@ def main() -> int:
     }
     failures = []
     table = [HEADER]
+    ratios: dict[str, dict[str, list[float]]] = {}
     for setting in settings:
-        with tempfile.TemporaryDirectory(prefix="hl-bench-") as tmp:
-            workdir = Path(tmp)
-            ours = run_hookline(args, setting, workdir)
-            base = run_baseline(args, setting, workdir) if args.compare_baseline else None
-        problems = correct(ours, setting["n"])
-        failures += [f"{setting['name']}: {p}" for p in problems]
-        results["runs"].append({"setting": setting, "hookline": ours, "baseline": base,
-                                "correct": not problems})
-        table.append(row(f"hookline {setting['name']}", ours, base))
-        if base is not None:
-            table.append(row(f"baseline {setting['name']}", base, None))
+        for round_no in range(1, args.rounds + 1):
+            # Alternate which system goes first, so a drift of the machine's
+            # speed during a round does not always favour the same one.
+            baseline_first = args.compare_baseline and round_no % 2 == 0
+            with tempfile.TemporaryDirectory(prefix="hl-bench-") as tmp:
+                workdir = Path(tmp)
+                base = run_baseline(args, setting, workdir) if baseline_first else None
+                ours = run_hookline(args, setting, workdir)
+                if args.compare_baseline and not baseline_first:
+                    base = run_baseline(args, setting, workdir)
+            problems = correct(ours, setting["n"])
+            failures += [f"{setting['name']} round {round_no}: {p}" for p in problems]
+            results["runs"].append({"setting": setting, "round": round_no, "hookline": ours,
+                                    "baseline": base, "correct": not problems})
+            name = setting["name"] + (f" r{round_no}" if args.rounds > 1 else "")
+            table.append(row(f"hookline {name}", ours, base))
+            if base is not None:
+                table.append(row(f"baseline {name}", base, None))
+                for measure, path in RATIOS.items():
+                    ours_value, base_value = _dig(ours, path), _dig(base, path)
+                    if ours_value is not None and base_value:
+                        ratios.setdefault(setting["name"], {}).setdefault(measure, []).append(
+                            round(ours_value / base_value, 3))
+    if ratios:
+        results["ratios"] = {
+            name: {measure: {"each": values, "median": round(statistics.median(values), 3),
+                             "min": min(values), "max": max(values)}
+                   for measure, values in by_measure.items()}
+            for name, by_measure in ratios.items()
+        }
 
     widths = [max(len(str(r[i])) for r in table) for i in range(len(HEADER))]
     for r in table:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+    for name, by_measure in results.get("ratios", {}).items():
+        shown = ", ".join(
+            f"{measure} {r['median']:.2f}x (min {r['min']:.2f}, max {r['max']:.2f}, n={len(r['each'])})"
+            for measure, r in by_measure.items())
+        print(f"ratio to baseline, {name}: {shown}")
     document = json.dumps(results, indent=2)
     print(document)
     if args.out:

@@ -145,9 +145,10 @@ class WebhookDelivery:
         cb_id = endpoint.get("id") or task.callback_id
         held = held_message(CurrentMessage.get_current_message())
 
-        def record_as(state: str) -> tuple[str | None, int]:
+        def record_as(state: str, retry_at: float | None = None) -> tuple[str | None, int]:
             previous, attempt = self.store.record_attempt(
-                task_id, record, state, held=(held.held_key, held.raw) if held else None)
+                task_id, record, state, failed_index=FAILED_INDEX.format(cb_id),
+                held=(held.held_key, held.raw) if held else None, retry_at=retry_at)
             if held is not None:
                 held.acknowledged = True
             extra["attempt"] = attempt
@@ -158,8 +159,6 @@ class WebhookDelivery:
             previous, attempt = record_as("delivered")
             if endpoint.get("failing_since"):
                 self.registry.record_success(cb_id)
-            if previous in ("failed", "retrying"):
-                self.redis.zrem(FAILED_INDEX.format(cb_id), task_id)
             if previous != "delivered" and task.finished_at:
                 metrics.webhook_delivery.observe(max(0.0, time.time() - task.finished_at))
                 metrics.webhook_attempts_per_delivery.observe(attempt)
@@ -182,18 +181,15 @@ class WebhookDelivery:
             log.warning("callback disabled: failing for too long", extra=extra)
         if delay is not None:
             metrics.webhook_attempts.labels(result="retry", status_class=cls).inc()
-            record_as("retrying")
-            self.services.schedule.add("hook", task_id, time.time() + delay)
+            record_as("retrying", retry_at=time.time() + delay)
             log.info("webhook will retry", extra={**extra, "delay_s": round(delay, 2)})
             return
         metrics.webhook_attempts.labels(result="failed", status_class=cls).inc()
         # A failed manual resend of a delivered webhook leaves it delivered.
         state = "delivered" if trigger == "manual" and task.delivery == "delivered" else "failed"
         previous, attempt = record_as(state)
-        if state == "failed":
-            if previous != "failed":
-                metrics.webhook_attempts_per_delivery.observe(attempt)
-            self.redis.zadd(FAILED_INDEX.format(cb_id), {task_id: time.time()})
+        if state == "failed" and previous != "failed":
+            metrics.webhook_attempts_per_delivery.observe(attempt)
         log.warning("webhook failed", extra=extra)
 
     def _scheduled_number(self, task_id: str) -> int:

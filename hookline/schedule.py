@@ -37,6 +37,11 @@ return 0
 """
 
 
+def member(kind: str, task_id: str) -> str:
+    """The schedule's member for a ``job`` or ``hook`` retry of a task."""
+    return f"{kind}:{task_id}"
+
+
 class Claim(NamedTuple):
     kind: str
     task_id: str
@@ -52,13 +57,13 @@ class Schedule:
         self._done = client.register_script(_DONE_LUA)
 
     def add(self, kind: str, task_id: str, due: float) -> None:
-        self.redis.zadd(self.key, {f"{kind}:{task_id}": due})
+        self.redis.zadd(self.key, {member(kind, task_id): due})
 
     def remove(self, kind: str, task_id: str) -> None:
-        self.redis.zrem(self.key, f"{kind}:{task_id}")
+        self.redis.zrem(self.key, member(kind, task_id))
 
     def due_at(self, kind: str, task_id: str) -> float | None:
-        score = self.redis.zscore(self.key, f"{kind}:{task_id}")
+        score = self.redis.zscore(self.key, member(kind, task_id))
         return None if score is None else float(score)
 
     def claim(self, limit: int = 100, now: float | None = None) -> list[Claim]:
@@ -66,12 +71,12 @@ class Schedule:
         now = time.time() if now is None else now
         lease = now + LEASE_SECONDS
         claims = []
-        for member in self._claim(keys=[self.key], args=[now, lease, limit]):
-            kind, task_id = member.decode().split(":", 1)
+        for raw in self._claim(keys=[self.key], args=[now, lease, limit]):
+            kind, task_id = raw.decode().split(":", 1)
             claims.append(Claim(kind, task_id, lease))
         return claims
 
     def done(self, claim: Claim) -> bool:
         """Remove a claimed member, unless it has been scheduled again since."""
-        member = f"{claim.kind}:{claim.task_id}"
-        return bool(self._done(keys=[self.key], args=[member, repr(claim.lease)]))
+        leased = member(claim.kind, claim.task_id)
+        return bool(self._done(keys=[self.key], args=[leased, repr(claim.lease)]))

@@ -32,6 +32,7 @@ import orjson
 import redis
 
 from hookline.ids import isoformat
+from hookline.schedule import SCHEDULE_KEY
 
 PENDING, STARTED, RETRY = "PENDING", "STARTED", "RETRY"
 SUCCESS, FAILURE, REVOKED = "SUCCESS", "FAILURE", "REVOKED"
@@ -172,7 +173,9 @@ redis.call('LPUSH', KEYS[3], ARGV[3])
 return 1
 """
 
-# KEYS: task, held list (or the task key); ARGV: record, state, held message (or '')
+# KEYS: task, held list (or the task key), schedule, the callback's failed index
+# ARGV: attempt record, delivery state, held message (or ''), task id,
+#       when the next attempt is due (or ''), now
 _ATTEMPT_LUA = """
 if ARGV[3] ~= '' then redis.call('LREM', KEYS[2], -1, ARGV[3]) end
 local previous = redis.call('HGET', KEYS[1], 'delivery')
@@ -181,6 +184,12 @@ if not previous then return {'', 0} end
 local n = redis.call('HINCRBY', KEYS[1], 'wh_attempts', 1)
 local record = string.gsub(ARGV[1], '^{"attempt":0,', '{"attempt":' .. n .. ',', 1)
 redis.call('HSET', KEYS[1], 'a:' .. n, record, 'delivery', ARGV[2])
+if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], ARGV[5], 'hook:' .. ARGV[4]) end
+if ARGV[2] == 'failed' then
+  redis.call('ZADD', KEYS[4], ARGV[6], ARGV[4])
+elseif ARGV[2] == 'delivered' and (previous == 'failed' or previous == 'retrying') then
+  redis.call('ZREM', KEYS[4], ARGV[4])
+end
 return {previous, n}
 """
 
@@ -454,19 +463,27 @@ class TaskStore:
         record: bytes,
         delivery: str,
         *,
+        failed_index: str,
         held: tuple[str, bytes] | None = None,
+        retry_at: float | None = None,
     ) -> tuple[str | None, int]:
-        """Log one webhook attempt and set the delivery state.
+        """Log one webhook attempt and set the delivery state, in one step.
 
         ``record`` is the attempt as JSON starting with ``{"attempt":0,``; the
         attempt's number is filled in here. ``held`` is ``(held list,
-        message)``: the broker message to acknowledge in the same step.
+        message)``: the broker message to acknowledge. ``retry_at`` puts the
+        next attempt on the schedule. A ``failed`` delivery enters the
+        callback's ``failed_index`` (what ``recover`` resends), and a
+        delivered one leaves it. Done together, so that a worker dying
+        between two of these can neither drop a retry nor hide a failure.
         Returns the previous delivery state (``None`` for an expired task)
         and the attempt's number.
         """
         previous, attempt = self._attempt(
-            keys=[task_key(task_id), held[0] if held else task_key(task_id)],
-            args=[record, delivery, held[1] if held else b""],
+            keys=[task_key(task_id), held[0] if held else task_key(task_id), SCHEDULE_KEY,
+                  failed_index],
+            args=[record, delivery, held[1] if held else b"", task_id,
+                  "" if retry_at is None else repr(retry_at), repr(time.time())],
         )
         return (previous.decode() or None), int(attempt)
 

@@ -1,0 +1,68 @@
+"""What one webhook attempt leaves in Redis, with the actor run in process.
+
+The actor runs outside a worker here, against the test's Redis and a real
+receiver; the end-to-end tests drive the same paths through the processes.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis as redis_lib
+from flask.testing import FlaskClient
+
+from actors.delivery import FAILED_INDEX, WebhookDelivery
+from actors.jobs import VectorJob
+from actors.services import Services
+from hookline.config import Config
+from tests.procs import Receiver
+
+
+@pytest.fixture
+def finished(client: FlaskClient, auth: dict, config: Config,
+             receiver: Receiver) -> tuple[Services, str, str]:
+    """A task that has ended, with a callback to ``receiver``'s ``/hook``."""
+    callback = client.post("/callbacks", json={"url": receiver.url("/hook")}, headers=auth).get_json()
+    task_id = client.post("/tasks", json={"vector_data": [0.5, 0.5], "callback_id": callback["id"]},
+                          headers=auth).get_json()["task_id"]
+    services = Services.build(config.replace(webhook_retry_schedule=(60.0,)))
+    VectorJob(services, owner="worker-under-test")(task_id)
+    return services, task_id, callback["id"]
+
+
+def test_a_failed_attempt_is_logged_and_its_retry_scheduled_together(
+        finished: tuple[Services, str, str], receiver: Receiver, redis: redis_lib.Redis) -> None:
+    services, task_id, callback_id = finished
+    receiver.script["/hook"] = lambda n: (503, {}, 0.0)
+
+    def connection_lost(*args: object) -> None:
+        raise redis_lib.ConnectionError("connection lost")
+
+    # Redis dropping the connection after the attempt is logged must not
+    # lose the retry: nothing after the log may be needed to schedule it.
+    services.schedule.add = connection_lost  # type: ignore[method-assign]
+    before = time.time()
+    WebhookDelivery(services)(task_id, "scheduled", callback_id)
+    record = redis.hgetall(f"hl:task:{task_id}")
+    assert record[b"delivery"] == b"retrying"
+    assert b'"status_code":503' in record[b"a:1"]
+    due = redis.zscore("hl:schedule", f"hook:{task_id}")
+    # The schedule's one step: 60 s, give or take the policy's 20 % jitter
+    assert due is not None and before + 48 <= due <= time.time() + 72
+
+
+def test_failed_for_good_enters_the_recover_index_and_a_delivery_leaves_it(
+        finished: tuple[Services, str, str], receiver: Receiver, redis: redis_lib.Redis) -> None:
+    services, task_id, callback_id = finished
+    receiver.script["/hook"] = lambda n: (400, {}, 0.0)
+    delivery = WebhookDelivery(services)
+    delivery(task_id, "scheduled", callback_id)
+    assert redis.hget(f"hl:task:{task_id}", "delivery") == b"failed"
+    assert redis.zscore(FAILED_INDEX.format(callback_id), task_id) is not None
+    assert redis.zscore("hl:schedule", f"hook:{task_id}") is None
+    # A manual resend that gets through
+    receiver.script["/hook"] = lambda n: (204, {}, 0.0)
+    delivery(task_id, "manual", callback_id)
+    assert redis.hget(f"hl:task:{task_id}", "delivery") == b"delivered"
+    assert redis.zscore(FAILED_INDEX.format(callback_id), task_id) is None
+    assert len(receiver.received("/hook")) == 2

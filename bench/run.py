@@ -371,6 +371,8 @@ def main() -> int:
                         help="repeat each setting; with --compare-baseline the order alternates")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON document here")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if not (SHARED / "e2e.py").exists():
         raise SystemExit(f"the shared load driver is not at {SHARED}")
 

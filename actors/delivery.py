@@ -6,7 +6,8 @@ answer (``callbacks.classify``): delivered; retried later on the schedule
 failed for good (4xx, ``abort-message``, schedule exhausted); or the callback
 is disabled (410, ``webhook-delivery: disable``, or failing for too long).
 A manual resend (trigger ``manual``) is one attempt and never starts a new
-retry series. Every attempt is recorded.
+retry series. Every attempt is recorded. A delivery that cannot reach Redis
+goes back on its queue instead of being acknowledged.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from callbacks import (
 )
 from hookline import __version__, metrics
 from hookline.ids import isoformat
+from hookline.redis import UNAVAILABLE
 from hookline.tasks import FAILURE, REVOKED, SUCCESS, Task, task_key
 
 log = logging.getLogger("hookline.delivery")
@@ -46,6 +48,10 @@ EVENT_TYPES = {SUCCESS: "task.succeeded", FAILURE: "task.failed", REVOKED: "task
 EXCERPT_CHARS = 512
 
 FAILED_INDEX = "hl:failed:{}"
+
+#: Seconds a delivery that met an unavailable Redis waits before going back
+#: on its queue.
+RETRY_PAUSE_SECONDS = 1.0
 _ENDED = frozenset({"delivered", "failed", "disabled"})
 
 
@@ -85,6 +91,24 @@ class WebhookDelivery:
         )
 
     def __call__(self, task_id: str, trigger: str = "scheduled", callback_id: str | None = None) -> None:
+        try:
+            self._deliver(task_id, trigger, callback_id)
+        except UNAVAILABLE as exc:
+            # Acknowledging the message would drop the webhook: nothing else
+            # knows it is due. It goes back on the queue once Redis answers
+            # (if the attempt was made, the receiver may see it twice, with
+            # the same webhook-id).
+            held = held_message(CurrentMessage.get_current_message())
+            if held is None:
+                raise
+            held.send_again = True
+            log.warning("Redis unavailable; the delivery goes back on its queue",
+                        extra={"task_id": task_id, "error": type(exc).__name__})
+            # Not straight back: a Redis that answers the fetch but fails
+            # this message would otherwise spin.
+            time.sleep(RETRY_PAUSE_SECONDS)
+
+    def _deliver(self, task_id: str, trigger: str, callback_id: str | None) -> None:
         task, endpoint = self._read(task_id, callback_id)
         if task is None or not task.finished or task.callback_id is None:
             return

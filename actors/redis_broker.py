@@ -42,6 +42,8 @@ from dramatiq.common import current_millis, dq_name
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import MiddlewareError
 
+from hookline.redis import UNAVAILABLE
+
 #: Longest one blocking wait for a message, in seconds; the consumer thread
 #: gets control back this often even on an idle queue.
 IDLE_WAIT_SECONDS = 1.0
@@ -152,6 +154,10 @@ class HeldMessage(MessageProxy):
         self.held_key = held_key
         #: Set once the message has left the held list (see ``held_message``).
         self.acknowledged = False
+        #: Set by an actor that could not finish for want of Redis: instead of
+        #: being acknowledged, the message goes back to the head of its queue
+        #: (once Redis answers again; Dramatiq retries until it does).
+        self.send_again = False
 
 
 def held_message(message: MessageProxy | None) -> HeldMessage | None:
@@ -258,10 +264,15 @@ class LeanConsumer(Consumer):
     def ack(self, message: MessageProxy) -> None:
         assert isinstance(message, HeldMessage)
         try:
-            if not message.acknowledged:
+            if message.send_again:
+                # Only if still held: the actor's own last write may have
+                # acknowledged it before the connection went.
+                self.broker.scripts["requeue"](keys=[self.keys.queue, self.held_key],
+                                               args=[message.raw])
+            elif not message.acknowledged:
                 self.broker.client.lrem(self.held_key, -1, message.raw)
                 message.acknowledged = True
-        except redis.ConnectionError as exc:
+        except UNAVAILABLE as exc:
             raise ConnectionClosed(exc) from None
         self.outstanding.discard(message.raw)
 

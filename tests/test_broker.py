@@ -132,6 +132,25 @@ def test_an_actor_can_acknowledge_in_its_own_write(
     assert held(redis, "jobs") == 0
 
 
+def test_a_message_sent_again_goes_back_first_unless_already_acknowledged(
+    broker: LeanRedisBroker, redis: redis_lib.Redis
+) -> None:
+    for name in ("a", "b", "c"):
+        broker.enqueue(message(name))
+    first, second = take(broker, 2, prefetch=2)
+    consumer = broker.consume("jobs", prefetch=1, timeout=100)
+    # An actor that could not reach Redis asks for its message to be sent again
+    first.send_again = True
+    consumer.ack(first)
+    assert [orjson.loads(raw)["args"] for raw in queued(redis, "jobs")] == [["a"], ["c"]]
+    # One whose own last write had acknowledged it is not sent twice
+    redis.lrem(second.held_key, -1, second.raw)
+    second.send_again = True
+    consumer.ack(second)
+    assert held(redis, "jobs") == 0
+    assert len(queued(redis, "jobs")) == 2
+
+
 def test_nack_and_garbage_go_to_the_dead_letters(
     broker: LeanRedisBroker, redis: redis_lib.Redis
 ) -> None:

@@ -133,6 +133,48 @@ def test_redis_restart_mid_run_loses_no_accepted_task(
         assert resp.headers["Retry-After"]
 
 
+def test_redis_restart_mid_delivery_drops_no_webhook(
+        make_stack: Callable[..., Stack], redis_server: RedisServer, receiver: Receiver) -> None:
+    stack = make_stack()
+    stack.start_web()
+    stack.start_worker()
+    # Two threads and a slow receiver: when Redis goes, some deliveries are
+    # on the wire and others are fetched and waiting for a thread.
+    callbacks = stack.start_worker("callbacks", "callbacks", threads=2)
+    receiver.script["/slow"] = lambda n: (204, {}, 0.3)
+    auth = key_for(stack)
+    callback = requests.post(f"{stack.url}/callbacks", json={"url": receiver.url("/slow")},
+                             headers=auth, timeout=5).json()
+    ids = []
+    for _ in range(20):
+        resp = requests.post(f"{stack.url}/tasks", json={**SEED, "callback_id": callback["id"]},
+                             headers=auth, timeout=5)
+        assert resp.status_code == 202
+        ids.append(resp.json()["task_id"])
+    wait_until(lambda: len(receiver.received("/slow")) >= 2, 30, "deliveries flow")
+    # When Redis shuts down mid-delivery, for as long as it takes deliveries
+    # to fail for want of it
+    redis_server.shutdown()
+
+    def deliveries_failed() -> int:
+        log = callbacks.log()
+        return log.count("Failed to process message") + log.count("delivery goes back on its queue")
+
+    wait_until(lambda: deliveries_failed() >= 2, 30, "deliveries meet the outage")
+    redis_server.start()
+    # Then every task's webhook still arrives, and each delivery is recorded
+    wanted = {"msg_" + task_id.replace("-", "") for task_id in ids}
+    wait_until(lambda: wanted <= {h["headers"]["webhook-id"] for h in receiver.received("/slow")},
+               120, "every webhook arrives")
+
+    def delivery_states() -> collections.Counter:
+        return collections.Counter(
+            requests.get(f"{stack.url}/tasks/{task_id}", headers=auth, timeout=5)
+            .json()["callback"]["delivery"] for task_id in ids)
+
+    wait_until(lambda: delivery_states() == {"delivered": len(ids)}, 60, "every delivery is recorded")
+
+
 def test_a_lost_message_is_reconciled(make_stack: Callable[..., Stack], redis: redis_lib.Redis) -> None:
     stack = make_stack()
     stack.start_web()

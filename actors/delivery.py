@@ -107,6 +107,27 @@ class WebhookDelivery:
             # Not straight back: a Redis that answers the fetch but fails
             # this message would otherwise spin.
             time.sleep(RETRY_PAUSE_SECONDS)
+        except Exception:
+            # A bug, not the receiver: the delivery fails visibly (in its
+            # attempts log, and listed for a manual resend or recover)
+            # instead of vanishing with its acknowledged message.
+            log.exception("delivery failed unexpectedly", extra={"task_id": task_id})
+            self._fail_visibly(task_id, trigger, callback_id)
+
+    def _fail_visibly(self, task_id: str, trigger: str, callback_id: str | None) -> None:
+        cb_id = callback_id or (self.redis.hget(task_key(task_id), "cb") or b"").decode()
+        if not cb_id:
+            return
+        record = orjson.dumps({
+            "attempt": 0, "webhook_id": webhook_id(task_id), "at": isoformat(time.time()),
+            "status_code": None, "error": "internal error while delivering", "duration_ms": 0.0,
+            "response_excerpt": "", "trigger": trigger,
+        })
+        held = held_message(CurrentMessage.get_current_message())
+        self.store.record_attempt(task_id, record, "failed", failed_index=FAILED_INDEX.format(cb_id),
+                                  held=(held.held_key, held.raw) if held else None)
+        if held is not None:
+            held.acknowledged = True
 
     def _deliver(self, task_id: str, trigger: str, callback_id: str | None) -> None:
         task, endpoint = self._read(task_id, callback_id)

@@ -66,3 +66,26 @@ def test_failed_for_good_enters_the_recover_index_and_a_delivery_leaves_it(
     assert redis.hget(f"hl:task:{task_id}", "delivery") == b"delivered"
     assert redis.zscore(FAILED_INDEX.format(callback_id), task_id) is None
     assert len(receiver.received("/hook")) == 2
+
+
+def test_a_delivery_that_breaks_fails_visibly_and_can_be_resent(
+        finished: tuple[Services, str, str], receiver: Receiver, redis: redis_lib.Redis,
+        client: FlaskClient, auth: dict) -> None:
+    services, task_id, callback_id = finished
+    key = f"hl:task:{task_id}"
+    # A record the actor cannot read (a bug, or a hand edit)
+    result = redis.hget(key, "result")
+    redis.hset(key, "result", b"{not json")
+    WebhookDelivery(services)(task_id, "scheduled", callback_id)
+    assert redis.hget(key, "delivery") == b"failed"
+    assert redis.zscore(FAILED_INDEX.format(callback_id), task_id) is not None
+    # Once mended, the attempts log shows why, recover finds it, and it is delivered
+    redis.hset(key, "result", result)
+    log = client.get(f"/tasks/{task_id}/deliveries", headers=auth).get_json()["items"]
+    assert [(d["status_code"], d["error"]) for d in log] == [(None, "internal error while delivering")]
+    since = "2000-01-01T00:00:00Z"
+    resp = client.post(f"/callbacks/{callback_id}/recover", json={"since": since}, headers=auth)
+    assert resp.status_code == 202 and resp.get_json()["count"] == 1
+    WebhookDelivery(services)(task_id, "manual", callback_id)
+    assert redis.hget(key, "delivery") == b"delivered"
+    assert len(receiver.received("/hook")) == 1

@@ -20,6 +20,7 @@ import dramatiq
 import orjson
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage
+from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from actors.messages import DELIVERY_ACTOR, delivery_message
 from actors.redis_broker import held_message
@@ -107,20 +108,22 @@ class WebhookDelivery:
             # Not straight back: a Redis that answers the fetch but fails
             # this message would otherwise spin.
             time.sleep(RETRY_PAUSE_SECONDS)
-        except Exception:
-            # A bug, not the receiver: the delivery fails visibly (in its
-            # attempts log, and listed for a manual resend or recover)
-            # instead of vanishing with its acknowledged message.
+        except (Exception, TimeLimitExceeded) as exc:
+            # A bug or a hung attempt, not the receiver's answer: the delivery
+            # fails visibly (in its attempts log, and listed for a manual
+            # resend or recover) instead of vanishing with its message.
             log.exception("delivery failed unexpectedly", extra={"task_id": task_id})
-            self._fail_visibly(task_id, trigger, callback_id)
+            error = ("time limit exceeded" if isinstance(exc, TimeLimitExceeded)
+                     else "internal error while delivering")
+            self._fail_visibly(task_id, trigger, callback_id, error)
 
-    def _fail_visibly(self, task_id: str, trigger: str, callback_id: str | None) -> None:
+    def _fail_visibly(self, task_id: str, trigger: str, callback_id: str | None, error: str) -> None:
         cb_id = callback_id or (self.redis.hget(task_key(task_id), "cb") or b"").decode()
         if not cb_id:
             return
         record = orjson.dumps({
             "attempt": 0, "webhook_id": webhook_id(task_id), "at": isoformat(time.time()),
-            "status_code": None, "error": "internal error while delivering", "duration_ms": 0.0,
+            "status_code": None, "error": error, "duration_ms": 0.0,
             "response_excerpt": "", "trigger": trigger,
         })
         held = held_message(CurrentMessage.get_current_message())

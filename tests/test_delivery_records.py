@@ -5,10 +5,13 @@ receiver; the end-to-end tests drive the same paths through the processes.
 """
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 import redis as redis_lib
+from dramatiq.middleware.time_limit import TimeLimitExceeded
+from dramatiq.threading import raise_thread_exception
 from flask.testing import FlaskClient
 
 from actors.delivery import FAILED_INDEX, WebhookDelivery
@@ -89,3 +92,19 @@ def test_a_delivery_that_breaks_fails_visibly_and_can_be_resent(
     WebhookDelivery(services)(task_id, "manual", callback_id)
     assert redis.hget(key, "delivery") == b"delivered"
     assert len(receiver.received("/hook")) == 1
+
+
+def test_a_delivery_stopped_by_its_time_limit_fails_visibly(
+        finished: tuple[Services, str, str], receiver: Receiver, redis: redis_lib.Redis) -> None:
+    services, task_id, callback_id = finished
+    receiver.script["/hook"] = lambda n: (204, {}, 1.0)
+    # What Dramatiq's TimeLimit does to a worker thread that overruns
+    limit = threading.Timer(0.2, raise_thread_exception, args=(threading.get_ident(), TimeLimitExceeded))
+    limit.start()
+    try:
+        WebhookDelivery(services)(task_id, "scheduled", callback_id)
+    finally:
+        limit.join()
+    assert redis.hget(f"hl:task:{task_id}", "delivery") == b"failed"
+    assert b'"error":"time limit exceeded"' in redis.hget(f"hl:task:{task_id}", "a:1")
+    assert redis.zscore(FAILED_INDEX.format(callback_id), task_id) is not None

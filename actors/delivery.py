@@ -131,6 +131,7 @@ class WebhookDelivery:
                                   held=(held.held_key, held.raw) if held else None)
         if held is not None:
             held.acknowledged = True
+        metrics.webhook_attempts.labels(result="failed", status_class=status_class(None)).inc()
 
     def _deliver(self, task_id: str, trigger: str, callback_id: str | None) -> None:
         task, endpoint = self._read(task_id, callback_id)

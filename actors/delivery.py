@@ -7,7 +7,8 @@ failed for good (4xx, ``abort-message``, schedule exhausted); or the callback
 is disabled (410, ``webhook-delivery: disable``, or failing for too long).
 A manual resend (trigger ``manual``) is one attempt and never starts a new
 retry series. Every attempt is recorded. A delivery that cannot reach Redis
-goes back on its queue instead of being acknowledged.
+goes back on its queue instead of being acknowledged; one that breaks for
+any other reason is recorded as failed, with the reason.
 """
 from __future__ import annotations
 
@@ -49,11 +50,11 @@ EVENT_TYPES = {SUCCESS: "task.succeeded", FAILURE: "task.failed", REVOKED: "task
 EXCERPT_CHARS = 512
 
 FAILED_INDEX = "hl:failed:{}"
+_ENDED = frozenset({"delivered", "failed", "disabled"})
 
 #: Seconds a delivery that met an unavailable Redis waits before going back
 #: on its queue.
 RETRY_PAUSE_SECONDS = 1.0
-_ENDED = frozenset({"delivered", "failed", "disabled"})
 
 
 def webhook_id(task_id: str) -> str:

@@ -184,6 +184,7 @@ if not previous then return {'', 0} end
 local n = redis.call('HINCRBY', KEYS[1], 'wh_attempts', 1)
 local record = string.gsub(ARGV[1], '^{"attempt":0,', '{"attempt":' .. n .. ',', 1)
 redis.call('HSET', KEYS[1], 'a:' .. n, record, 'delivery', ARGV[2])
+-- The schedule's member for a webhook retry (hookline.schedule.member).
 if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], ARGV[5], 'hook:' .. ARGV[4]) end
 if ARGV[2] == 'failed' then
   redis.call('ZADD', KEYS[4], ARGV[6], ARGV[4])

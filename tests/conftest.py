@@ -46,8 +46,11 @@ def config(redis: redis_lib.Redis, redis_server: RedisServer) -> Config:
 
 
 @pytest.fixture
-def app(config: Config) -> Flask:
-    return create_app(config)
+def app(config: Config) -> Iterator[Flask]:
+    app = create_app(config)
+    yield app
+    # Closed here, not whenever the collector gets to the app's cycles.
+    app.extensions["hookline"].redis.connection_pool.disconnect()
 
 
 @pytest.fixture

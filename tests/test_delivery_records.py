@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 import redis as redis_lib
@@ -23,18 +24,28 @@ from tests.procs import Receiver
 
 @pytest.fixture
 def finished(client: FlaskClient, auth: dict, config: Config,
-             receiver: Receiver) -> tuple[Services, str, str]:
+             receiver: Receiver) -> Iterator[tuple[Services, str, str]]:
     """A task that has ended, with a callback to ``receiver``'s ``/hook``."""
     callback = client.post("/callbacks", json={"url": receiver.url("/hook")}, headers=auth).get_json()
     task_id = client.post("/tasks", json={"vector_data": [0.5, 0.5], "callback_id": callback["id"]},
                           headers=auth).get_json()["task_id"]
     services = Services.build(config.replace(webhook_retry_schedule=(60.0,)))
     VectorJob(services, owner="worker-under-test")(task_id)
-    return services, task_id, callback["id"]
+    yield services, task_id, callback["id"]
+    services.redis.connection_pool.disconnect()
+
+
+@pytest.fixture
+def delivery(finished: tuple[Services, str, str]) -> Iterator[WebhookDelivery]:
+    """The webhook actor, its keep-alive connections closed afterwards."""
+    actor = WebhookDelivery(finished[0])
+    yield actor
+    actor.deliverer.close()
 
 
 def test_a_failed_attempt_is_logged_and_its_retry_scheduled_together(
-        finished: tuple[Services, str, str], receiver: Receiver, redis: redis_lib.Redis) -> None:
+        finished: tuple[Services, str, str], delivery: WebhookDelivery, receiver: Receiver,
+        redis: redis_lib.Redis) -> None:
     services, task_id, callback_id = finished
     receiver.script["/hook"] = lambda n: (503, {}, 0.0)
 
@@ -45,7 +56,7 @@ def test_a_failed_attempt_is_logged_and_its_retry_scheduled_together(
     # lose the retry: nothing after the log may be needed to schedule it.
     services.schedule.add = connection_lost  # type: ignore[method-assign]
     before = time.time()
-    WebhookDelivery(services)(task_id, "scheduled", callback_id)
+    delivery(task_id, "scheduled", callback_id)
     record = redis.hgetall(f"hl:task:{task_id}")
     assert record[b"delivery"] == b"retrying"
     assert b'"status_code":503' in record[b"a:1"]
@@ -55,10 +66,10 @@ def test_a_failed_attempt_is_logged_and_its_retry_scheduled_together(
 
 
 def test_failed_for_good_enters_the_recover_index_and_a_delivery_leaves_it(
-        finished: tuple[Services, str, str], receiver: Receiver, redis: redis_lib.Redis) -> None:
-    services, task_id, callback_id = finished
+        finished: tuple[Services, str, str], delivery: WebhookDelivery, receiver: Receiver,
+        redis: redis_lib.Redis) -> None:
+    _, task_id, callback_id = finished
     receiver.script["/hook"] = lambda n: (400, {}, 0.0)
-    delivery = WebhookDelivery(services)
     delivery(task_id, "scheduled", callback_id)
     assert redis.hget(f"hl:task:{task_id}", "delivery") == b"failed"
     assert redis.zscore(FAILED_INDEX.format(callback_id), task_id) is not None
@@ -72,14 +83,14 @@ def test_failed_for_good_enters_the_recover_index_and_a_delivery_leaves_it(
 
 
 def test_a_delivery_that_breaks_fails_visibly_and_can_be_resent(
-        finished: tuple[Services, str, str], receiver: Receiver, redis: redis_lib.Redis,
-        client: FlaskClient, auth: dict) -> None:
-    services, task_id, callback_id = finished
+        finished: tuple[Services, str, str], delivery: WebhookDelivery, receiver: Receiver,
+        redis: redis_lib.Redis, client: FlaskClient, auth: dict) -> None:
+    _, task_id, callback_id = finished
     key = f"hl:task:{task_id}"
     # A record the actor cannot read (a bug, or a hand edit)
     result = redis.hget(key, "result")
     redis.hset(key, "result", b"{not json")
-    WebhookDelivery(services)(task_id, "scheduled", callback_id)
+    delivery(task_id, "scheduled", callback_id)
     assert redis.hget(key, "delivery") == b"failed"
     assert redis.zscore(FAILED_INDEX.format(callback_id), task_id) is not None
     # Once mended, the attempts log shows why, recover finds it, and it is delivered
@@ -89,20 +100,21 @@ def test_a_delivery_that_breaks_fails_visibly_and_can_be_resent(
     since = "2000-01-01T00:00:00Z"
     resp = client.post(f"/callbacks/{callback_id}/recover", json={"since": since}, headers=auth)
     assert resp.status_code == 202 and resp.get_json()["count"] == 1
-    WebhookDelivery(services)(task_id, "manual", callback_id)
+    delivery(task_id, "manual", callback_id)
     assert redis.hget(key, "delivery") == b"delivered"
     assert len(receiver.received("/hook")) == 1
 
 
 def test_a_delivery_stopped_by_its_time_limit_fails_visibly(
-        finished: tuple[Services, str, str], receiver: Receiver, redis: redis_lib.Redis) -> None:
-    services, task_id, callback_id = finished
+        finished: tuple[Services, str, str], delivery: WebhookDelivery, receiver: Receiver,
+        redis: redis_lib.Redis) -> None:
+    _, task_id, callback_id = finished
     receiver.script["/hook"] = lambda n: (204, {}, 1.0)
     # What Dramatiq's TimeLimit does to a worker thread that overruns
     limit = threading.Timer(0.2, raise_thread_exception, args=(threading.get_ident(), TimeLimitExceeded))
     limit.start()
     try:
-        WebhookDelivery(services)(task_id, "scheduled", callback_id)
+        delivery(task_id, "scheduled", callback_id)
     finally:
         limit.join()
     assert redis.hget(f"hl:task:{task_id}", "delivery") == b"failed"

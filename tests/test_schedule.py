@@ -53,4 +53,5 @@ def test_a_webhook_failing_again_during_the_pump_keeps_its_next_retry(
                     deliver_due=deliver_due)
     upkeep.pump()
     due = services.schedule.due_at("hook", "t1")
+    services.redis.connection_pool.disconnect()
     assert due is not None and due <= time.time() + 1

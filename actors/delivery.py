@@ -62,6 +62,18 @@ def webhook_id(task_id: str) -> str:
     return "msg_" + task_id.replace("-", "")
 
 
+def attempt_record(
+    wid: str, at: float, trigger: str, *, status_code: int | None = None, error: str | None = None,
+    duration_ms: float = 0.0, excerpt: str | None = None,
+) -> bytes:
+    """One entry of the attempts log, as JSON. ``attempt`` comes first: the store fills in its number."""
+    return orjson.dumps({
+        "attempt": 0, "webhook_id": wid, "at": isoformat(at),
+        "status_code": status_code, "error": error, "duration_ms": round(duration_ms, 2),
+        "response_excerpt": (excerpt or "")[:EXCERPT_CHARS], "trigger": trigger,
+    })
+
+
 def event_body(task: Task) -> dict[str, Any]:
     data = task.to_public()
     # The event describes the task as GET /tasks/{id} shows it once this
@@ -122,17 +134,13 @@ class WebhookDelivery:
         cb_id = callback_id or (self.redis.hget(task_key(task_id), "cb") or b"").decode()
         if not cb_id:
             return
-        record = orjson.dumps({
-            "attempt": 0, "webhook_id": webhook_id(task_id), "at": isoformat(time.time()),
-            "status_code": None, "error": error, "duration_ms": 0.0,
-            "response_excerpt": "", "trigger": trigger,
-        })
+        record = attempt_record(webhook_id(task_id), time.time(), trigger, error=error)
         held = held_message(CurrentMessage.get_current_message())
         self.store.record_attempt(task_id, record, "failed", failed_index=FAILED_INDEX.format(cb_id),
                                   held=(held.held_key, held.raw) if held else None)
         if held is not None:
             held.acknowledged = True
-        metrics.webhook_attempts.labels(result="failed", status_class=status_class(None)).inc()
+        metrics.child(metrics.webhook_attempts, "failed", status_class(None)).inc()
 
     def _deliver(self, task_id: str, trigger: str, callback_id: str | None) -> None:
         task, endpoint = self._read(task_id, callback_id)
@@ -180,14 +188,9 @@ class WebhookDelivery:
         verdict = classify(result.status_code, result.headers)
         if getattr(result, "refused", False):
             verdict = Verdict.RETRY
-        # "attempt" comes first: the store fills in its number.
-        record = orjson.dumps({
-            "attempt": 0, "webhook_id": wid, "at": isoformat(sent_at),
-            "status_code": result.status_code, "error": result.error,
-            "duration_ms": round(result.duration_ms, 2),
-            "response_excerpt": (result.response_excerpt or "")[:EXCERPT_CHARS],
-            "trigger": trigger,
-        })
+        record = attempt_record(wid, sent_at, trigger, status_code=result.status_code,
+                                error=result.error, duration_ms=result.duration_ms,
+                                excerpt=result.response_excerpt)
         extra = {"task_id": task_id, "webhook_id": wid,
                  "status_code": result.status_code, "error": result.error,
                  "callback_id": task.callback_id}
@@ -218,7 +221,7 @@ class WebhookDelivery:
             reason = "gone" if result.status_code == 410 else "receiver_request"
             if self.registry.disable(cb_id, reason):
                 metrics.callbacks_disabled.labels(reason=reason).inc()
-            metrics.webhook_attempts.labels(result="failed", status_class=cls).inc()
+            metrics.child(metrics.webhook_attempts, "failed", cls).inc()
             record_as("disabled")
             log.warning("callback disabled by the receiver", extra=extra)
             return
@@ -230,11 +233,11 @@ class WebhookDelivery:
             metrics.callbacks_disabled.labels(reason="failing").inc()
             log.warning("callback disabled: failing for too long", extra=extra)
         if delay is not None:
-            metrics.webhook_attempts.labels(result="retry", status_class=cls).inc()
+            metrics.child(metrics.webhook_attempts, "retry", cls).inc()
             record_as("retrying", retry_at=time.time() + delay)
             log.info("webhook will retry", extra={**extra, "delay_s": round(delay, 2)})
             return
-        metrics.webhook_attempts.labels(result="failed", status_class=cls).inc()
+        metrics.child(metrics.webhook_attempts, "failed", cls).inc()
         # A failed manual resend of a delivered webhook leaves it delivered.
         state = "delivered" if trigger == "manual" and task.delivery == "delivered" else "failed"
         previous, attempt = record_as(state)

@@ -178,7 +178,7 @@ class VectorJob:
 
     def _retry(self, task: Task | None, task_id: str, started: float, error: str) -> None:
         attempts = task.attempts if task else 1
-        metrics.task_run.labels(actor=JOB_ACTOR, outcome="retry").observe(time.time() - started)
+        metrics.child(metrics.task_run, JOB_ACTOR, "retry").observe(time.time() - started)
         if attempts > self.config.job_max_retries:
             self._end(task, task_id, FAILURE, started,
                       error=f"gave up after {attempts} attempts; last: {error}")
@@ -189,7 +189,7 @@ class VectorJob:
             task_id, owner=self.owner, due=time.time() + delay, error=error,
             schedule_key=self.services.schedule.key,
         ):
-            metrics.task_retries.labels(actor=JOB_ACTOR).inc()
+            metrics.child(metrics.task_retries, JOB_ACTOR).inc()
             log.info("task will retry", extra={"task_id": task_id, "status": "RETRY",
                                                "delay_s": round(delay, 2), "error": error})
 

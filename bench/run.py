@@ -56,14 +56,15 @@ SHARED = Path(os.environ.get("HOOKLINE_BENCH_SHARED", ROOT.parent / "shared" / "
 BIN = Path(sys.executable).parent
 
 #: Process layout for a 2-core machine, picked by measurement (bench/RESULTS.md):
-#: the Procfile's commands with one job process (one per core is left to the
-#: web), and 8 callback threads because the receiver answers on loopback in
-#: well under a millisecond (the Procfile keeps 32 for slow receivers).
+#: the Procfile's commands (one process per core for each queue), with 4
+#: callback threads per process because the receiver answers on loopback in
+#: well under a millisecond (the Procfile keeps 16 for slow receivers).
 WEB_WORKERS = 2
 WEB_THREADS = 4
-JOB_PROCESSES = 1
+JOB_PROCESSES = 2
 JOB_THREADS = 4
-CALLBACK_THREADS = 8
+CALLBACK_PROCESSES = 2
+CALLBACK_THREADS = 4
 
 
 def free_port() -> int:
@@ -137,11 +138,13 @@ class Hookline:
                                "--queues", "jobs", "--processes", str(self.layout["job_processes"]),
                                "--threads", str(self.layout["job_threads"])])
         self._spawn("callbacks", [*procfile_priority("callbacks"), str(BIN / "dramatiq"),
-                                  "actors:setup", "--queues", "callbacks", "--processes", "1",
+                                  "actors:setup", "--queues", "callbacks",
+                                  "--processes", str(self.layout["callback_processes"]),
                                   "--threads", str(self.layout["callback_threads"])])
         wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok, 60, "gunicorn")
         wait_until(lambda: self.client.zcard(HEARTBEATS_KEY)
-                   >= self.layout["job_processes"] + 1, 60, "workers")
+                   >= self.layout["job_processes"] + self.layout["callback_processes"], 60,
+                   "workers")
 
     @property
     def url(self) -> str:
@@ -248,6 +251,7 @@ def drive(target: str, args: argparse.Namespace, setting: dict[str, Any], secret
 def run_hookline(args: argparse.Namespace, setting: dict[str, Any], workdir: Path) -> dict[str, Any]:
     layout = {"web_workers": args.web_workers, "web_threads": args.web_threads,
               "job_processes": args.job_processes, "job_threads": args.job_threads,
+              "callback_processes": args.callback_processes,
               "callback_threads": args.callback_threads}
     stack = Hookline(workdir, layout)
     try:
@@ -366,6 +370,7 @@ def main() -> int:
     parser.add_argument("--web-threads", type=int, default=WEB_THREADS)
     parser.add_argument("--job-processes", type=int, default=JOB_PROCESSES)
     parser.add_argument("--job-threads", type=int, default=JOB_THREADS)
+    parser.add_argument("--callback-processes", type=int, default=CALLBACK_PROCESSES)
     parser.add_argument("--callback-threads", type=int, default=CALLBACK_THREADS)
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat each setting; with --compare-baseline the order alternates")
@@ -393,7 +398,7 @@ def main() -> int:
         "workload": {"vectors": args.vectors, "dims": args.dims},
         "layout": {"web": f"gunicorn {args.web_workers} x gthread {args.web_threads}",
                    "worker": f"dramatiq {args.job_processes} x {args.job_threads} threads",
-                   "callbacks": f"dramatiq 1 x {args.callback_threads} threads"},
+                   "callbacks": f"dramatiq {args.callback_processes} x {args.callback_threads} threads"},
         "runs": [],
     }
     failures = []

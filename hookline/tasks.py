@@ -178,12 +178,13 @@ return 1
 #       when the next attempt is due (or ''), now
 _ATTEMPT_LUA = """
 if ARGV[3] ~= '' then redis.call('LREM', KEYS[2], -1, ARGV[3]) end
-local previous = redis.call('HGET', KEYS[1], 'delivery')
+local state = redis.call('HMGET', KEYS[1], 'delivery', 'wh_attempts')
+local previous = state[1]
 -- Only a task with a callback has a delivery state; an expired one has none.
 if not previous then return {'', 0} end
-local n = redis.call('HINCRBY', KEYS[1], 'wh_attempts', 1)
+local n = (tonumber(state[2]) or 0) + 1
 local record = string.gsub(ARGV[1], '^{"attempt":0,', '{"attempt":' .. n .. ',', 1)
-redis.call('HSET', KEYS[1], 'a:' .. n, record, 'delivery', ARGV[2])
+redis.call('HSET', KEYS[1], 'a:' .. n, record, 'delivery', ARGV[2], 'wh_attempts', n)
 -- The schedule's member for a webhook retry (hookline.schedule.member).
 if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], ARGV[5], 'hook:' .. ARGV[4]) end
 if ARGV[2] == 'failed' then

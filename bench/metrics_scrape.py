@@ -23,7 +23,16 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import Hookline, wait_until  # noqa: E402
+from bench.run import (  # noqa: E402
+    CALLBACK_PROCESSES,
+    CALLBACK_THREADS,
+    JOB_PROCESSES,
+    JOB_THREADS,
+    WEB_THREADS,
+    WEB_WORKERS,
+    Hookline,
+    wait_until,
+)
 
 BODY = json.dumps({"vector_data": [[0.5] * 64] * 16, "metadata": {"source": "scrape-bench"}})
 
@@ -54,8 +63,10 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--scrapes", type=int, default=50)
     args = parser.parse_args()
-    layout = {"web_workers": 2, "web_threads": 4, "job_processes": 1, "job_threads": 8,
-              "callback_threads": 8}
+    # The benchmark's layout: every process that writes metrics files counts.
+    layout = {"web_workers": WEB_WORKERS, "web_threads": WEB_THREADS,
+              "job_processes": JOB_PROCESSES, "job_threads": JOB_THREADS,
+              "callback_processes": CALLBACK_PROCESSES, "callback_threads": CALLBACK_THREADS}
     results = {}
     with tempfile.TemporaryDirectory(prefix="hl-scrape-") as tmp:
         stack = Hookline(Path(tmp), layout)

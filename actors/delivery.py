@@ -135,12 +135,20 @@ class WebhookDelivery:
         if not cb_id:
             return
         record = attempt_record(webhook_id(task_id), time.time(), trigger, error=error)
+        self._record(task_id, record, "failed", cb_id)
+        metrics.child(metrics.webhook_attempts, "failed", status_class(None)).inc()
+
+    def _record(
+        self, task_id: str, record: bytes, state: str, cb_id: str, retry_at: float | None = None
+    ) -> tuple[str | None, int]:
+        """Log an attempt and set the delivery state, acknowledging the message in the same step."""
         held = held_message(CurrentMessage.get_current_message())
-        self.store.record_attempt(task_id, record, "failed", failed_index=FAILED_INDEX.format(cb_id),
-                                  held=(held.held_key, held.raw) if held else None)
+        previous, attempt = self.store.record_attempt(
+            task_id, record, state, failed_index=FAILED_INDEX.format(cb_id),
+            held=(held.held_key, held.raw) if held else None, retry_at=retry_at)
         if held is not None:
             held.acknowledged = True
-        metrics.child(metrics.webhook_attempts, "failed", status_class(None)).inc()
+        return previous, attempt
 
     def _deliver(self, task_id: str, trigger: str, callback_id: str | None) -> None:
         task, endpoint = self._read(task_id, callback_id)
@@ -196,14 +204,9 @@ class WebhookDelivery:
                  "callback_id": task.callback_id}
         cls = status_class(result.status_code)
         cb_id = endpoint.get("id") or task.callback_id
-        held = held_message(CurrentMessage.get_current_message())
 
         def record_as(state: str, retry_at: float | None = None) -> tuple[str | None, int]:
-            previous, attempt = self.store.record_attempt(
-                task_id, record, state, failed_index=FAILED_INDEX.format(cb_id),
-                held=(held.held_key, held.raw) if held else None, retry_at=retry_at)
-            if held is not None:
-                held.acknowledged = True
+            previous, attempt = self._record(task_id, record, state, cb_id, retry_at)
             extra["attempt"] = attempt
             return previous, attempt
 

@@ -23,16 +23,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import (  # noqa: E402
-    CALLBACK_PROCESSES,
-    CALLBACK_THREADS,
-    JOB_PROCESSES,
-    JOB_THREADS,
-    WEB_THREADS,
-    WEB_WORKERS,
-    Hookline,
-    wait_until,
-)
+from bench.run import LAYOUT, Hookline, wait_until  # noqa: E402
 
 BODY = json.dumps({"vector_data": [[0.5] * 64] * 16, "metadata": {"source": "scrape-bench"}})
 
@@ -63,13 +54,10 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--scrapes", type=int, default=50)
     args = parser.parse_args()
-    # The benchmark's layout: every process that writes metrics files counts.
-    layout = {"web_workers": WEB_WORKERS, "web_threads": WEB_THREADS,
-              "job_processes": JOB_PROCESSES, "job_threads": JOB_THREADS,
-              "callback_processes": CALLBACK_PROCESSES, "callback_threads": CALLBACK_THREADS}
     results = {}
     with tempfile.TemporaryDirectory(prefix="hl-scrape-") as tmp:
-        stack = Hookline(Path(tmp), layout)
+        # The benchmark's layout: every process that writes metrics files counts.
+        stack = Hookline(Path(tmp), dict(LAYOUT))
         try:
             stack.start()
             key = stack.api_key()

@@ -59,12 +59,15 @@ BIN = Path(sys.executable).parent
 #: the Procfile's commands (one process per core for each queue), with 4
 #: callback threads per process because the receiver answers on loopback in
 #: well under a millisecond (the Procfile keeps 16 for slow receivers).
-WEB_WORKERS = 2
-WEB_THREADS = 4
-JOB_PROCESSES = 2
-JOB_THREADS = 4
-CALLBACK_PROCESSES = 2
-CALLBACK_THREADS = 4
+#: Each entry is also a command-line flag (``--web-workers`` and so on).
+LAYOUT = {
+    "web_workers": 2,
+    "web_threads": 4,
+    "job_processes": 2,
+    "job_threads": 4,
+    "callback_processes": 2,
+    "callback_threads": 4,
+}
 
 
 def free_port() -> int:
@@ -249,11 +252,7 @@ def drive(target: str, args: argparse.Namespace, setting: dict[str, Any], secret
 
 
 def run_hookline(args: argparse.Namespace, setting: dict[str, Any], workdir: Path) -> dict[str, Any]:
-    layout = {"web_workers": args.web_workers, "web_threads": args.web_threads,
-              "job_processes": args.job_processes, "job_threads": args.job_threads,
-              "callback_processes": args.callback_processes,
-              "callback_threads": args.callback_threads}
-    stack = Hookline(workdir, layout)
+    stack = Hookline(workdir, {name: getattr(args, name) for name in LAYOUT})
     try:
         stack.start()
         key = stack.api_key()
@@ -366,12 +365,8 @@ def main() -> int:
     parser.add_argument("--dims", type=int, default=64)
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--compare-baseline", action="store_true")
-    parser.add_argument("--web-workers", type=int, default=WEB_WORKERS)
-    parser.add_argument("--web-threads", type=int, default=WEB_THREADS)
-    parser.add_argument("--job-processes", type=int, default=JOB_PROCESSES)
-    parser.add_argument("--job-threads", type=int, default=JOB_THREADS)
-    parser.add_argument("--callback-processes", type=int, default=CALLBACK_PROCESSES)
-    parser.add_argument("--callback-threads", type=int, default=CALLBACK_THREADS)
+    for name, default in LAYOUT.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=default)
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat each setting; with --compare-baseline the order alternates")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON document here")

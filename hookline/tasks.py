@@ -33,6 +33,7 @@ import redis
 
 from hookline.ids import isoformat
 from hookline.schedule import SCHEDULE_KEY
+from hookline.schedule import member as schedule_member
 
 PENDING, STARTED, RETRY = "PENDING", "STARTED", "RETRY"
 SUCCESS, FAILURE, REVOKED = "SUCCESS", "FAILURE", "REVOKED"
@@ -175,7 +176,7 @@ return 1
 
 # KEYS: task, held list (or the task key), schedule, the callback's failed index
 # ARGV: attempt record, delivery state, held message (or ''), task id,
-#       when the next attempt is due (or ''), now
+#       when the next attempt is due (or ''), now, the retry's schedule member
 _ATTEMPT_LUA = """
 if ARGV[3] ~= '' then redis.call('LREM', KEYS[2], -1, ARGV[3]) end
 local state = redis.call('HMGET', KEYS[1], 'delivery', 'wh_attempts')
@@ -185,8 +186,7 @@ if not previous then return {'', 0} end
 local n = (tonumber(state[2]) or 0) + 1
 local record = string.gsub(ARGV[1], '^{"attempt":0,', '{"attempt":' .. n .. ',', 1)
 redis.call('HSET', KEYS[1], 'a:' .. n, record, 'delivery', ARGV[2], 'wh_attempts', n)
--- The schedule's member for a webhook retry (hookline.schedule.member).
-if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], ARGV[5], 'hook:' .. ARGV[4]) end
+if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], ARGV[5], ARGV[7]) end
 if ARGV[2] == 'failed' then
   redis.call('ZADD', KEYS[4], ARGV[6], ARGV[4])
 elseif ARGV[2] == 'delivered' and (previous == 'failed' or previous == 'retrying') then
@@ -485,7 +485,8 @@ class TaskStore:
             keys=[task_key(task_id), held[0] if held else task_key(task_id), SCHEDULE_KEY,
                   failed_index],
             args=[record, delivery, held[1] if held else b"", task_id,
-                  "" if retry_at is None else repr(retry_at), repr(time.time())],
+                  "" if retry_at is None else repr(retry_at), repr(time.time()),
+                  schedule_member("hook", task_id)],
         )
         return (previous.decode() or None), int(attempt)
 

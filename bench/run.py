@@ -211,6 +211,7 @@ def hookline_figures(stack: Hookline, auth: dict[str, str]) -> dict[str, Any]:
     collection = client.memory_usage("hl:coll:bench:default", samples=0) or 0
     n = max(1, len(ids))
     per_task = (sum(u or 0 for u in usage[0::2]) + index) / n
+    persistence = client.info("persistence")
     metrics_started = time.perf_counter()
     metrics = requests.get(f"{stack.url}/metrics", timeout=10)
     scrape_ms = (time.perf_counter() - metrics_started) * 1000
@@ -225,6 +226,10 @@ def hookline_figures(stack: Hookline, auth: dict[str, str]) -> dict[str, Any]:
         "collection_bytes_per_task": round(collection / n, 1),
         "metrics_scrape_ms": round(scrape_ms, 1),
         "metrics_bytes": len(metrics.content),
+        # A rewrite forks Redis and compresses the whole data set, on the
+        # same cores as the run: worth knowing when a run looks slow.
+        "aof_rewrites": persistence.get("aof_rewrites", 0),
+        "aof_bytes": persistence.get("aof_current_size", 0),
     }
 
 

@@ -1,0 +1,97 @@
+"""The Redis client every process uses: a connection per thread, against a real redis-server."""
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import threading
+from collections.abc import Iterator
+
+import pytest
+import redis as redis_lib
+
+from hookline.redis import connect
+from tests.procs import RedisServer, wait_until
+
+
+@pytest.fixture
+def client(redis: redis_lib.Redis, redis_server: RedisServer) -> Iterator[redis_lib.Redis]:
+    made = connect(redis_server.url)
+    yield made
+    made.close()
+
+
+def in_thread(call: object) -> object:
+    box: list[object] = []
+    thread = threading.Thread(target=lambda: box.append(call()))  # type: ignore[operator]
+    thread.start()
+    thread.join(10)
+    return box[0]
+
+
+def open_ids(redis: redis_lib.Redis) -> set[int]:
+    return {int(c["id"]) for c in redis.client_list()}
+
+
+def test_each_thread_keeps_one_connection_of_its_own(client: redis_lib.Redis) -> None:
+    mine = client.client_id()
+    assert client.client_id() == mine
+    assert client.set("k", "v") and client.get("k") == b"v"
+    theirs = in_thread(client.client_id)
+    assert theirs != mine
+    assert client.client_id() == mine
+
+
+def test_a_threads_connection_closes_when_the_thread_ends(
+    client: redis_lib.Redis, redis: redis_lib.Redis
+) -> None:
+    theirs = in_thread(client.client_id)
+    gc.collect()
+    wait_until(lambda: theirs not in open_ids(redis), 10, "the ended thread's connection closes")
+
+
+def test_a_call_inside_a_watch_transaction_does_not_share_the_watching_connection(
+    client: redis_lib.Redis,
+) -> None:
+    client.set("counter", 1)
+    client.set("other", "x")
+
+    def bump(pipe: redis_lib.client.Pipeline) -> None:
+        current = int(pipe.get("counter"))
+        # A plain call while the pipeline holds this thread's connection.
+        assert client.get("other") == b"x"
+        pipe.multi()
+        pipe.set("counter", current + 1)
+
+    client.transaction(bump, "counter")
+    assert client.get("counter") == b"2"
+    assert client.get("other") == b"x"
+
+
+def test_the_connection_comes_back_after_redis_restarts(
+    client: redis_lib.Redis, redis_server: RedisServer
+) -> None:
+    client.set("kept", "1")
+    redis_server.shutdown()
+    with pytest.raises(redis_lib.ConnectionError):
+        client.get("kept")
+    redis_server.start()
+    assert client.get("kept") == b"1"
+
+
+def _child_id(client: redis_lib.Redis, out: multiprocessing.Queue) -> None:
+    out.put((client.client_id(), client.get("k")))
+
+
+def test_a_forked_child_opens_its_own_connection(client: redis_lib.Redis) -> None:
+    client.set("k", "parent")
+    mine = client.client_id()
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    child = context.Process(target=_child_id, args=(client, out))
+    child.start()
+    child_id, value = out.get(timeout=20)
+    child.join(20)
+    assert child.exitcode == 0
+    assert child_id != mine
+    assert value == b"parent"
+    assert client.client_id() == mine

@@ -96,6 +96,9 @@ def start_redis(env: dict[str, str]) -> subprocess.Popen[bytes]:
          "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
          # Task records fit the compact hash encoding (see hookline/tasks.py).
          "--hash-max-ziplist-value", "1024",
+         # Vectors do not compress: compressing them in every AOF rewrite
+         # costs CPU for nothing (README, "Persistence").
+         "--rdbcompression", "no",
          "--logfile", str(data / "redis.log")],
         # Its own session: Ctrl-C reaches only this script, which stops the
         # processes first and Redis last, so workers can drain.

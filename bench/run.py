@@ -133,7 +133,7 @@ class Hookline:
         self._spawn("redis", [server, "--port", str(self.redis_port), "--bind", "127.0.0.1",
                               "--dir", str(self.workdir), "--appendonly", "yes",
                               "--appendfsync", "everysec", "--save", "",
-                              "--hash-max-ziplist-value", "1024"])
+                              "--hash-max-ziplist-value", "1024", "--rdbcompression", "no"])
         self.client = redis.Redis.from_url(self.redis_url)
         wait_until(self.client.ping, 20, "redis-server")
         self._spawn("web", [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "webapp.wsgi:app"])

@@ -24,6 +24,7 @@ from actors.messages import CALLBACKS_QUEUE, JOB_ACTOR, JOBS_QUEUE, NAMESPACE
 from actors.redis_broker import LeanRedisBroker
 from actors.services import Services
 from actors.upkeep import Upkeep
+from callbacks.registry import generation_key
 from hookline import logging as hl_logging
 from hookline import metrics
 from hookline.config import Config
@@ -69,6 +70,9 @@ def build_broker(config: Config) -> LeanRedisBroker:
         # Only what the actors use: each middleware is called several times
         # per message (no age limits, pipelines or on_success callbacks here).
         middleware=[TimeLimit(), CurrentMessage()],
+        # A webhook reuses what it read of its callback while no callback
+        # has changed since (actors.delivery).
+        fetch_with={CALLBACKS_QUEUE: generation_key(f"{NAMESPACE}:")},
     )
     return broker
 

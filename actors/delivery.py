@@ -9,9 +9,16 @@ A manual resend (trigger ``manual``) is one attempt and never starts a new
 retry series. Every attempt is recorded. A delivery that cannot reach Redis
 goes back on its queue instead of being acknowledged; one that breaks for
 any other reason is recorded as failed, with the reason.
+
+The first delivery of an event reads nothing before it sends: its message
+carries the event (the job writes it as the task ends), and the callback's
+record is reused from an earlier delivery while the callbacks' change
+counter, read with the message, shows that no callback has changed since
+(``callbacks.registry``). Retries and resends read the task afresh.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -24,7 +31,7 @@ from dramatiq.middleware import CurrentMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from actors.messages import DELIVERY_ACTOR, delivery_message
-from actors.redis_broker import held_message
+from actors.redis_broker import HeldMessage, held_message
 from actors.services import Services
 from callbacks import (
     CallbackRegistry,
@@ -56,6 +63,12 @@ _ENDED = frozenset({"delivered", "failed", "disabled"})
 #: on its queue.
 RETRY_PAUSE_SECONDS = 1.0
 
+#: Largest event, as JSON, that travels in its delivery message (a larger
+#: one, from large metadata, is read from the task instead).
+EVENT_IN_MESSAGE_BYTES = 4096
+#: Callback records a webhook worker process keeps for reuse.
+ENDPOINTS_KEPT = 1024
+
 
 def webhook_id(task_id: str) -> str:
     """The stable ``webhook-id`` of a task's terminal event."""
@@ -74,13 +87,41 @@ def attempt_record(
     })
 
 
-def event_body(task: Task) -> dict[str, Any]:
-    data = task.to_public()
-    # The event describes the task as GET /tasks/{id} shows it once this
-    # delivery has succeeded.
-    if data.get("callback"):
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """A task's terminal event: what its webhook says."""
+
+    task_id: str
+    callback_id: str
+    status: str
+    #: ``GET /tasks/{id}`` as it reads once this delivery has succeeded.
+    data: dict[str, Any]
+    finished_at: float | None
+    #: The task's delivery state as read (``None`` if the event came in its message).
+    delivery: str | None = None
+
+    @classmethod
+    def of(cls, task: Task) -> Event:
+        assert task.callback_id is not None
+        data = task.to_public()
         data["callback"]["delivery"] = "delivered"
-    return {"type": EVENT_TYPES[task.status], "timestamp": isoformat(time.time()), "data": data}
+        return cls(task.task_id, task.callback_id, task.status, data, task.finished_at,
+                   task.delivery)
+
+    def body(self) -> dict[str, Any]:
+        return {"type": EVENT_TYPES[self.status], "timestamp": isoformat(time.time()),
+                "data": self.data}
+
+    def in_message(self) -> dict[str, Any] | None:
+        """The event as its delivery message carries it, or ``None`` if it is too large."""
+        if len(orjson.dumps(self.data)) > EVENT_IN_MESSAGE_BYTES:
+            return None
+        return {"data": self.data, "finished": self.finished_at}
+
+    @classmethod
+    def from_message(cls, task_id: str, callback_id: str, carried: dict[str, Any]) -> Event:
+        data = carried["data"]
+        return cls(task_id, callback_id, data["status"], data, carried["finished"])
 
 
 class WebhookDelivery:
@@ -103,10 +144,13 @@ class WebhookDelivery:
             timeout=config.webhook_timeout,
             user_agent=f"hookline/{__version__}",
         )
+        #: Callback id -> (the change counter it was read under, its record).
+        self._endpoints: dict[str, tuple[bytes, dict[bytes, bytes]]] = {}
 
-    def __call__(self, task_id: str, trigger: str = "scheduled", callback_id: str | None = None) -> None:
+    def __call__(self, task_id: str, trigger: str = "scheduled", callback_id: str | None = None,
+                 event: dict[str, Any] | None = None) -> None:
         try:
-            self._deliver(task_id, trigger, callback_id)
+            self._deliver(task_id, trigger, callback_id, event)
         except UNAVAILABLE as exc:
             # Acknowledging the message would drop the webhook: nothing else
             # knows it is due. It goes back on the queue once Redis answers
@@ -150,19 +194,50 @@ class WebhookDelivery:
             held.acknowledged = True
         return previous, attempt
 
-    def _deliver(self, task_id: str, trigger: str, callback_id: str | None) -> None:
-        task, endpoint = self._read(task_id, callback_id)
-        if task is None or not task.finished or task.callback_id is None:
-            return
-        if trigger == "scheduled" and task.delivery in _ENDED:
-            log.info("delivery already ended", extra={"task_id": task_id, "outcome": task.delivery})
-            return
+    def _deliver(self, task_id: str, trigger: str, callback_id: str | None,
+                 carried: dict[str, Any] | None) -> None:
+        if carried is not None and callback_id and trigger == "scheduled":
+            event = Event.from_message(task_id, callback_id, carried)
+            endpoint = self._endpoint(callback_id)
+        else:
+            task, endpoint = self._read(task_id, callback_id)
+            if task is None or not task.finished or task.callback_id is None:
+                return
+            if trigger == "scheduled" and task.delivery in _ENDED:
+                log.info("delivery already ended",
+                         extra={"task_id": task_id, "outcome": task.delivery})
+                return
+            event = Event.of(task)
         if endpoint is None or endpoint["disabled"]:
             self._set_delivery(task_id, "disabled")
             log.info("callback disabled or deleted; not delivered",
-                     extra={"task_id": task_id, "callback_id": task.callback_id})
+                     extra={"task_id": task_id, "callback_id": event.callback_id})
             return
-        self._attempt(task, endpoint, trigger)
+        self._attempt(event, endpoint, trigger)
+
+    def _endpoint(self, cb_id: str) -> dict[str, Any] | None:
+        """The callback's delivery record, reused while no callback has changed since it was read.
+
+        The change counter was read with this message, after the message was
+        written: a reused record is never older than the task's end.
+        """
+        message = CurrentMessage.get_current_message()
+        seen = message.fetched_with if isinstance(message, HeldMessage) else None
+        kept = self._endpoints.get(cb_id)
+        if seen is not None and kept is not None and kept[0] == seen:
+            raw = kept[1]
+        else:
+            key = self.registry.delivery_key(cb_id)
+            raw = self.redis.hgetall(key) if key is not None else {}
+            if seen is not None:
+                if len(self._endpoints) >= ENDPOINTS_KEPT:
+                    self._endpoints.clear()
+                self._endpoints[cb_id] = (seen, raw)
+        return self.registry.delivery_view(cb_id, raw)
+
+    def _changed(self, cb_id: str) -> None:
+        """This process changed the callback: later messages of the same fetch must not reuse it."""
+        self._endpoints.pop(cb_id, None)
 
     def _read(self, task_id: str, callback_id: str | None) -> tuple[Task | None, dict[str, Any] | None]:
         """The task and its callback's delivery record, in one round trip when the message names both."""
@@ -181,9 +256,9 @@ class WebhookDelivery:
             return task, None
         return task, self.registry.get_for_delivery(task.callback_id)
 
-    def _attempt(self, task: Task, endpoint: dict[str, Any], trigger: str) -> None:
-        task_id, wid = task.task_id, webhook_id(task.task_id)
-        body = orjson.dumps(event_body(task))
+    def _attempt(self, event: Event, endpoint: dict[str, Any], trigger: str) -> None:
+        task_id, wid = event.task_id, webhook_id(event.task_id)
+        body = orjson.dumps(event.body())
         timestamp = int(time.time())
         headers = {
             "content-type": "application/json",
@@ -201,9 +276,9 @@ class WebhookDelivery:
                                 excerpt=result.response_excerpt)
         extra = {"task_id": task_id, "webhook_id": wid,
                  "status_code": result.status_code, "error": result.error,
-                 "callback_id": task.callback_id}
+                 "callback_id": event.callback_id}
         cls = status_class(result.status_code)
-        cb_id = endpoint.get("id") or task.callback_id
+        cb_id = endpoint.get("id") or event.callback_id
 
         def record_as(state: str, retry_at: float | None = None) -> tuple[str | None, int]:
             previous, attempt = self._record(task_id, record, state, cb_id, retry_at)
@@ -215,8 +290,9 @@ class WebhookDelivery:
             previous, attempt = record_as("delivered")
             if endpoint.get("failing_since"):
                 self.registry.record_success(cb_id)
-            if previous != "delivered" and task.finished_at:
-                metrics.webhook_delivery.observe(max(0.0, time.time() - task.finished_at))
+                self._changed(cb_id)
+            if previous != "delivered" and event.finished_at:
+                metrics.webhook_delivery.observe(max(0.0, time.time() - event.finished_at))
                 metrics.webhook_attempts_per_delivery.observe(attempt)
             log.info("webhook delivered", extra=extra)
             return
@@ -224,6 +300,7 @@ class WebhookDelivery:
             reason = "gone" if result.status_code == 410 else "receiver_request"
             if self.registry.disable(cb_id, reason):
                 metrics.callbacks_disabled.labels(reason=reason).inc()
+            self._changed(cb_id)
             metrics.child(metrics.webhook_attempts, "failed", cls).inc()
             record_as("disabled")
             log.warning("callback disabled by the receiver", extra=extra)
@@ -235,6 +312,7 @@ class WebhookDelivery:
         if self.registry.record_failure(cb_id, self.services.config.webhook_disable_after):
             metrics.callbacks_disabled.labels(reason="failing").inc()
             log.warning("callback disabled: failing for too long", extra=extra)
+        self._changed(cb_id)
         if delay is not None:
             metrics.child(metrics.webhook_attempts, "retry", cls).inc()
             record_as("retrying", retry_at=time.time() + delay)
@@ -242,7 +320,7 @@ class WebhookDelivery:
             return
         metrics.child(metrics.webhook_attempts, "failed", cls).inc()
         # A failed manual resend of a delivered webhook leaves it delivered.
-        state = "delivered" if trigger == "manual" and task.delivery == "delivered" else "failed"
+        state = "delivered" if trigger == "manual" and event.delivery == "delivered" else "failed"
         previous, attempt = record_as(state)
         if state == "failed" and previous != "failed":
             metrics.webhook_attempts_per_delivery.observe(attempt)

@@ -9,6 +9,7 @@ processed ends in ``FAILURE`` at once.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 from dramatiq.middleware import CurrentMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
+from actors.delivery import Event
 from actors.messages import JOB_ACTOR, delivery_message
 from actors.redis_broker import held_message
 from actors.services import Services
@@ -144,19 +146,27 @@ class VectorJob:
         output: tuple[str, bytes] | None = None,
     ) -> None:
         outcome = {SUCCESS: "success", FAILURE: "failure", REVOKED: "revoked"}[status]
-        callback_id = task.callback_id if task is not None else None
+        finished = time.time()
+        delivery = None
+        if task is not None and task.callback_id:
+            # The webhook worker sends this event without reading the task again.
+            ended = dataclasses.replace(task, status=status, finished_at=finished, result=result,
+                                        error=error, done=task.done if done is None else done)
+            delivery = delivery_message(task_id, callback_id=task.callback_id,
+                                        event=Event.of(ended).in_message())
         held = held_message(CurrentMessage.get_current_message())
         changed = patiently(
             self.store.finish,
             task_id,
             status,
-            delivery=delivery_message(task_id, callback_id=callback_id) if callback_id else None,
+            delivery=delivery,
             held=(held.held_key, held.raw) if held else None,
             result=result,
             error=error,
             fields={"done": done} if done is not None else None,
             allowed_from=(STARTED,),
             output=output,
+            finished_at=finished,
         )
         if held is not None:
             held.acknowledged = True

@@ -4,9 +4,12 @@ The broker (``actors.redis_broker``) keeps a queue as one Redis list of
 encoded Dramatiq messages (``hl:q:<queue>``). Writing to that list in the same
 atomic step as the task record makes "202 means durably recorded" literal:
 the record and its message exist together or not at all. Messages carry the
-task id only, never the payload.
+task id, never the payload; a webhook's first message also carries the
+event it sends, a few hundred bytes (``actors.delivery``).
 """
 from __future__ import annotations
+
+from typing import Any
 
 from dramatiq import Message
 
@@ -26,7 +29,7 @@ def queue_key(queue: str) -> str:
     return Keys(NAMESPACE, queue).queue
 
 
-def queued(queue: str, actor: str, *args: str) -> QueuedMessage:
+def queued(queue: str, actor: str, *args: Any) -> QueuedMessage:
     """An encoded message for ``actor`` on ``queue`` with positional ``args``."""
     message: Message[None] = Message(
         queue_name=queue, actor_name=actor, args=args, kwargs={}, options={}
@@ -39,8 +42,17 @@ def job_message(task_id: str) -> QueuedMessage:
     return queued(JOBS_QUEUE, JOB_ACTOR, task_id)
 
 
-def delivery_message(task_id: str, trigger: str = "scheduled", callback_id: str | None = None) -> QueuedMessage:
-    """The message of one webhook attempt; ``callback_id`` saves the actor a round trip."""
+def delivery_message(
+    task_id: str, trigger: str = "scheduled", callback_id: str | None = None,
+    event: dict[str, Any] | None = None,
+) -> QueuedMessage:
+    """The message of one webhook attempt.
+
+    ``callback_id`` saves the actor a round trip, and ``event`` (the event
+    as the task ended, ``actors.delivery.Event.in_message``) another.
+    """
+    if callback_id and event is not None:
+        return queued(CALLBACKS_QUEUE, DELIVERY_ACTOR, task_id, trigger, callback_id, event)
     if callback_id:
         return queued(CALLBACKS_QUEUE, DELIVERY_ACTOR, task_id, trigger, callback_id)
     return queued(CALLBACKS_QUEUE, DELIVERY_ACTOR, task_id, trigger)

@@ -22,6 +22,10 @@ Hookline's message rates that bookkeeping cost more than the jobs themselves
 * ``nack`` moves a message to ``<ns>:q:<queue>:dead`` (capped).
 * Delayed messages use Dramatiq's own scheme: they wait on the queue's
   ``.DQ`` twin and the worker holds them until their eta.
+* A queue may name a key to read in the same round trip as each fetch
+  (``fetch_with``); its value then (``b""`` for no such key, ``None`` if
+  it could not be read) is the message's ``fetched_with``. The webhook worker reads the callbacks' change counter
+  this way, to know whether what it read of a callback is still current.
 
 Messages are Dramatiq messages encoded as JSON by orjson, so any Dramatiq
 tool can read them.
@@ -141,7 +145,8 @@ def backlog(client: redis.Redis, keys: Keys) -> tuple[int, int]:
 class HeldMessage(MessageProxy):
     """A message a consumer holds, with what acknowledging it takes."""
 
-    def __init__(self, message: Message[Any], raw: bytes, held_key: str) -> None:
+    def __init__(self, message: Message[Any], raw: bytes, held_key: str,
+                 fetched_with: bytes | None = None) -> None:
         super().__init__(message)
         # The fields Dramatiq reads for every message, on the proxy itself:
         # MessageProxy would look each one up through __getattr__.
@@ -152,6 +157,8 @@ class HeldMessage(MessageProxy):
         self.message_timestamp = message.message_timestamp
         self.raw = raw
         self.held_key = held_key
+        #: The value of the queue's ``fetch_with`` key when this message was taken.
+        self.fetched_with = fetched_with
         #: Set once the message has left the held list (see ``held_message``).
         self.acknowledged = False
         #: Set by an actor that could not finish for want of Redis: instead of
@@ -181,6 +188,9 @@ class LeanConsumer(Consumer):
         self.keys = Keys(broker.namespace, queue_name)
         self.held_key = self.keys.held(broker.broker_id)
         self.cache: deque[bytes] = deque()
+        self.fetch_with = broker.fetch_with.get(queue_name)
+        #: The ``fetch_with`` key's value as of the fetch that filled ``cache``.
+        self.fetched_with: bytes | None = None
         self.outstanding = broker.outstanding(queue_name)
         #: Whether more messages probably wait: then a fetch takes a batch.
         self.backlog = True
@@ -204,6 +214,7 @@ class LeanConsumer(Consumer):
         for raw in reversed(self.broker.client.lrange(self.held_key, 0, -1)):
             if raw not in self.outstanding:
                 self.cache.append(raw)
+        self.fetched_with = None
 
     def __next__(self) -> MessageProxy | None:
         try:
@@ -228,7 +239,7 @@ class LeanConsumer(Consumer):
         if not self.backlog and current_millis() - message.message_timestamp > BACKLOG_AGE_MS:
             self.backlog = True
         self.outstanding.add(raw)
-        return HeldMessage(message, raw, self.held_key)
+        return HeldMessage(message, raw, self.held_key, self.fetched_with)
 
     def _fetch(self, room: int) -> list[bytes]:
         """Take up to ``room`` messages in one round trip, waiting a while for the first.
@@ -246,8 +257,16 @@ class LeanConsumer(Consumer):
         if batch:
             script = self.broker.scripts["fetch"]
             pipe.evalsha(script.sha, 2, self.keys.queue, self.held_key, room - 1)
+        if self.fetch_with:
+            # After the move: the value is at least as new as the messages.
+            pipe.get(self.fetch_with)
         replies = pipe.execute(raise_on_error=False)
         first, rest = replies[0], replies[1] if batch else []
+        if self.fetch_with:
+            seen = replies[-1]
+            # A key that does not exist reads as b"": a value like any other.
+            self.fetched_with = (b"" if seen is None else seen if isinstance(seen, bytes)
+                                 else None)
         if isinstance(first, Exception):
             raise first
         if isinstance(rest, redis.exceptions.NoScriptError):
@@ -314,6 +333,7 @@ class LeanRedisBroker(Broker):
         namespace: str = "hl",
         heartbeat_timeout: int = 60_000,
         middleware: list[Any] | None = None,
+        fetch_with: dict[str, str] | None = None,
     ) -> None:
         #: Signal name -> the middleware methods that handle it (see emit_before).
         self._hooks: dict[str, list[Any]] = {}
@@ -321,6 +341,8 @@ class LeanRedisBroker(Broker):
         self.client = client
         self.namespace = namespace
         self.heartbeat_timeout = heartbeat_timeout
+        #: Queue name -> a key read with every fetch (see the module's docstring).
+        self.fetch_with = dict(fetch_with or {})
         self.broker_id = str(uuid.uuid4())
         self.queues: set[str] = set()
         self._outstanding: dict[str, set[bytes]] = {}

@@ -8,6 +8,9 @@ Keys, under ``prefix`` (``hl:``):
 * ``callbacks:<tenant>``, a sorted set of ``<created ms>:<id>`` members, all
   scored 0 so that they sort by creation, newest last; pages walk it backwards.
 * ``cburl:<tenant>``, a hash: URL to the id of the newest callback with it.
+* ``cb:gen``, a counter that every change to a callback's record moves on,
+  in the same atomic step: a reader that sees the value unchanged may reuse
+  what it read before (the webhook worker does, ``actors.delivery``).
 
 Every change is one atomic round trip (a pipeline or a script); the scripts
 check the tenant inside Redis, so one tenant can never touch another's record.
@@ -52,7 +55,7 @@ local function repoint(urls, index, prefix, url, cb_id)
 end
 """
 
-# KEYS: record, url index, tenant index
+# KEYS: record, url index, tenant index, generation
 # ARGV: tenant, id, prefix, has_url, url, has_description, description, disabled ('', '0', '1'), now
 # -> the record as HGETALL gives it, or false if it is not the tenant's
 _UPDATE_LUA = _REPOINT_LUA + """
@@ -72,29 +75,32 @@ elseif ARGV[8] == '0' then
   redis.call('HSET', KEYS[1], 'disabled', '0', 'disabled_reason', '', 'disabled_at', '',
              'failing_since', '')
 end
+redis.call('INCR', KEYS[4])
 return redis.call('HGETALL', KEYS[1])
 """
 
-# KEYS: record, url index, tenant index; ARGV: tenant, id, prefix -> 1 if deleted
+# KEYS: record, url index, tenant index, generation; ARGV: tenant, id, prefix -> 1 if deleted
 _DELETE_LUA = _REPOINT_LUA + """
 if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then return 0 end
 local fields = redis.call('HMGET', KEYS[1], 'url', 'order')
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[3], fields[2])
 repoint(KEYS[2], KEYS[3], ARGV[3], fields[1], ARGV[2])
+redis.call('INCR', KEYS[4])
 return 1
 """
 
-# KEYS: record; ARGV: reason, now -> 1 if this call disabled it
+# KEYS: record, generation; ARGV: reason, now -> 1 if this call disabled it
 _DISABLE_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HGET', KEYS[1], 'disabled') == '1' then
   return 0
 end
 redis.call('HSET', KEYS[1], 'disabled', '1', 'disabled_reason', ARGV[1], 'disabled_at', ARGV[2])
+redis.call('INCR', KEYS[2])
 return 1
 """
 
-# KEYS: record; ARGV: now, disable_after -> 1 if this failure disabled it
+# KEYS: record, generation; ARGV: now, disable_after -> 1 if this failure disabled it
 _FAILURE_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local state = redis.call('HMGET', KEYS[1], 'failing_since', 'disabled')
@@ -102,20 +108,28 @@ local since = state[1]
 if not since or since == '' then
   since = ARGV[1]
   redis.call('HSET', KEYS[1], 'failing_since', since)
+  redis.call('INCR', KEYS[2])
 end
 if state[2] ~= '1' and tonumber(ARGV[1]) - tonumber(since) >= tonumber(ARGV[2]) then
   redis.call('HSET', KEYS[1], 'disabled', '1', 'disabled_reason', 'failing', 'disabled_at', ARGV[1])
+  redis.call('INCR', KEYS[2])
   return 1
 end
 return 0
 """
 
-# KEYS: record; ARGV: now. A deleted record must not come back as a stub.
+# KEYS: record, generation; ARGV: now. A deleted record must not come back as a stub.
 _SUCCESS_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'failing_since', '', 'last_success_at', ARGV[1])
+redis.call('INCR', KEYS[2])
 return 1
 """
+
+
+def generation_key(prefix: str = "hl:") -> str:
+    """The counter that every change to a callback moves on (see the module's docstring)."""
+    return f"{prefix}cb:gen"
 
 
 def _iso(ts: float) -> str:
@@ -168,6 +182,7 @@ class CallbackRegistry:
         self.prefix = prefix
         self.grace = grace
         self.clock = clock
+        self.generation_key = generation_key(prefix)
         self._update = redis.register_script(_UPDATE_LUA)
         self._delete = redis.register_script(_DELETE_LUA)
         self._disable = redis.register_script(_DISABLE_LUA)
@@ -307,7 +322,7 @@ class CallbackRegistry:
             return None
         flag = "" if disabled is None else "1" if disabled else "0"
         reply = self._update(
-            keys=[self._key(cb_id), self._urls(tenant), self._index(tenant)],
+            keys=[self._key(cb_id), self._urls(tenant), self._index(tenant), self.generation_key],
             args=[tenant, cb_id, self.prefix, "0" if url is None else "1", url or "",
                   "0" if description is None else "1", description or "", flag,
                   repr(self.clock())],
@@ -321,8 +336,9 @@ class CallbackRegistry:
         """Delete one of ``tenant``'s callbacks; ``False`` if it is not there."""
         if not isinstance(cb_id, str) or not _ID.fullmatch(cb_id):
             return False
-        return bool(self._delete(keys=[self._key(cb_id), self._urls(tenant), self._index(tenant)],
-                                 args=[tenant, cb_id, self.prefix]))
+        return bool(self._delete(
+            keys=[self._key(cb_id), self._urls(tenant), self._index(tenant), self.generation_key],
+            args=[tenant, cb_id, self.prefix]))
 
     def rotate_secret(self, tenant: str, cb_id: str) -> str | None:
         """A new secret for the callback, or ``None`` if it is not ``tenant``'s.
@@ -345,6 +361,7 @@ class CallbackRegistry:
                     for s, e in json.loads(stored) if e is None or e > now]
             pipe.multi()
             pipe.hset(key, "secrets", json.dumps([[secret, None], *kept][:MAX_LIVE_SECRETS]))
+            pipe.incr(self.generation_key)
             return True
 
         # WATCH the record: two rotations at once must not lose a secret.
@@ -353,7 +370,7 @@ class CallbackRegistry:
 
     def record_success(self, cb_id: str) -> None:
         """Note a delivered webhook: the failure streak ends."""
-        self._success(keys=[self._key(cb_id)], args=[repr(self.clock())])
+        self._success(keys=[self._key(cb_id), self.generation_key], args=[repr(self.clock())])
 
     def record_failure(self, cb_id: str, disable_after: float) -> bool:
         """Note a failed attempt.
@@ -363,8 +380,10 @@ class CallbackRegistry:
         least ``disable_after`` seconds; at most one call ever returns ``True``
         for one streak.
         """
-        return bool(self._failure(keys=[self._key(cb_id)], args=[repr(self.clock()), disable_after]))
+        return bool(self._failure(keys=[self._key(cb_id), self.generation_key],
+                                  args=[repr(self.clock()), disable_after]))
 
     def disable(self, cb_id: str, reason: str) -> bool:
         """Disable the callback; ``True`` only for the call that changed its state."""
-        return bool(self._disable(keys=[self._key(cb_id)], args=[reason, repr(self.clock())]))
+        return bool(self._disable(keys=[self._key(cb_id), self.generation_key],
+                                  args=[reason, repr(self.clock())]))

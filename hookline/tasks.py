@@ -534,18 +534,19 @@ class TaskStore:
         allowed_from: Iterable[str] = (PENDING, STARTED, RETRY),
         output: tuple[str, bytes] | None = None,
         held: tuple[str, bytes] | None = None,
+        finished_at: float | None = None,
     ) -> bool:
         """Move the task to a terminal ``status``, once.
 
         ``output`` is ``(hash key, bytes)``: the job's output, written under
         the task id in the same step. ``held`` is ``(held list, message)``:
         the broker message to acknowledge in the same step, whatever the
-        outcome. Returns ``True`` for the call that made
+        outcome. ``finished_at`` defaults to now. Returns ``True`` for the call that made
         the transition; every other call (a redelivery, a race with cancel)
         gets ``False`` and changes nothing.
         """
         assert status in TERMINAL
-        pairs: list[Any] = ["finished", repr(time.time())]
+        pairs: list[Any] = ["finished", repr(time.time() if finished_at is None else finished_at)]
         if result is not None:
             pairs += ["result", orjson.dumps(result)]
         if error is not None:

@@ -279,3 +279,23 @@ def test_middleware_hears_every_signal_in_dramatiqs_order(
     broker.add_middleware(Skipper())
     with pytest.raises(SkipMessage):  # a MiddlewareError still stops the message
         broker.emit_before("process_message", message("t"))
+
+
+def test_a_queue_can_read_a_key_with_every_fetch(redis: redis_lib.Redis) -> None:
+    broker = LeanRedisBroker(client=redis, heartbeat_timeout=1000, middleware=[],
+                             fetch_with={"jobs": "counter"})
+    broker.declare_queue("jobs")
+    consumer = broker.consume("jobs", prefetch=1, timeout=100)
+    broker.enqueue(message("a"))
+    first = next(consumer)
+    assert isinstance(first, HeldMessage) and first.fetched_with == b""  # no such key yet
+    redis.set("counter", 7)
+    broker.enqueue(message("b"))
+    consumer.ack(first)
+    second = next(consumer)
+    assert isinstance(second, HeldMessage) and second.fetched_with == b"7"
+    other = LeanRedisBroker(client=redis, heartbeat_timeout=1000, middleware=[])
+    other.declare_queue("jobs")
+    other.enqueue(message("c"))
+    third = next(other.consume("jobs", prefetch=1, timeout=100))
+    assert isinstance(third, HeldMessage) and third.fetched_with is None

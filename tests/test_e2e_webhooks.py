@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 
 import orjson
+import redis as redis_lib
 import requests
 import standardwebhooks
 
@@ -206,3 +208,64 @@ def test_a_hanging_receiver_holds_nothing_up(make_stack, receiver: Receiver) -> 
     assert time.time() - started < 15
     got = {orjson.loads(h["body"])["data"]["task_id"] for h in receiver.received("/fast")}
     assert got == set(ids)
+
+
+def test_a_first_delivery_reads_nothing_yet_every_callback_change_reaches_the_next_webhook(
+    stack: Stack, receiver: Receiver, redis: redis_lib.Redis
+) -> None:
+    auth = key_for(stack)
+    callback = register(stack, auth, receiver.url("/a"))
+    submit(stack, auth, callback_id=callback["id"])
+    wait_until(lambda: len(receiver.received("/a")) == 1, 30, "the first webhook arrives")
+
+    # Everything Redis is asked while the next task runs and is delivered.
+    commands: list[dict] = []
+    watching = threading.Event()
+    done = threading.Event()
+
+    def watch() -> None:
+        with redis.monitor() as monitor:
+            watching.set()
+            while not done.is_set():
+                commands.append(monitor.next_command())
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    assert watching.wait(10)
+    second = submit(stack, auth, callback_id=callback["id"])
+    wait_until(lambda: len(receiver.received("/a")) == 2, 30, "the second webhook arrives")
+    done.set()
+    watcher.join(10)
+    # The job's own scripts read the record (inside Redis); the webhook
+    # worker sends the event its message carries, without reading the task.
+    assert [c for c in commands if c["client_type"] != "lua"
+            and c["command"].startswith(f"HGETALL hl:task:{second}")] == []
+    hook = receiver.received("/a")[1]
+    check_signature(hook, callback["secret"])
+    wait_until(lambda: task(stack, auth, second)["callback"]["delivery"] == "delivered", 10,
+               "delivery recorded")
+    assert orjson.loads(hook["body"])["data"] == task(stack, auth, second)
+
+    # A rotated secret signs the very next webhook.
+    rotated = requests.post(f"{stack.url}/callbacks/{callback['id']}/rotate-secret", headers=auth,
+                            timeout=5)
+    new_secret = rotated.json()["secret"]
+    submit(stack, auth, callback_id=callback["id"])
+    wait_until(lambda: len(receiver.received("/a")) == 3, 30, "the third webhook arrives")
+    check_signature(receiver.received("/a")[2], new_secret)
+
+    # A new URL takes the very next webhook.
+    moved = requests.patch(f"{stack.url}/callbacks/{callback['id']}",
+                           json={"url": receiver.url("/b")}, headers=auth, timeout=5)
+    assert moved.status_code == 200, moved.text
+    submit(stack, auth, callback_id=callback["id"])
+    wait_until(lambda: len(receiver.received("/b")) == 1, 30, "the webhook goes to the new URL")
+
+    # A disabled callback gets nothing more.
+    off = requests.patch(f"{stack.url}/callbacks/{callback['id']}", json={"disabled": True},
+                         headers=auth, timeout=5)
+    assert off.status_code == 200, off.text
+    last = submit(stack, auth, callback_id=callback["id"])
+    wait_until(lambda: task(stack, auth, last)["callback"]["delivery"] == "disabled", 30,
+               "the delivery is marked disabled")
+    assert len(receiver.received("/a")) == 3 and len(receiver.received("/b")) == 1

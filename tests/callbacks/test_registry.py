@@ -155,11 +155,14 @@ def test_delete_leaves_nothing_behind(registry: CallbackRegistry, redis_client: 
         assert registry.delete("acme", cb_id)
         assert registry.delete("acme", cb_id) is False
         assert registry.get("acme", cb_id) is None and registry.get_for_delivery(cb_id) is None
-    assert redis_client.keys(f"{registry.prefix}*") == []
+    # Only the registry-wide change counter stays, moved on by each delete.
+    assert redis_client.keys(f"{registry.prefix}*") == [registry.generation_key.encode()]
+    assert redis_client.get(registry.generation_key) == b"3"
     registry.record_success(ids[0])  # a late delivery result must not bring the record back
     registry.record_failure(ids[0], 0)
     assert registry.disable(ids[0], "gone") is False
-    assert redis_client.keys(f"{registry.prefix}*") == []
+    assert redis_client.keys(f"{registry.prefix}*") == [registry.generation_key.encode()]
+    assert redis_client.get(registry.generation_key) == b"3"
 
 
 def test_rotation_keeps_the_old_secret_for_the_grace_period(registry: CallbackRegistry,
@@ -254,10 +257,11 @@ def test_reads_and_outcomes_are_one_round_trip_each(registry: CallbackRegistry,
     registry.find_by_url("acme", URL)
     registry.record_success(record["id"])
     after = _calls(redis_client)
-    # The counts include the commands the script runs inside Redis (EXISTS, HSET).
+    # The counts include the commands the script runs inside Redis (EXISTS,
+    # HSET, and INCR of the change counter).
     assert {name: after[name] - before.get(name, 0) for name in after
             if after[name] != before.get(name, 0)} == {
-        "hgetall": 2, "hget": 1, "evalsha": 1, "exists": 1, "hset": 1, "info": 1}
+        "hgetall": 2, "hget": 1, "evalsha": 1, "exists": 1, "hset": 1, "incr": 1, "info": 1}
 
 
 def _calls(client: redis_lib.Redis) -> dict[str, int]:
@@ -290,3 +294,33 @@ def test_the_default_clock_and_grace(redis_client: redis_lib.Redis) -> None:
         assert reg.get_for_delivery(record["id"])["secrets"][0] == new
     finally:
         reg.delete("acme", record["id"])
+
+
+def test_every_change_moves_the_change_counter_and_reads_do_not(
+    registry: CallbackRegistry, redis_client: redis_lib.Redis, clock: FakeClock
+) -> None:
+    def counter() -> int:
+        return int(redis_client.get(registry.generation_key) or 0)
+
+    record, _ = registry.create("acme", URL)
+    cb_id = record["id"]
+    changes = [
+        lambda: registry.update("acme", cb_id, url=f"{URL}/new"),
+        lambda: registry.update("acme", cb_id, description="billing"),
+        lambda: registry.rotate_secret("acme", cb_id),
+        lambda: registry.record_failure(cb_id, 3600),  # a failing streak starts
+        lambda: registry.record_success(cb_id),
+        lambda: registry.disable(cb_id, "gone"),
+        lambda: registry.update("acme", cb_id, disabled=False),
+        lambda: registry.delete("acme", cb_id),
+    ]
+    for change in changes:
+        before = counter()
+        change()
+        assert counter() == before + 1
+    before = counter()
+    registry.get("acme", cb_id)
+    registry.get_for_delivery(cb_id)
+    registry.list("acme")
+    assert registry.update("other", cb_id, description="x") is None
+    assert counter() == before

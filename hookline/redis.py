@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import weakref
 from typing import Any
@@ -29,7 +30,10 @@ class ThreadConnectionPool(redis.BlockingConnectionPool):
     CPU per round trip; with a connection per thread it is one lookup.
 
     A thread's connection never holds stray data: redis-py drops a connection
-    whenever a reply is not read to its end. If a thread asks for a second
+    whenever reading a reply fails, and a call that ends in an exception
+    drops it here too, so a call interrupted between sending its command and
+    reading the reply (Dramatiq's time limit raises inside the thread) cannot
+    leave that reply for the next call to read. If a thread asks for a second
     connection while its own is in use (a call made inside a ``WATCH``
     transaction), it gets one from the shared pool, as before.
     """
@@ -65,6 +69,9 @@ class ThreadConnectionPool(redis.BlockingConnectionPool):
     def release(self, connection: Any) -> None:
         local = self._local
         if connection is getattr(local, "connection", None):
+            # Released while an exception is raised: the reply may be unread.
+            if sys.exc_info()[1] is not None:
+                connection.disconnect()
             local.busy = False
             return
         super().release(connection)

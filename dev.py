@@ -27,6 +27,8 @@ VENV = ROOT / ".venv"
 STATE = ROOT / ".hookline"
 BIN = VENV / "bin"
 
+#: C extensions that only make things faster; installed where they can be built.
+OPTIONAL_REQUIREMENTS = "requirements-fast.txt"
 #: Seconds the processes get to drain after Ctrl-C before they are killed.
 STOP_GRACE = 30.0
 #: Longest pause between restarts of a process that keeps dying, in seconds.
@@ -45,7 +47,7 @@ def ensure_venv(requirements: str) -> None:
         say("creating the virtual environment in .venv")
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     wanted = hashlib.sha256()
-    for name in ("requirements.txt", requirements):
+    for name in ("requirements.txt", requirements, OPTIONAL_REQUIREMENTS):
         wanted.update((ROOT / name).read_bytes())
     stamp = VENV / f".installed-{Path(requirements).stem}"
     if stamp.exists() and stamp.read_text() == wanted.hexdigest():
@@ -54,7 +56,21 @@ def ensure_venv(requirements: str) -> None:
     pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     subprocess.run([*pip, "-r", str(ROOT / requirements)], check=True)
+    install_optional(pip, ROOT / OPTIONAL_REQUIREMENTS)
     stamp.write_text(wanted.hexdigest())
+
+
+def install_optional(pip: list[str], requirements: Path) -> bool:
+    """Install ``requirements`` if pip can; say so and go on if it cannot.
+
+    They are speed-ups only, and building them needs a C compiler where no
+    wheel fits the machine.
+    """
+    done = subprocess.run([*pip, "-r", str(requirements)], capture_output=True, text=True)
+    if done.returncode != 0:
+        say(f"skipped {requirements.name} (optional C extensions; building them needs a "
+            "C compiler): everything runs without them, a little slower")
+    return done.returncode == 0
 
 
 def redis_server_binary() -> str:

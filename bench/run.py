@@ -26,6 +26,7 @@ task does not reach SUCCESS.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -74,6 +75,11 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def request_parser() -> str:
+    """The parser gunicorn picks by itself: its C one where requirements-fast.txt is installed."""
+    return "C (gunicorn_h1c)" if importlib.util.find_spec("gunicorn_h1c") else "Python"
 
 
 def queue_idle(client: redis.Redis, queue: str) -> bool:
@@ -394,7 +400,8 @@ def main() -> int:
                     "python": platform.python_version()},
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "workload": {"vectors": args.vectors, "dims": args.dims},
-        "layout": {"web": f"gunicorn {args.web_workers} x gthread {args.web_threads}",
+        "layout": {"web": f"gunicorn {args.web_workers} x gthread {args.web_threads}, "
+                          f"{request_parser()} request parser",
                    "worker": f"dramatiq {args.job_processes} x {args.job_threads} threads",
                    "callbacks": f"dramatiq {args.callback_processes} x {args.callback_threads} threads"},
         "runs": [],

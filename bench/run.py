@@ -30,6 +30,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -78,7 +79,11 @@ def free_port() -> int:
 
 
 def request_parser() -> str:
-    """The parser gunicorn picks by itself: its C one where requirements-fast.txt is installed."""
+    """The web's request parser: gunicorn's C one where requirements-fast.txt is
+    installed, unless ``GUNICORN_CMD_ARGS`` asks for the Python one."""
+    asked = re.search(r"--http-parser[= ]+(\w+)", os.environ.get("GUNICORN_CMD_ARGS", ""))
+    if asked and asked.group(1) == "python":
+        return "Python"
     return "C (gunicorn_h1c)" if importlib.util.find_spec("gunicorn_h1c") else "Python"
 
 

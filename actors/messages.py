@@ -51,8 +51,9 @@ def delivery_message(
     ``callback_id`` saves the actor a round trip, and ``event`` (the event
     as the task ended, ``actors.delivery.Event.in_message``) another.
     """
-    if callback_id and event is not None:
-        return queued(CALLBACKS_QUEUE, DELIVERY_ACTOR, task_id, trigger, callback_id, event)
+    args: list[Any] = [task_id, trigger]
     if callback_id:
-        return queued(CALLBACKS_QUEUE, DELIVERY_ACTOR, task_id, trigger, callback_id)
-    return queued(CALLBACKS_QUEUE, DELIVERY_ACTOR, task_id, trigger)
+        args.append(callback_id)
+        if event is not None:  # only ever sent beside the callback it goes to
+            args.append(event)
+    return queued(CALLBACKS_QUEUE, DELIVERY_ACTOR, *args)

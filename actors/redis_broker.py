@@ -265,9 +265,11 @@ class LeanConsumer(Consumer):
         first, rest = replies[0], replies[1] if batch else []
         if self.fetch_with:
             seen = replies[-1]
-            # A key that does not exist reads as b"": a value like any other.
-            self.fetched_with = (b"" if seen is None else seen if isinstance(seen, bytes)
-                                 else None)
+            if seen is None:
+                # A key that does not exist reads as b"": a value like any other.
+                self.fetched_with = b""
+            else:
+                self.fetched_with = seen if isinstance(seen, bytes) else None
         if isinstance(first, Exception):
             raise first
         if isinstance(rest, redis.exceptions.NoScriptError):

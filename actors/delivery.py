@@ -14,7 +14,11 @@ The first delivery of an event reads nothing before it sends: its message
 carries the event (the job writes it as the task ends), and the callback's
 record is reused from an earlier delivery while the callbacks' change
 counter, read with the message, shows that no callback has changed since
-(``callbacks.registry``). Retries and resends read the task afresh.
+(``callbacks.registry``), provided the message was taken off its queue at
+most ``ENDPOINT_REUSE_SECONDS`` ago. So a change to a callback (a new URL, a
+rotated secret, disabling it) reaches every attempt that starts later than
+that after it, even one whose message waited behind slow receivers. Retries
+and resends read the task afresh.
 """
 from __future__ import annotations
 
@@ -68,6 +72,10 @@ RETRY_PAUSE_SECONDS = 1.0
 EVENT_IN_MESSAGE_BYTES = 4096
 #: Callback records a webhook worker process keeps for reuse.
 ENDPOINTS_KEPT = 1024
+#: Seconds after its fetch that a message may still reuse a kept callback
+#: record; a message that waited longer (every thread busy with slow
+#: receivers) reads the record afresh.
+ENDPOINT_REUSE_SECONDS = 1.0
 
 
 def webhook_id(task_id: str) -> str:
@@ -219,10 +227,15 @@ class WebhookDelivery:
         """The callback's delivery record, reused while no callback has changed since it was read.
 
         The change counter was read with this message, after the message was
-        written: a reused record is never older than the task's end.
+        written, and at most ``ENDPOINT_REUSE_SECONDS`` ago: a reused record
+        is never older than the task's end, nor than a change made longer ago
+        than that.
         """
         message = CurrentMessage.get_current_message()
-        seen = message.fetched_with if isinstance(message, HeldMessage) else None
+        seen = None
+        if (isinstance(message, HeldMessage)
+                and time.monotonic() - message.fetched_at <= ENDPOINT_REUSE_SECONDS):
+            seen = message.fetched_with
         kept = self._endpoints.get(cb_id)
         if seen is not None and kept is not None and kept[0] == seen:
             raw = kept[1]

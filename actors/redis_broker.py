@@ -24,9 +24,10 @@ Hookline's message rates that bookkeeping cost more than the jobs themselves
   ``.DQ`` twin and the worker holds them until their eta.
 * A queue may name a key to read in the same round trip as each fetch
   (``fetch_with``); its value then (``b""`` for no such key, ``None`` if
-  it could not be read) is the message's ``fetched_with``. The webhook
-  worker reads the callbacks' change counter this way, to know whether
-  what it read of a callback is still current.
+  it could not be read) is the message's ``fetched_with``, and the time of
+  that fetch its ``fetched_at``. The webhook worker reads the callbacks'
+  change counter this way, to know whether what it read of a callback is
+  still current.
 
 Messages are Dramatiq messages encoded as JSON by orjson, so any Dramatiq
 tool can read them.
@@ -147,7 +148,7 @@ class HeldMessage(MessageProxy):
     """A message a consumer holds, with what acknowledging it takes."""
 
     def __init__(self, message: Message[Any], raw: bytes, held_key: str,
-                 fetched_with: bytes | None = None) -> None:
+                 fetched_with: bytes | None = None, fetched_at: float = 0.0) -> None:
         super().__init__(message)
         # The fields Dramatiq reads for every message, on the proxy itself:
         # MessageProxy would look each one up through __getattr__.
@@ -160,6 +161,9 @@ class HeldMessage(MessageProxy):
         self.held_key = held_key
         #: The value of the queue's ``fetch_with`` key when this message was taken.
         self.fetched_with = fetched_with
+        #: When it was taken (``time.monotonic()``): a message may wait a while
+        #: in the process before a thread runs it.
+        self.fetched_at = fetched_at
         #: Set once the message has left the held list (see ``held_message``).
         self.acknowledged = False
         #: Set by an actor that could not finish for want of Redis: instead of
@@ -190,8 +194,9 @@ class LeanConsumer(Consumer):
         self.held_key = self.keys.held(broker.broker_id)
         self.cache: deque[bytes] = deque()
         self.fetch_with = broker.fetch_with.get(queue_name)
-        #: The ``fetch_with`` key's value as of the fetch that filled ``cache``.
+        #: The ``fetch_with`` key's value as of the fetch that filled ``cache``, and when.
         self.fetched_with: bytes | None = None
+        self.fetched_at = 0.0
         self.outstanding = broker.outstanding(queue_name)
         #: Whether more messages probably wait: then a fetch takes a batch.
         self.backlog = True
@@ -240,7 +245,7 @@ class LeanConsumer(Consumer):
         if not self.backlog and current_millis() - message.message_timestamp > BACKLOG_AGE_MS:
             self.backlog = True
         self.outstanding.add(raw)
-        return HeldMessage(message, raw, self.held_key, self.fetched_with)
+        return HeldMessage(message, raw, self.held_key, self.fetched_with, self.fetched_at)
 
     def _fetch(self, room: int) -> list[bytes]:
         """Take up to ``room`` messages in one round trip, waiting a while for the first.
@@ -262,6 +267,7 @@ class LeanConsumer(Consumer):
             # After the move: the value is at least as new as the messages.
             pipe.get(self.fetch_with)
         replies = pipe.execute(raise_on_error=False)
+        self.fetched_at = time.monotonic()
         first, rest = replies[0], replies[1] if batch else []
         if self.fetch_with:
             seen = replies[-1]

@@ -287,13 +287,16 @@ def test_a_queue_can_read_a_key_with_every_fetch(redis: redis_lib.Redis) -> None
     broker.declare_queue("jobs")
     consumer = broker.consume("jobs", prefetch=1, timeout=100)
     broker.enqueue(message("a"))
+    before = time.monotonic()
     first = next(consumer)
     assert isinstance(first, HeldMessage) and first.fetched_with == b""  # no such key yet
+    assert before <= first.fetched_at <= time.monotonic()
     redis.set("counter", 7)
     broker.enqueue(message("b"))
     consumer.ack(first)
     second = next(consumer)
     assert isinstance(second, HeldMessage) and second.fetched_with == b"7"
+    assert first.fetched_at < second.fetched_at <= time.monotonic()
     other = LeanRedisBroker(client=redis, heartbeat_timeout=1000, middleware=[])
     other.declare_queue("jobs")
     other.enqueue(message("c"))

@@ -12,7 +12,7 @@ import requests
 import standardwebhooks
 
 from callbacks import verify
-from tests.procs import ROOT, Receiver, Stack, wait_until
+from tests.procs import ROOT, Receiver, Stack, held, queued, wait_until
 
 SEED = {"vector_data": [0.1, 0.2, 0.3], "metadata": {"source": "user"}}
 
@@ -269,6 +269,42 @@ def test_a_first_delivery_reads_nothing_yet_every_callback_change_reaches_the_ne
     wait_until(lambda: task(stack, auth, last)["callback"]["delivery"] == "disabled", 30,
                "the delivery is marked disabled")
     assert len(receiver.received("/a")) == 3 and len(receiver.received("/b")) == 1
+
+
+def test_a_callback_moved_while_its_webhook_waits_behind_a_slow_receiver_takes_the_new_url(
+    make_stack, receiver: Receiver, redis: redis_lib.Redis  # type: ignore[no-untyped-def]
+) -> None:
+    stack = make_stack(HOOKLINE_WEBHOOK_TIMEOUT="30", HOOKLINE_WEBHOOK_RETRY_SCHEDULE="60")
+    stack.start_web()
+    stack.start_worker()
+    # One webhook thread: the next message is taken off the queue, with the
+    # callbacks' change counter, and waits in the process while it is busy.
+    stack.start_worker("callbacks", "callbacks", processes=1, threads=1)
+    receiver.script["/hang"] = lambda n: (200, {}, 8.0)
+    auth = key_for(stack)
+    slow = register(stack, auth, receiver.url("/hang"))
+    moving = register(stack, auth, receiver.url("/old"))
+    first = submit(stack, auth, callback_id=moving["id"])
+    wait_until(lambda: task(stack, auth, first)["callback"]["delivery"] == "delivered", 30,
+               "the first webhook is delivered (the worker has read the callback)")
+    submit(stack, auth, callback_id=slow["id"])
+    wait_until(lambda: receiver.received("/hang"), 30, "the slow receiver is being called")
+    waiting = submit(stack, auth, callback_id=moving["id"])
+    wait_until(lambda: task(stack, auth, waiting)["status"] == "SUCCESS"
+               and not queued(redis, "callbacks") and held(redis, "callbacks") == 2, 10,
+               "the second webhook's message is taken while the only thread is busy")
+    moved = requests.patch(f"{stack.url}/callbacks/{moving['id']}",
+                           json={"url": receiver.url("/new")}, headers=auth, timeout=5)
+    assert moved.status_code == 200, moved.text
+    # ... while the slow receiver still holds its request.
+    assert time.time() - receiver.received("/hang")[0]["at"] < 7
+
+    wait_until(lambda: task(stack, auth, waiting)["callback"]["delivery"] == "delivered", 30,
+               "the waiting webhook is delivered once the slow receiver answers")
+    assert [orjson.loads(h["body"])["data"]["task_id"] for h in receiver.received("/old")] == [first]
+    hooks = receiver.received("/new")
+    assert [orjson.loads(h["body"])["data"]["task_id"] for h in hooks] == [waiting]
+    check_signature(hooks[0], moving["secret"])
 
 
 def test_an_event_too_large_for_its_message_is_read_from_the_task(stack: Stack, receiver: Receiver) -> None:

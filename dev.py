@@ -69,7 +69,8 @@ def install_optional(pip: list[str], requirements: Path) -> bool:
     done = subprocess.run([*pip, "-r", str(requirements)], capture_output=True, text=True)
     if done.returncode != 0:
         say(f"skipped {requirements.name} (optional C extensions; building them needs a "
-            "C compiler): everything runs without them, a little slower")
+            "C compiler): everything runs without them, a little slower. With a compiler, "
+            f"add them later: .venv/bin/pip install -r {requirements.name}")
     return done.returncode == 0
 
 

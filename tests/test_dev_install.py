@@ -25,6 +25,7 @@ def test_an_optional_requirement_that_cannot_be_installed_is_skipped_with_a_note
     said = capsys.readouterr().out
     assert "skipped requirements-fast.txt" in said
     assert "runs without them" in said
+    assert "add them later: .venv/bin/pip install -r requirements-fast.txt" in said
 
 
 def test_an_optional_requirement_that_installs_says_nothing(

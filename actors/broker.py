@@ -21,6 +21,7 @@ from dramatiq.middleware import (
 
 from actors import delivery, jobs
 from actors.messages import CALLBACKS_QUEUE, JOB_ACTOR, JOBS_QUEUE, NAMESPACE
+from actors.priority import session_nice_applied
 from actors.redis_broker import LeanRedisBroker
 from actors.services import Services
 from actors.upkeep import Upkeep
@@ -43,6 +44,7 @@ class WorkerProcess(Middleware):
 
     def after_worker_boot(self, broker: Broker, worker: dramatiq.Worker) -> None:
         metrics.initialise()
+        session_nice_applied()
         upkeep = Upkeep(self.broker, self.services, deliver_due=delivery.make_due_handler(self.services))
         upkeep.heartbeat()
         upkeep.start()

@@ -1,0 +1,120 @@
+"""The Procfile's job worker keeps its lower priority under a runner like honcho.
+
+On kernels with autogroup, ``nice`` only ranks processes of one session; a
+runner that starts each Procfile line in a session of its own (honcho) would
+otherwise leave the worker on an equal footing with the web.
+"""
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.procs import ROOT, Process, Stack, wait_until
+
+pytestmark = pytest.mark.skipif(
+    not Path("/proc/sys/kernel/sched_autogroup_enabled").exists()
+    or Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() != "1",
+    reason="this kernel does not group CPU time by session (autogroup is off)",
+)
+
+
+def procfile(name: str) -> str:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no {name} line in the Procfile")
+
+
+def autogroup_nice(pid: int) -> int:
+    # e.g. "/autogroup-85 nice 10"
+    return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+
+
+@pytest.fixture
+def session_runner(make_stack, tmp_path: Path) -> Iterator:
+    """Start a shell command in a session of its own, as honcho starts a Procfile line."""
+    stack: Stack = make_stack()
+    started: list[Process] = []
+
+    def run(command: str) -> Process:
+        proc = Process(f"session-{len(started)}", ["/bin/sh", "-c", command], stack.env, tmp_path)
+        started.append(proc)
+        wait_until(lambda: proc.log().count("worker process ready") >= 2, 60,
+                   "the worker boots its two processes")
+        return proc
+
+    yield run
+    for proc in started:
+        # The whole session stops (Dramatiq's processes too, not only the
+        # shell), or its workers would take the next test's messages.
+        sid = proc.pid
+        try:
+            os.killpg(sid, signal.SIGTERM)
+            wait_until(lambda sid=sid: not _session(sid), 30, "the worker's session ends")
+        except ProcessLookupError:
+            pass
+        except AssertionError:
+            os.killpg(sid, signal.SIGKILL)
+        proc.stop()
+
+
+def workers(proc: Process) -> list[int]:
+    """The Dramatiq worker processes under ``proc`` (the shell may have become Dramatiq)."""
+    found = wait_until(lambda: [pid for pid in _descendants(proc.pid)
+                                if "actors:setup" in Path(f"/proc/{pid}/cmdline").read_text()],
+                       10, "worker processes are listed")
+    return found
+
+
+def _stats() -> Iterator[tuple[int, list[str]]]:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # it ended while we looked
+            yield int(entry.name), stat[stat.rindex(")") + 2:].split()
+
+
+def _session(sid: int) -> list[int]:
+    # A zombie has ended; the shell's waits for this fixture to reap it.
+    return [pid for pid, fields in _stats() if int(fields[3]) == sid and fields[0] != "Z"]
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for child, fields in _stats():
+        children.setdefault(int(fields[1]), []).append(child)
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def test_a_worker_in_a_session_of_its_own_gives_the_session_its_nice(session_runner) -> None:
+    ours = autogroup_nice(os.getpid())
+    # Given the Procfile's worker line, run the way honcho runs it
+    proc = session_runner(procfile("worker"))
+    # Then its session ranks below the others by the worker's nice
+    pids = workers(proc)
+    assert pids
+    assert {autogroup_nice(pid) for pid in pids} == {10}, proc.log()
+    # And this test's own session is untouched
+    assert autogroup_nice(os.getpid()) == ours
+
+
+def test_a_session_shared_with_a_busier_process_is_left_alone(session_runner) -> None:
+    # Given the same worker in a session that also holds a process at nice 0
+    # (as when the web shares it)
+    proc = session_runner(f"sleep 120 & {procfile('worker')}")
+    # Then the session keeps its priority: lowering it would slow the other too
+    pids = workers(proc)
+    assert pids
+    assert {autogroup_nice(pid) for pid in pids} == {0}
+    assert "session priority set" not in proc.log()

@@ -15,9 +15,10 @@ import pytest
 
 from tests.procs import ROOT, Process, Stack, wait_until
 
+AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
+
 pytestmark = pytest.mark.skipif(
-    not Path("/proc/sys/kernel/sched_autogroup_enabled").exists()
-    or Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() != "1",
+    not AUTOGROUP.exists() or AUTOGROUP.read_text().strip() != "1",
     reason="this kernel does not group CPU time by session (autogroup is off)",
 )
 
@@ -64,10 +65,9 @@ def session_runner(make_stack, tmp_path: Path) -> Iterator:
 
 def workers(proc: Process) -> list[int]:
     """The Dramatiq worker processes under ``proc`` (the shell may have become Dramatiq)."""
-    found = wait_until(lambda: [pid for pid in _descendants(proc.pid)
-                                if "actors:setup" in Path(f"/proc/{pid}/cmdline").read_text()],
-                       10, "worker processes are listed")
-    return found
+    return wait_until(lambda: [pid for pid in _descendants(proc.pid)
+                               if "actors:setup" in Path(f"/proc/{pid}/cmdline").read_text()],
+                      10, "worker processes are listed")
 
 
 def _stats() -> Iterator[tuple[int, list[str]]]:
@@ -81,7 +81,7 @@ def _stats() -> Iterator[tuple[int, list[str]]]:
 
 
 def _session(sid: int) -> list[int]:
-    # A zombie has ended; the shell's waits for this fixture to reap it.
+    # A zombie has ended already: the shell's stays until the fixture reaps it.
     return [pid for pid, fields in _stats() if int(fields[3]) == sid and fields[0] != "Z"]
 
 

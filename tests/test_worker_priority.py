@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,19 +16,16 @@ import pytest
 
 from tests.procs import ROOT, Process, Stack, wait_until
 
+sys.path.insert(0, str(ROOT))
+
+import dev  # noqa: E402
+
 AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
 
 pytestmark = pytest.mark.skipif(
     not AUTOGROUP.exists() or AUTOGROUP.read_text().strip() != "1",
     reason="this kernel does not group CPU time by session (autogroup is off)",
 )
-
-
-def procfile(name: str) -> str:
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith(f"{name}:"):
-            return line.split(":", 1)[1].strip()
-    raise AssertionError(f"no {name} line in the Procfile")
 
 
 def autogroup_nice(pid: int) -> int:
@@ -100,7 +98,7 @@ def _descendants(pid: int) -> list[int]:
 def test_a_worker_in_a_session_of_its_own_gives_the_session_its_nice(session_runner) -> None:
     ours = autogroup_nice(os.getpid())
     # Given the Procfile's worker line, run the way honcho runs it
-    proc = session_runner(procfile("worker"))
+    proc = session_runner(dev.procfile()["worker"])
     # Then its session ranks below the others by the worker's nice
     pids = workers(proc)
     assert pids
@@ -112,7 +110,7 @@ def test_a_worker_in_a_session_of_its_own_gives_the_session_its_nice(session_run
 def test_a_session_shared_with_a_busier_process_is_left_alone(session_runner) -> None:
     # Given the same worker in a session that also holds a process at nice 0
     # (as when the web shares it)
-    proc = session_runner(f"sleep 120 & {procfile('worker')}")
+    proc = session_runner(f"sleep 120 & {dev.procfile()['worker']}")
     # Then the session keeps its priority: lowering it would slow the other too
     pids = workers(proc)
     assert pids

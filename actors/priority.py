@@ -51,14 +51,18 @@ def session_nice_applied() -> int | None:
     """Give this process's session its ``nice``, where that reaches nothing else.
 
     Returns the ``nice`` now in force for the session, or ``None`` where the
-    session was left alone (priority 0, no autogroup, a terminal's session,
-    or another process in it at a higher priority).
+    session was left alone (priority 0, no autogroup, the kernel's root group,
+    a terminal's session, or another process in it at a higher priority).
     """
     nice = os.nice(0)
     if nice <= 0:
         return None
     try:
         if (PROC / "sys/kernel/sched_autogroup_enabled").read_text().strip() != "1":
+            return None
+        if not (PROC / "self/autogroup").read_text().strip():
+            # The kernel's own group (a session started before autogroup, as
+            # a container's first process is): it has no nice of its own.
             return None
         me = _stat("self")
         if me.terminal != 0:

@@ -1,0 +1,123 @@
+"""How the web process listens: a socket per worker, and a clear stop when the port is taken."""
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.procs import BIN, Process, Stack, wait_until
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="the web shares its port over workers on Linux only")
+
+LISTEN, ESTABLISHED = "0A", "01"
+
+
+def sockets_by_pid(pids: list[int], port: int, state: str) -> Counter[int]:
+    """How many TCP sockets on local ``port`` in ``state`` each of ``pids`` holds."""
+    inodes: dict[str, int] = {}
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue  # closed while we looked
+            if target.startswith("socket:["):
+                inodes[target[8:-1]] = pid
+    found: Counter[int] = Counter()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
+                if fields[9] in inodes:
+                    found[inodes[fields[9]]] += 1
+    return found
+
+
+def test_keep_alive_connections_are_spread_over_the_web_workers(
+        make_stack: Callable[..., Stack]) -> None:
+    # Given the web with two workers
+    stack = make_stack()
+    web = stack.start_web(workers=2)
+    workers = wait_until(lambda: len(web.children()) == 2 and web.children(), 10,
+                         "both web workers are up")
+    # Then each worker listens on a socket of its own, and the master on none
+    listening = wait_until(
+        lambda: (found := sockets_by_pid([web.pid, *workers], stack.port, LISTEN))
+        and len(found) == 2 and found, 10, "each worker listens")
+    assert listening == {pid: 1 for pid in workers}
+    # When a client pool opens 24 keep-alive connections and uses each
+    connections = [http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
+                   for _ in range(24)]
+    try:
+        for connection in connections:
+            connection.request("GET", "/healthz")
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+        # Then both workers serve a share of them (all 24 on one worker
+        # would leave the other idle while this one's threads queue)
+        held = sockets_by_pid(workers, stack.port, ESTABLISHED)
+        assert sum(held.values()) == 24
+        assert all(held[pid] >= 3 for pid in workers), held
+    finally:
+        for connection in connections:
+            connection.close()
+
+
+def test_a_port_already_taken_stops_the_web_at_once(
+        tmp_path: Path, make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack()
+    # Given another program listening on the web's port
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", stack.port))
+        other.listen()
+        # When the web starts
+        web = Process("web", [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py",
+                              "webapp.wsgi:app"], stack.env, tmp_path)
+        try:
+            # Then it stops with an error that names the address, instead of
+            # booting workers that fail, one after the other
+            code: int | None = web.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            code = None
+        finally:
+            web.stop()
+    log = web.log_path.read_text()
+    assert code is not None, "gunicorn kept running on a taken port:\n" + log
+    assert code != 0
+    assert f"Cannot listen on 127.0.0.1:{stack.port}: in use" in log
+    assert "Booting worker" not in log
+
+
+def test_port_zero_keeps_one_shared_socket(
+        tmp_path: Path, make_stack: Callable[..., Stack]) -> None:
+    # Given the web asked to listen on any free port (each worker binding port
+    # 0 for itself would get a port of its own)
+    stack = make_stack()
+    env = dict(stack.env, GUNICORN_CMD_ARGS="--bind 127.0.0.1:0", WEB_CONCURRENCY="2")
+    web = Process("web", [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py",
+                          "webapp.wsgi:app"], env, tmp_path)
+    try:
+        # Then the master listens on one port that both workers share
+        wait_until(lambda: web.log().count("Booting worker") == 2, 30, "both workers boot")
+        port = int(wait_until(lambda: _listening_port(web.log()), 10, "the port is logged"))
+        assert sockets_by_pid([web.pid], port, LISTEN) == {web.pid: 1}
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    finally:
+        web.stop()
+
+
+def _listening_port(log: str) -> str | None:
+    for line in log.splitlines():
+        if "Listening at: http://127.0.0.1:" in line:
+            return line.split("http://127.0.0.1:", 1)[1].split()[0]
+    return None

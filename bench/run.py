@@ -406,7 +406,7 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "workload": {"vectors": args.vectors, "dims": args.dims},
         "layout": {"web": f"gunicorn {args.web_workers} x gthread {args.web_threads}, "
-                          f"{request_parser()} request parser",
+                          f"{request_parser()} request parser, a listening socket per worker",
                    "worker": f"dramatiq {args.job_processes} x {args.job_threads} threads",
                    "callbacks": f"dramatiq {args.callback_processes} x {args.callback_threads} threads"},
         "runs": [],

@@ -10,8 +10,9 @@ bind = f"{os.environ.get('HOOKLINE_BIND', '0.0.0.0')}:{os.environ.get('PORT', '8
 #: Worker processes; one per core (the handlers are CPU-light but not free).
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
 #: Threads per worker: requests mostly wait on Redis, so a few threads keep a
-#: core busy without the cost of more processes.
-worker_class = "gthread"
+#: core busy without the cost of more processes. gunicorn's gthread worker,
+#: closing its own listening socket as soon as it stops (see reuse_port).
+worker_class = "webapp.server.ThreadWorker"
 threads = int(os.environ.get("HOOKLINE_WEB_THREADS", "4"))
 keepalive = 30
 #: Each worker listens on a socket of its own (SO_REUSEPORT), and the kernel

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import http.client
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -121,3 +123,53 @@ def _listening_port(log: str) -> str | None:
         if "Listening at: http://127.0.0.1:" in line:
             return line.split("http://127.0.0.1:", 1)[1].split()[0]
     return None
+
+
+def test_a_reload_under_load_refuses_no_connection(make_stack: Callable[..., Stack]) -> None:
+    # Given the web with two workers, each holding an idle keep-alive
+    # connection (a stopping worker lingers for those)
+    stack = make_stack()
+    web = stack.start_web(workers=2)
+    old = set(wait_until(lambda: len(web.children()) == 2 and web.children(), 10,
+                         "both web workers are up"))
+    idle: list[http.client.HTTPConnection] = []
+    while len(sockets_by_pid(list(old), stack.port, ESTABLISHED)) < 2:
+        assert len(idle) < 64, "the kernel never gave the second worker a connection"
+        connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
+        connection.request("GET", "/healthz")
+        connection.getresponse().read()
+        idle.append(connection)
+    # And a client that opens a new connection for every request
+    failures: list[str] = []
+    answered = 0
+    stop = threading.Event()
+
+    def client() -> None:
+        nonlocal answered
+        while not stop.is_set():
+            try:
+                answer = requests.get(f"{stack.url}/healthz", timeout=5,
+                                      headers={"Connection": "close"})
+                if answer.status_code != 200:
+                    failures.append(f"HTTP {answer.status_code}")
+            except requests.RequestException as exc:
+                failures.append(repr(exc))
+            answered += 1
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        # When gunicorn reloads (new workers start, the old ones stop)
+        wait_until(lambda: answered >= 20, 10, "the client is under way")
+        web.signal(signal.SIGHUP)
+        wait_until(lambda: (now := set(web.children())) and len(now) == 2 and not now & old,
+                   30, "the old workers are replaced")
+        before = answered
+        wait_until(lambda: answered >= before + 20, 10, "the new workers answer")
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        for connection in idle:
+            connection.close()
+    # Then every request got its answer, through the old workers or the new
+    assert failures == []

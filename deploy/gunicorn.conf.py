@@ -23,8 +23,11 @@ keepalive = 30
 #: idles. Six alternating pairs of 5,000 jobs at 32 clients: submit p99 86 ms
 #: against 139, and 512 against 465 jobs/s end to end (medians). Linux only:
 #: elsewhere the option lets sockets share a port without spreading
-#: connections over them.
-reuse_port = sys.platform.startswith("linux")
+#: connections over them. HOOKLINE_WEB_REUSE_PORT=0 keeps one shared socket,
+#: which gunicorn's USR2 binary upgrade needs (it hands the master's sockets
+#: to the new master); systemd socket activation keeps it too.
+reuse_port = (sys.platform.startswith("linux")
+              and os.environ.get("HOOKLINE_WEB_REUSE_PORT", "1") != "0")
 #: Seconds a worker has to finish in-flight requests on SIGTERM.
 graceful_timeout = 30
 timeout = 60
@@ -59,13 +62,15 @@ def on_starting(server):  # type: ignore[no-untyped-def]
     socket, so a port already taken would only show as workers that fail to
     boot, one after the other, for ever. A probe bound without SO_REUSEPORT
     conflicts with any listener on the port, an older Hookline's included, and
-    stops gunicorn at once with the reason. A UNIX socket or port 0 cannot be
-    shared that way, so they keep gunicorn's single socket.
+    stops gunicorn at once with the reason. A UNIX socket, port 0 and sockets
+    handed over by systemd cannot be shared that way, so they keep gunicorn's
+    single socket.
     """
     if not server.cfg.reuse_port:
         return
     addresses = server.cfg.address
-    if any(not isinstance(address, tuple) or not address[1] for address in addresses):
+    if (os.environ.get("LISTEN_FDS")
+            or any(not isinstance(address, tuple) or not address[1] for address in addresses)):
         server.cfg.set("reuse_port", False)
         return
     for host, port in addresses:

@@ -173,3 +173,15 @@ def test_a_reload_under_load_refuses_no_connection(make_stack: Callable[..., Sta
             connection.close()
     # Then every request got its answer, through the old workers or the new
     assert failures == []
+
+
+def test_reuse_port_off_keeps_one_shared_socket(make_stack: Callable[..., Stack]) -> None:
+    # Given the web told to keep one shared socket
+    stack = make_stack(HOOKLINE_WEB_REUSE_PORT="0")
+    web = stack.start_web(workers=2)
+    workers = wait_until(lambda: len(web.children()) == 2 and web.children(), 10,
+                         "both web workers are up")
+    # Then the master listens, and the workers share its socket
+    assert sockets_by_pid([web.pid], stack.port, LISTEN) == {web.pid: 1}
+    assert sum(sockets_by_pid(workers, stack.port, LISTEN).values()) <= 1
+    assert requests.get(f"{stack.url}/healthz", timeout=5).status_code == 200

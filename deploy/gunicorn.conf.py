@@ -84,4 +84,6 @@ def on_starting(server):  # type: ignore[no-untyped-def]
                 reason = "in use" if exc.errno == errno.EADDRINUSE else exc.strerror
                 server.log.error("Cannot listen on %s:%s: %s", host, port, reason)
                 sys.exit(1)
-    server.log.info("Each worker listens on its own socket (SO_REUSEPORT)")
+    # gunicorn's own "Listening at:" line names only the master's sockets: none.
+    server.log.info("Each worker listens on its own socket at %s (SO_REUSEPORT)",
+                    ", ".join(f"http://{host}:{port}" for host, port in addresses))

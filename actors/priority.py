@@ -61,8 +61,9 @@ def session_nice_applied() -> int | None:
         if (PROC / "sys/kernel/sched_autogroup_enabled").read_text().strip() != "1":
             return None
         if not (PROC / "self/autogroup").read_text().strip():
-            # The kernel's own group (a session started before autogroup, as
-            # a container's first process is): it has no nice of its own.
+            # The kernel's root group: this session is PID 1's own (a process
+            # started by a container's init without setsid, as a CI runner's
+            # can be). It has no nice of its own to set.
             return None
         me = _stat("self")
         if me.terminal != 0:

@@ -52,6 +52,14 @@ def running(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] not in "ZX"
 
 
+def listening_port(log: str) -> str | None:
+    """The port in gunicorn's "Listening at:" line, once it is logged."""
+    for line in log.splitlines():
+        if "Listening at: http://127.0.0.1:" in line:
+            return line.split("http://127.0.0.1:", 1)[1].split()[0]
+    return None
+
+
 def test_keep_alive_connections_are_spread_over_the_web_workers(
         make_stack: Callable[..., Stack]) -> None:
     # Given the web with two workers
@@ -119,18 +127,11 @@ def test_port_zero_keeps_one_shared_socket(
     try:
         # Then the master listens on one port that both workers share
         wait_until(lambda: web.log().count("Booting worker") == 2, 30, "both workers boot")
-        port = int(wait_until(lambda: _listening_port(web.log()), 10, "the port is logged"))
+        port = int(wait_until(lambda: listening_port(web.log()), 10, "the port is logged"))
         assert sockets_by_pid([web.pid], port, LISTEN) == {web.pid: 1}
         assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
     finally:
         web.stop()
-
-
-def _listening_port(log: str) -> str | None:
-    for line in log.splitlines():
-        if "Listening at: http://127.0.0.1:" in line:
-            return line.split("http://127.0.0.1:", 1)[1].split()[0]
-    return None
 
 
 def test_a_worker_that_stops_alone_stops_listening_at_once(

@@ -25,8 +25,10 @@ class ThreadWorker(GThreadWorker):
             return
         for listener in self.sockets:
             # Served like any other, with "Connection: close" as the worker stops.
+            ready = select.poll()  # not select(): any descriptor number
+            ready.register(listener, select.POLLIN)
             try:
-                while select.select([listener], [], [], 0)[0]:
+                while ready.poll(0):
                     self.accept(listener)
             except OSError as exc:  # out of file descriptors, say: stop taking
                 self.log.warning("Connections left on a closing socket: %s", exc)

@@ -25,6 +25,8 @@ from actors.redis_broker import Keys, backlog
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+#: The Procfile's web process.
+WEB_ARGV = [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "webapp.wsgi:app"]
 
 
 def free_port() -> int:
@@ -250,8 +252,7 @@ class Stack:
 
     def start_web(self, workers: int = 2) -> Process:
         env = dict(self.env, WEB_CONCURRENCY=str(workers))
-        proc = Process("web", [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py",
-                               "webapp.wsgi:app"], env, self.log_dir)
+        proc = Process("web", WEB_ARGV, env, self.log_dir)
         self.procs["web"] = proc
         import requests
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.procs import BIN, Process, Stack, wait_until
+from tests.procs import WEB_ARGV, Process, Stack, wait_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="the web shares its port over workers on Linux only")
@@ -60,13 +60,18 @@ def listening_port(log: str) -> str | None:
     return None
 
 
+def both_workers(web: Process) -> list[int]:
+    """The pids of the web's two workers, once both are up."""
+    return wait_until(lambda: len(pids := web.children()) == 2 and pids, 10,
+                      "both web workers are up")
+
+
 def test_keep_alive_connections_are_spread_over_the_web_workers(
         make_stack: Callable[..., Stack]) -> None:
     # Given the web with two workers
     stack = make_stack()
     web = stack.start_web(workers=2)
-    workers = wait_until(lambda: len(web.children()) == 2 and web.children(), 10,
-                         "both web workers are up")
+    workers = both_workers(web)
     # Then each worker listens on a socket of its own, and the master on none
     listening = wait_until(
         lambda: (found := sockets_by_pid([web.pid, *workers], stack.port, LISTEN))
@@ -99,8 +104,7 @@ def test_a_port_already_taken_stops_the_web_at_once(
         other.bind(("127.0.0.1", stack.port))
         other.listen()
         # When the web starts
-        web = Process("web", [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py",
-                              "webapp.wsgi:app"], stack.env, tmp_path)
+        web = Process("web", WEB_ARGV, stack.env, tmp_path)
         try:
             # Then it stops with an error that names the address, instead of
             # booting workers that fail, one after the other
@@ -122,8 +126,7 @@ def test_port_zero_keeps_one_shared_socket(
     # 0 for itself would get a port of its own)
     stack = make_stack()
     env = dict(stack.env, GUNICORN_CMD_ARGS="--bind 127.0.0.1:0", WEB_CONCURRENCY="2")
-    web = Process("web", [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py",
-                          "webapp.wsgi:app"], env, tmp_path)
+    web = Process("web", WEB_ARGV, env, tmp_path)
     try:
         # Then the master listens on one port that both workers share
         wait_until(lambda: web.log().count("Booting worker") == 2, 30, "both workers boot")
@@ -140,8 +143,7 @@ def test_a_worker_that_stops_alone_stops_listening_at_once(
     # connection (a stopping worker lingers about two seconds for those)
     stack = make_stack()
     web = stack.start_web(workers=2)
-    workers = set(wait_until(lambda: len(web.children()) == 2 and web.children(), 10,
-                             "both web workers are up"))
+    workers = set(both_workers(web))
     idle: list[http.client.HTTPConnection] = []
     try:
         while len(sockets_by_pid(list(workers), stack.port, ESTABLISHED)) < 2:
@@ -177,8 +179,7 @@ def test_reuse_port_off_keeps_one_shared_socket(make_stack: Callable[..., Stack]
     # Given the web told to keep one shared socket
     stack = make_stack(HOOKLINE_WEB_REUSE_PORT="0")
     web = stack.start_web(workers=2)
-    workers = wait_until(lambda: len(web.children()) == 2 and web.children(), 10,
-                         "both web workers are up")
+    workers = both_workers(web)
     # Then the master listens, and the workers share its socket
     assert sockets_by_pid([web.pid], stack.port, LISTEN) == {web.pid: 1}
     assert sum(sockets_by_pid(workers, stack.port, LISTEN).values()) <= 1

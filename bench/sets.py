@@ -20,7 +20,6 @@ import statistics
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_GLOB = "closed-*-vs-baseline-rounds*.json"
@@ -99,12 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("files", nargs="*", type=Path,
                         help=f"saved JSON documents (default: results/{DEFAULT_GLOB})")
-    parser.add_argument("--since", default="", help="only sets dated on or after this (YYYY-MM-DD)")
+    parser.add_argument("--since", default="",
+                        help="only sets dated on or after this (YYYY-MM-DD, or YYYY-MM-DD HH:MM, UTC)")
     parser.add_argument("--target", type=float, default=3.0, help="end-to-end ratio to count (default 3)")
     args = parser.parse_args(argv)
     paths = args.files or [Path(p) for p in glob.glob(str(RESULTS / DEFAULT_GLOB))]
-    sets: list[Any] = [found for found in map(load, paths) if found is not None]
-    sets = sorted((s for s in sets if s.date >= args.since), key=lambda s: (s.date, s.path.name))
+    loaded = [found for found in map(load, paths) if found is not None]
+    sets = sorted((s for s in loaded if s.date >= args.since), key=lambda s: (s.date, s.path.name))
     if not sets:
         print("no saved set with the baseline beside it", file=sys.stderr)
         return 1

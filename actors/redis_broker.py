@@ -12,7 +12,9 @@ Hookline's message rates that bookkeeping cost more than the jobs themselves
   (``<ns>:q:<queue>:held:<worker id>``) in the same atomic step, in one round
   trip: a ``BLMOVE`` that sleeps until a message arrives when the queue is
   empty, followed by a small Lua script that takes the rest of a backlog.
-  Nothing polls.
+  A process whose prefetch is full sleeps until its threads settle
+  messages (with a backlog, half of them), then takes their places in one
+  round trip. Nothing polls.
 * Acknowledging removes the message from the held list (``LREM``). An actor
   may do that inside its own last write (:func:`held_message`), which
   saves a round trip per message.
@@ -58,6 +60,10 @@ DEAD_LETTERS_KEPT = 10_000
 #: Milliseconds a message may have waited on its queue before the consumer
 #: takes it as a sign of a backlog, and fetches in batches again.
 BACKLOG_AGE_MS = 10
+#: With a backlog, the consumer waits until this fraction of its prefetch is
+#: free before it fetches again, so that one round trip takes several
+#: messages instead of one per message settled.
+REFILL_FRACTION = 0.5
 
 # KEYS: queue, held; ARGV: count. Take up to ``count`` messages, oldest first.
 _FETCH_LUA = """
@@ -200,6 +206,9 @@ class LeanConsumer(Consumer):
         self.outstanding = broker.outstanding(queue_name)
         #: Whether more messages probably wait: then a fetch takes a batch.
         self.backlog = True
+        #: Set when a settled message frees room for the fetch the consumer waits for.
+        self.freed = threading.Event()
+        self.wanted = 1
         # A blocking move holds its connection while it waits, so it gets its own.
         self.waiter = redis.Redis(connection_pool=broker.client.connection_pool)
         try:
@@ -225,10 +234,8 @@ class LeanConsumer(Consumer):
     def __next__(self) -> MessageProxy | None:
         try:
             if not self.cache:
-                room = self.prefetch - len(self.outstanding)
-                if room <= 0:
-                    # Every message this process holds is being worked on.
-                    time.sleep(0.002)
+                room = self._room()
+                if room is None:
                     return None
                 self.cache.extend(self._fetch(room))
                 if not self.cache:
@@ -246,6 +253,36 @@ class LeanConsumer(Consumer):
             self.backlog = True
         self.outstanding.add(raw)
         return HeldMessage(message, raw, self.held_key, self.fetched_with, self.fetched_at)
+
+    def _room(self) -> int | None:
+        """How many messages to fetch now; ``None`` after waiting for room.
+
+        Room comes back as worker threads settle their messages. Polling for
+        it woke the consumer thread every few milliseconds while the process
+        was full, and refilled one message per round trip; it now sleeps
+        until a settled message frees enough room, which with a backlog is a
+        share of the prefetch (``REFILL_FRACTION``), so one fetch takes
+        several. The wait is bounded like a blocking fetch, so the consumer
+        thread still gets control back to move due delayed messages and to
+        stop.
+        """
+        self.wanted = max(1, int(self.prefetch * REFILL_FRACTION)) if self.backlog else 1
+        room = self.prefetch - len(self.outstanding)
+        if room >= self.wanted:
+            return room
+        self.freed.clear()
+        # A message settled between the count and the clear has not set the event.
+        room = self.prefetch - len(self.outstanding)
+        if room >= self.wanted:
+            return room
+        self.freed.wait(min(IDLE_WAIT_SECONDS, self.timeout / 1000))
+        return None
+
+    def _settled(self, raw: bytes) -> None:
+        """``raw`` no longer takes room: wake the consumer if it waits for that room."""
+        self.outstanding.discard(raw)
+        if self.prefetch - len(self.outstanding) >= self.wanted:
+            self.freed.set()
 
     def _fetch(self, room: int) -> list[bytes]:
         """Take up to ``room`` messages in one round trip, waiting a while for the first.
@@ -302,7 +339,7 @@ class LeanConsumer(Consumer):
                 message.acknowledged = True
         except UNAVAILABLE as exc:
             raise ConnectionClosed(exc) from None
-        self.outstanding.discard(message.raw)
+        self._settled(message.raw)
 
     def nack(self, message: MessageProxy) -> None:
         assert isinstance(message, HeldMessage)
@@ -311,7 +348,7 @@ class LeanConsumer(Consumer):
                 keys=[self.held_key, self.keys.dead], args=[message.raw, DEAD_LETTERS_KEPT])
         except redis.ConnectionError as exc:
             raise ConnectionClosed(exc) from None
-        self.outstanding.discard(message.raw)
+        self._settled(message.raw)
 
     def requeue(self, messages: Iterable[MessageProxy]) -> None:
         raws = [m.raw for m in messages if isinstance(m, HeldMessage)] + list(self.cache)
@@ -319,7 +356,7 @@ class LeanConsumer(Consumer):
         if raws:
             self.broker.scripts["requeue"](keys=[self.keys.queue, self.held_key], args=raws)
         for raw in raws:
-            self.outstanding.discard(raw)
+            self._settled(raw)
 
     def close(self) -> None:
         # Messages fetched but not handed out yet go back to the queue now,

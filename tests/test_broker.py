@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import orjson
@@ -12,6 +13,7 @@ from dramatiq.common import current_millis
 from dramatiq.middleware import SkipMessage
 from flask.testing import FlaskClient
 
+from actors import redis_broker
 from actors.redis_broker import HeldMessage, LeanRedisBroker, held_message
 from actors.services import Services
 from hookline.config import Config
@@ -200,6 +202,33 @@ def test_single_messages_are_taken_alone_and_a_backlog_in_one_round_trip(
     assert second is not None and second.args == ("old1",)
     assert queued(redis, "jobs") == [] and held(redis, "jobs") == 6
     assert [m.args for m in (next(consumer) for _ in range(4))] == [(f"old{i}",) for i in range(2, 6)]
+
+
+def test_a_full_consumer_sleeps_until_settled_messages_free_half_its_prefetch(
+    broker: LeanRedisBroker, redis: redis_lib.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a consumer with a backlog behind it and its prefetch of 4 full
+    # (a missed wake-up would only end after the 30 s idle wait set here)
+    monkeypatch.setattr(redis_broker, "IDLE_WAIT_SECONDS", 30.0)
+    for i in range(10):
+        broker.enqueue(message(f"old{i}").copy(message_timestamp=current_millis() - 60_000))
+    consumer = broker.consume("jobs", prefetch=4, timeout=60_000)
+    taken = [next(consumer) for _ in range(4)]
+    assert all(isinstance(m, HeldMessage) for m in taken) and len(queued(redis, "jobs")) == 6
+    waiter = threading.Thread(target=next, args=(consumer,))
+    waiter.start()
+    # When one message settles, one free place is not worth a round trip
+    consumer.ack(taken[0])
+    waiter.join(0.3)
+    assert waiter.is_alive()
+    # When a second one settles, the consumer wakes at once
+    consumer.ack(taken[1])
+    waiter.join(5.0)
+    assert not waiter.is_alive()
+    # Then it takes both free places in one fetch
+    got = next(consumer)
+    assert got is not None and got.args == ("old4",)
+    assert len(queued(redis, "jobs")) == 4 and held(redis, "jobs") == 4
 
 
 def test_fetching_survives_a_redis_that_forgot_its_scripts(

@@ -62,7 +62,10 @@ DEAD_LETTERS_KEPT = 10_000
 BACKLOG_AGE_MS = 10
 #: With a backlog, the consumer waits until this fraction of its prefetch is
 #: free before it fetches again, so that one round trip takes several
-#: messages instead of one per message settled.
+#: messages instead of one per message settled. Dramatiq's prefetch is twice
+#: the worker threads unless ``dramatiq_queue_prefetch`` says otherwise, so
+#: by default the refill comes when the messages left are about as many as
+#: the threads that run them.
 REFILL_FRACTION = 0.5
 
 # KEYS: queue, held; ARGV: count. Take up to ``count`` messages, oldest first.

@@ -29,6 +29,7 @@ DEFAULT_GLOB = "closed-*-vs-baseline-rounds*.json"
 class Setting:
     """The rounds of one setting (``closed-32c-n5000``) in one saved set."""
 
+    clients: int = 0
     e2e: list[float] = field(default_factory=list)
     submit_p99: list[float] = field(default_factory=list)
     baseline_jobs_s: list[float] = field(default_factory=list)
@@ -49,7 +50,8 @@ def load(path: Path) -> Set | None:
         ours, theirs = run.get("hookline"), run.get("baseline")
         if not ours or not theirs or not run.get("correct", False):
             continue
-        setting = settings.setdefault(run["setting"]["name"], Setting())
+        setting = settings.setdefault(run["setting"]["name"],
+                                      Setting(clients=run["setting"].get("clients", 0)))
         setting.e2e.append(ours["e2e_throughput_jobs_s"] / theirs["e2e_throughput_jobs_s"])
         setting.submit_p99.append(ours["submit_latency_ms"]["p99"] / theirs["submit_latency_ms"]["p99"])
         setting.baseline_jobs_s.append(theirs["e2e_throughput_jobs_s"])
@@ -66,13 +68,15 @@ def report(sets: list[Set], target: float) -> list[str]:
     lines = [f"{'date':<21} {'set':<56} {'setting':<18} {'rounds':>6}  {'e2e ratio, median (range)':<26}"
              f" {'submit p99 ratio':<20} baseline jobs/s"]
     for found in sets:
-        for name, setting in sorted(found.settings.items(), key=lambda item: _clients(item[0])):
+        for name, setting in sorted(found.settings.items(), key=lambda item: (item[1].clients, item[0])):
             low, high = min(setting.baseline_jobs_s), max(setting.baseline_jobs_s)
             lines.append(
                 f"{found.date:<21} {found.path.name:<56} {name:<18} {len(setting.e2e):>6}  "
                 f"{_spread(setting.e2e):<26} {_spread(setting.submit_p99):<20} {low:.0f}-{high:.0f}"
             )
-    names = sorted({name for found in sets for name in found.settings}, key=_clients)
+    # 32 clients before 128, as run.py runs them.
+    clients = {name: setting.clients for found in sets for name, setting in found.settings.items()}
+    names = sorted(clients, key=lambda name: (clients[name], name))
     for name in names:
         medians = [statistics.median(f.settings[name].e2e) for f in sets if name in f.settings]
         rounds = [ratio for f in sets if name in f.settings for ratio in f.settings[name].e2e]
@@ -84,14 +88,6 @@ def report(sets: list[Set], target: float) -> list[str]:
             f"{sum(r >= target for r in rounds)} at {target:g}x or more"
         )
     return lines
-
-
-def _clients(name: str) -> tuple[int, str]:
-    """Sort ``closed-32c-n5000`` before ``closed-128c-n5000``."""
-    for part in name.split("-"):
-        if part.endswith("c") and part[:-1].isdigit():
-            return int(part[:-1]), name
-    return 0, name
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -214,7 +214,7 @@ def hookline_figures(stack: Hookline, auth: dict[str, str]) -> dict[str, Any]:
     pipe = client.pipeline(transaction=False)
     for task_id in ids:
         pipe.memory_usage(f"hl:task:{task_id}", samples=0)
-        pipe.exists(f"hl:payload:{task_id}")
+        pipe.hexists(f"hl:task:{task_id}", "payload")
     usage = pipe.execute()
     index = client.memory_usage("hl:tasks:bench", samples=0) or 0
     collection = client.memory_usage("hl:coll:bench:default", samples=0) or 0

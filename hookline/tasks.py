@@ -2,17 +2,20 @@
 
 Keys (``hl:`` prefix):
 
-* ``task:{id}``     hash, the task record (expires ``result_ttl`` after it ends)
-* ``payload:{id}``  the job's vectors as little-endian float64 bytes, deleted
-                    once the task ends
+* ``task:{id}``     hash, the task record (expires ``result_ttl`` after it ends);
+                    until the task ends, its ``payload`` field holds the job's
+                    vectors as little-endian float64 bytes
 * ``tasks:{tenant}`` sorted set of the tenant's task ids by creation time
 * ``active``        sorted set of unfinished task ids by the time their last
                     broker message was written (the reconciler reads it)
 
 A task's webhook attempts live in its record, as fields ``a:1``, ``a:2``, …
-(JSON), so they expire with it. Records stay small enough for Redis's compact
-hash encoding when ``hash-max-ziplist-value`` (``hash-max-listpack-value``) is at least 1024 (the run
-command sets it).
+(JSON), so they expire with it. The payload shares the record's key, so that
+accepting, starting and ending a task each touch one key less; the step that
+ends a task writes the record afresh without it. A hash that once held the
+payload keeps Redis's large encoding after the field goes, while the new one
+takes the compact encoding when ``hash-max-ziplist-value``
+(``hash-max-listpack-value``) is at least 1024 (the run command sets it).
 
 State changes are Lua scripts, so each one is an atomic compare-and-set: a task
 reaches a terminal state exactly once whatever is redelivered or retried, and
@@ -63,8 +66,15 @@ def task_key(task_id: str) -> str:
     return f"{PREFIX}task:{task_id}"
 
 
-def payload_key(task_id: str) -> str:
-    return f"{PREFIX}payload:{task_id}"
+#: The record's field that holds the job's vectors until the task ends.
+PAYLOAD_FIELD = "payload"
+
+#: The fields of a record that ``Task`` shows: what a read takes instead of
+#: the whole hash, which holds the payload until the task ends.
+RECORD_FIELDS = ("tenant", "status", "created", "started", "finished", "attempts", "done",
+                 "total", "dim", "result", "error", "meta", "cb", "cburl", "delivery", "coll",
+                 "cancel")
+_RECORD_FIELD_NAMES = tuple(name.encode() for name in RECORD_FIELDS)
 
 
 def index_key(tenant: str) -> str:
@@ -73,54 +83,76 @@ def index_key(tenant: str) -> str:
 
 ACTIVE_KEY = f"{PREFIX}active"
 
-# KEYS: task, payload, tenant index, active, queue
-# ARGV: id, now, ttl, payload, message, index trim cutoff ('' for none), field, value, ...
+# KEYS: task, tenant index, active, queue
+# ARGV: id, now, message, index trim cutoff ('' for none), field, value, ...
 _SUBMIT_LUA = """
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
-redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[3])
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
-redis.call('LPUSH', KEYS[5], ARGV[5])
-if ARGV[6] ~= '' then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[6]) end
+redis.call('LPUSH', KEYS[4], ARGV[3])
+if ARGV[4] ~= '' then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4]) end
 return 1
 """
 
+# ``flat`` is the record as HGETALL gave it, ``changes`` the fields the end
+# sets. The record is written afresh, without the payload and the owner: a
+# new hash takes Redis's compact encoding, where deleting the payload's field
+# would leave the large one behind (about 1.4 KB per finished task instead
+# of 1 KB).
 _TERMINAL_LUA = """
-local function settle(task, payload, active, id, ttl, delivery, queue)
-  redis.call('DEL', payload)
-  redis.call('ZREM', active, id)
-  redis.call('HDEL', task, 'owner')
+local function settle(task, flat, changes, active, id, ttl, delivery, queue)
+  local record = {}
+  for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
+  for i = 1, #changes, 2 do record[changes[i]] = changes[i + 1] end
+  record['payload'] = nil
+  record['owner'] = nil
+  local fields = {}
+  for field, value in pairs(record) do
+    fields[#fields + 1] = field
+    fields[#fields + 1] = value
+  end
+  redis.call('DEL', task)
+  redis.call('HSET', task, unpack(fields))
   redis.call('EXPIRE', task, ttl)
+  redis.call('ZREM', active, id)
   if delivery ~= '' then redis.call('LPUSH', queue, delivery) end
+end
+
+local function field(flat, name)
+  for i = 1, #flat, 2 do
+    if flat[i] == name then return flat[i + 1] end
+  end
+  return false
 end
 """
 
-# KEYS: task, payload, active, delivery queue, output hash, held list (the task
-#       key stands in for the ones not used)
+# KEYS: task, active, delivery queue, output hash, held list (the task key
+#       stands in for the ones not used)
 # ARGV: id, ttl, delivery message (or ''), allowed statuses ",A,B,",
 #       output bytes (or ''), held message (or ''), new status, field, value, ...
 _FINISH_LUA = _TERMINAL_LUA + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if ARGV[6] ~= '' then redis.call('LREM', KEYS[6], -1, ARGV[6]) end
+local flat = redis.call('HGETALL', KEYS[1])
+if ARGV[6] ~= '' then redis.call('LREM', KEYS[5], -1, ARGV[6]) end
+local status = field(flat, 'status')
 if not status then return {0, ''} end
 if not string.find(ARGV[4], ',' .. status .. ',', 1, true) then return {0, status} end
 -- The job's output is written with its result, so SUCCESS implies it.
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[5], ARGV[1], ARGV[5]) end
-redis.call('HSET', KEYS[1], 'status', ARGV[7], unpack(ARGV, 8))
-settle(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], KEYS[4])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], ARGV[5]) end
+settle(KEYS[1], flat, {'status', ARGV[7], unpack(ARGV, 8)}, KEYS[2], ARGV[1], ARGV[2],
+       ARGV[3], KEYS[3])
 return {1, status}
 """
 
-# KEYS: task, payload, active, delivery queue
+# KEYS: task, active, delivery queue
 # ARGV: id, ttl, delivery message (or ''), tenant, now
 _CANCEL_LUA = _TERMINAL_LUA + """
-local record = redis.call('HMGET', KEYS[1], 'status', 'tenant')
-local status = record[1]
-if not status or record[2] ~= ARGV[4] then return {0, ''} end
+local flat = redis.call('HGETALL', KEYS[1])
+local status = field(flat, 'status')
+if not status or field(flat, 'tenant') ~= ARGV[4] then return {0, ''} end
 if status == 'PENDING' or status == 'RETRY' then
-  redis.call('HSET', KEYS[1], 'status', 'REVOKED', 'finished', ARGV[5], 'cancel', '1',
-             'error', 'cancelled before it started')
-  settle(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], KEYS[4])
+  settle(KEYS[1], flat, {'status', 'REVOKED', 'finished', ARGV[5], 'cancel', '1',
+                         'error', 'cancelled before it started'},
+         KEYS[2], ARGV[1], ARGV[2], ARGV[3], KEYS[3])
   return {1, status}
 end
 if status == 'STARTED' then
@@ -130,9 +162,9 @@ end
 return {0, status}
 """
 
-# KEYS: task, heartbeats zset, payload
+# KEYS: task, heartbeats zset
 # ARGV: now (s), owner, heartbeat cutoff (ms)
-# Returns the outcome and, for 'run', the record and the payload: one round trip.
+# Returns the outcome and, for 'run', the record with its payload: one round trip.
 _START_LUA = """
 local flat = redis.call('HGETALL', KEYS[1])
 if #flat == 0 then return 'missing' end
@@ -151,7 +183,7 @@ local attempts = (tonumber(record['attempts']) or 0) + 1
 redis.call('HSET', KEYS[1], 'status', 'STARTED', 'started', ARGV[1], 'owner', ARGV[2],
            'attempts', attempts)
 -- The record as read; the caller applies the four fields just written.
-return {'run', flat, redis.call('GET', KEYS[3]), attempts}
+return {'run', flat, attempts}
 """
 
 # KEYS: task, schedule; ARGV: id, due, error, owner
@@ -279,6 +311,11 @@ def _decode(task_id: str, raw: Mapping[bytes, bytes]) -> Task:
     )
 
 
+def _fields(values: Sequence[bytes | None]) -> dict[bytes, bytes]:
+    """``HMGET``'s answer for ``RECORD_FIELDS`` as a mapping of the fields present."""
+    return {name: value for name, value in zip(_RECORD_FIELD_NAMES, values) if value is not None}
+
+
 def encode_cursor(score: float, member: str) -> str:
     return base64.urlsafe_b64encode(f"{score!r}|{member}".encode()).decode().rstrip("=")
 
@@ -338,6 +375,7 @@ class TaskStore:
             "total": count,
             "dim": dimension,
             "meta": metadata_json,
+            PAYLOAD_FIELD: vectors,
         }
         if collection != "default":
             record["coll"] = collection
@@ -350,9 +388,8 @@ class TaskStore:
             trim = repr(now - self.result_ttl - 86400)
         # One script, so the record and its message exist together or not at
         # all; the idempotency record, when there is one, joins a transaction.
-        keys = [task_key(task_id), payload_key(task_id), index_key(tenant), ACTIVE_KEY,
-                message.list_key]
-        args = [task_id, repr(now), self.result_ttl, vectors, message.data, trim, *pairs]
+        keys = [task_key(task_id), index_key(tenant), ACTIVE_KEY, message.list_key]
+        args = [task_id, repr(now), message.data, trim, *pairs]
         if not extra:
             # Called directly: a script in a pipeline costs a SCRIPT EXISTS per call.
             self._submit(keys=keys, args=args)
@@ -390,7 +427,7 @@ class TaskStore:
 
     def get(self, task_id: str, tenant: str | None = None) -> Task | None:
         """The task, or ``None`` if unknown, expired or another tenant's."""
-        raw = self.redis.hgetall(task_key(task_id))
+        raw = _fields(self.redis.hmget(task_key(task_id), RECORD_FIELDS))
         if not raw or b"status" not in raw:
             return None
         task = _decode(task_id, raw)
@@ -431,8 +468,9 @@ class TaskStore:
                 ids.append((task_id, score))
             pipe = self.redis.pipeline(transaction=False)
             for task_id, _ in ids:
-                pipe.hgetall(task_key(task_id))
-            for (task_id, score), raw in zip(ids, pipe.execute()):
+                pipe.hmget(task_key(task_id), RECORD_FIELDS)
+            for (task_id, score), values in zip(ids, pipe.execute()):
+                raw = _fields(values)
                 if not raw or b"status" not in raw:
                     continue
                 task = _decode(task_id, raw)
@@ -451,7 +489,7 @@ class TaskStore:
         return _decode(task_id, raw)
 
     def payload(self, task_id: str) -> bytes | None:
-        return self.redis.get(payload_key(task_id))
+        return self.redis.hget(task_key(task_id), PAYLOAD_FIELD)
 
     def deliveries(self, task_id: str) -> builtins.list[dict[str, Any]]:
         """The task's webhook attempts, oldest first."""
@@ -504,13 +542,14 @@ class TaskStore:
         """
         started = repr(time.time())
         reply = self._start(
-            keys=[task_key(task_id), self.heartbeats_key, payload_key(task_id)],
+            keys=[task_key(task_id), self.heartbeats_key],
             args=[started, owner, heartbeat_cutoff_ms],
         )
         if isinstance(reply, bytes):
             return reply.decode(), None, None
-        _, flat, payload, attempts = reply
+        _, flat, attempts = reply
         record = dict(zip(flat[0::2], flat[1::2]))
+        payload = record.pop(PAYLOAD_FIELD.encode(), None)
         record.update({b"status": b"STARTED", b"started": started.encode(),
                        b"owner": owner.encode(), b"attempts": str(attempts).encode()})
         return "run", _decode(task_id, record), payload
@@ -593,7 +632,6 @@ class TaskStore:
     ) -> tuple[builtins.list[str], builtins.list[Any]]:
         keys = [
             task_key(task_id),
-            payload_key(task_id),
             ACTIVE_KEY,
             delivery.list_key if delivery else task_key(task_id),
         ]

@@ -31,7 +31,7 @@ def test_submit_writes_record_payload_and_message_together(
     task_id = client.post("/tasks", json=SEED, headers=auth).get_json()["task_id"]
     record = redis.hgetall(task_key(task_id))
     assert record[b"status"] == b"PENDING"
-    assert redis.strlen(f"hl:payload:{task_id}") == 3 * 8
+    assert len(record[b"payload"]) == 3 * 8
     [message] = queued(redis, "jobs")
     # The message carries the task id, never the payload.
     assert json.loads(message)["args"] == [task_id] and b"0.1" not in message
@@ -79,7 +79,7 @@ def test_cancel_pending_revokes_and_cancel_again_conflicts(client: FlaskClient, 
     resp = client.post(f"/tasks/{task_id}/cancel", headers=auth)
     assert resp.status_code == 202
     assert resp.get_json()["status"] == "REVOKED"
-    assert not redis.exists(f"hl:payload:{task_id}")
+    assert not redis.hexists(task_key(task_id), "payload")
     assert redis.ttl(task_key(task_id)) > 0
     again = client.post(f"/tasks/{task_id}/cancel", headers=auth)
     assert again.status_code == 409

@@ -79,7 +79,7 @@ def test_failed_and_revoked_tasks_send_their_events(make_stack, receiver: Receiv
     assert requests.post(f"{stack.url}/tasks/{revoked}/cancel", headers=auth, timeout=5).status_code == 202
     # A task whose payload cannot be processed: task.failed
     failing = submit(stack, auth, callback_id=callback["id"])
-    redis.set(f"hl:payload:{failing}", b"\x00" * 5)
+    redis.hset(f"hl:task:{failing}", "payload", b"\x00" * 5)
     stack.start_worker()
     wait_until(lambda: len(receiver.received("/events")) == 2, 30, "both webhooks arrive")
     events = {e["data"]["task_id"]: e for e in

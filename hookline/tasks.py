@@ -69,6 +69,15 @@ def task_key(task_id: str) -> str:
 #: The record's field that holds the job's vectors until the task ends.
 PAYLOAD_FIELD = "payload"
 
+
+def legacy_payload_key(task_id: str) -> str:
+    """Where a task accepted before the payload moved into its record keeps it.
+
+    Read when a record has no payload field, and deleted when it ends, so
+    that tasks accepted by an older web process still run after an upgrade.
+    """
+    return f"{PREFIX}payload:{task_id}"
+
 #: The fields of a record that ``Task`` shows: what a read takes instead of
 #: the whole hash, which holds the payload until the task ends.
 RECORD_FIELDS = ("tenant", "status", "created", "started", "finished", "attempts", "done",
@@ -98,12 +107,14 @@ return 1
 # sets. The record is written afresh, without the payload and the owner: a
 # new hash takes Redis's compact encoding, where deleting the payload's field
 # would leave the large one behind (about 1.4 KB per finished task instead
-# of 1 KB).
+# of 1 KB). A record without a payload field was written before the payload
+# moved into it, and its payload's own key goes instead.
 _TERMINAL_LUA = """
-local function settle(task, flat, changes, active, id, ttl, delivery, queue)
+local function settle(task, flat, changes, active, id, ttl, delivery, queue, legacy)
   local record = {}
   for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
   for i = 1, #changes, 2 do record[changes[i]] = changes[i + 1] end
+  if record['payload'] == nil then redis.call('DEL', legacy) end
   record['payload'] = nil
   record['owner'] = nil
   local fields = {}
@@ -127,7 +138,7 @@ end
 """
 
 # KEYS: task, active, delivery queue, output hash, held list (the task key
-#       stands in for the ones not used)
+#       stands in for the ones not used), legacy payload
 # ARGV: id, ttl, delivery message (or ''), allowed statuses ",A,B,",
 #       output bytes (or ''), held message (or ''), new status, field, value, ...
 _FINISH_LUA = _TERMINAL_LUA + """
@@ -139,11 +150,11 @@ if not string.find(ARGV[4], ',' .. status .. ',', 1, true) then return {0, statu
 -- The job's output is written with its result, so SUCCESS implies it.
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], ARGV[5]) end
 settle(KEYS[1], flat, {'status', ARGV[7], unpack(ARGV, 8)}, KEYS[2], ARGV[1], ARGV[2],
-       ARGV[3], KEYS[3])
+       ARGV[3], KEYS[3], KEYS[6])
 return {1, status}
 """
 
-# KEYS: task, active, delivery queue
+# KEYS: task, active, delivery queue, legacy payload
 # ARGV: id, ttl, delivery message (or ''), tenant, now
 _CANCEL_LUA = _TERMINAL_LUA + """
 local flat = redis.call('HGETALL', KEYS[1])
@@ -152,7 +163,7 @@ if not status or field(flat, 'tenant') ~= ARGV[4] then return {0, ''} end
 if status == 'PENDING' or status == 'RETRY' then
   settle(KEYS[1], flat, {'status', 'REVOKED', 'finished', ARGV[5], 'cancel', '1',
                          'error', 'cancelled before it started'},
-         KEYS[2], ARGV[1], ARGV[2], ARGV[3], KEYS[3])
+         KEYS[2], ARGV[1], ARGV[2], ARGV[3], KEYS[3], KEYS[4])
   return {1, status}
 end
 if status == 'STARTED' then
@@ -162,9 +173,11 @@ end
 return {0, status}
 """
 
-# KEYS: task, heartbeats zset
+# KEYS: task, heartbeats zset, legacy payload
 # ARGV: now (s), owner, heartbeat cutoff (ms)
 # Returns the outcome and, for 'run', the record with its payload: one round trip.
+# A record written before the payload moved into it comes with the payload's
+# own key's value.
 _START_LUA = """
 local flat = redis.call('HGETALL', KEYS[1])
 if #flat == 0 then return 'missing' end
@@ -183,7 +196,8 @@ local attempts = (tonumber(record['attempts']) or 0) + 1
 redis.call('HSET', KEYS[1], 'status', 'STARTED', 'started', ARGV[1], 'owner', ARGV[2],
            'attempts', attempts)
 -- The record as read; the caller applies the four fields just written.
-return {'run', flat, attempts}
+if record['payload'] then return {'run', flat, attempts} end
+return {'run', flat, attempts, redis.call('GET', KEYS[3])}
 """
 
 # KEYS: task, schedule; ARGV: id, due, error, owner
@@ -542,14 +556,16 @@ class TaskStore:
         """
         started = repr(time.time())
         reply = self._start(
-            keys=[task_key(task_id), self.heartbeats_key],
+            keys=[task_key(task_id), self.heartbeats_key, legacy_payload_key(task_id)],
             args=[started, owner, heartbeat_cutoff_ms],
         )
         if isinstance(reply, bytes):
             return reply.decode(), None, None
-        _, flat, attempts = reply
+        flat, attempts = reply[1], reply[2]
         record = dict(zip(flat[0::2], flat[1::2]))
         payload = record.pop(PAYLOAD_FIELD.encode(), None)
+        if len(reply) > 3:
+            payload = reply[3]
         record.update({b"status": b"STARTED", b"started": started.encode(),
                        b"owner": owner.encode(), b"attempts": str(attempts).encode()})
         return "run", _decode(task_id, record), payload
@@ -593,7 +609,8 @@ class TaskStore:
         for name, value in (fields or {}).items():
             pairs += [name, value]
         keys, args = self._settle_args(task_id, delivery)
-        keys += [output[0] if output else task_key(task_id), held[0] if held else task_key(task_id)]
+        keys[3:] = [output[0] if output else task_key(task_id),
+                    held[0] if held else task_key(task_id), keys[3]]
         allowed = "," + ",".join(allowed_from) + ","
         changed, _ = self._finish(
             keys=keys,
@@ -634,6 +651,7 @@ class TaskStore:
             task_key(task_id),
             ACTIVE_KEY,
             delivery.list_key if delivery else task_key(task_id),
+            legacy_payload_key(task_id),
         ]
         args = [task_id, self.result_ttl, delivery.data if delivery else b""]
         return keys, args

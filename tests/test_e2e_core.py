@@ -72,6 +72,33 @@ def test_rows_are_vectors_and_are_normalised_into_the_collection(
     assert 0 < redis.ttl(f"hl:task:{task_id}") <= 7 * 86400
 
 
+def test_a_task_accepted_with_its_payload_under_its_own_key_still_runs(
+        make_stack: Callable[..., Stack], redis: redis_lib.Redis) -> None:
+    # Given pending tasks as a web process before the payload moved into the
+    # record wrote them: the payload under its own key, none in the record
+    stack = make_stack()
+    stack.start_web()
+    auth = key_for(stack)
+    body = {"vector_data": [[3.0, 4.0]], "metadata": {"collection": "old"}}
+    ran, cancelled = (requests.post(f"{stack.url}/tasks", json=body, headers=auth,
+                                    timeout=5).json()["task_id"] for _ in range(2))
+    for task_id in (ran, cancelled):
+        payload = redis.hget(f"hl:task:{task_id}", "payload")
+        redis.hdel(f"hl:task:{task_id}", "payload")
+        redis.set(f"hl:payload:{task_id}", payload, ex=7 * 86400)
+    assert requests.post(f"{stack.url}/tasks/{cancelled}/cancel", headers=auth,
+                         timeout=5).status_code == 202
+    # When a worker runs the other
+    stack.start_worker()
+    done = wait_until(lambda: finished(stack, auth, ran), 30, "task finishes")
+    # Then it ran on that payload, and neither task leaves its payload behind
+    assert done["status"] == "SUCCESS"
+    assert done["result"]["norms"]["norm_max"] == 5.0
+    stored = np.frombuffer(redis.hget(collection_key("acme", "old"), ran), dtype=np.float32)
+    assert np.allclose(stored, [0.6, 0.8])
+    assert not redis.exists(f"hl:payload:{ran}") and not redis.exists(f"hl:payload:{cancelled}")
+
+
 def test_worker_down_then_up(make_stack: Callable[..., Stack]) -> None:
     stack = make_stack()
     stack.start_web()

@@ -78,6 +78,7 @@ def legacy_payload_key(task_id: str) -> str:
     """
     return f"{PREFIX}payload:{task_id}"
 
+
 #: The fields of a record that ``Task`` shows: what a read takes instead of
 #: the whole hash, which holds the payload until the task ends.
 RECORD_FIELDS = ("tenant", "status", "created", "started", "finished", "attempts", "done",
@@ -137,20 +138,20 @@ local function field(flat, name)
 end
 """
 
-# KEYS: task, active, delivery queue, output hash, held list (the task key
-#       stands in for the ones not used), legacy payload
+# KEYS: task, active, delivery queue, legacy payload, output hash, held list
+#       (the task key stands in for the ones not used)
 # ARGV: id, ttl, delivery message (or ''), allowed statuses ",A,B,",
 #       output bytes (or ''), held message (or ''), new status, field, value, ...
 _FINISH_LUA = _TERMINAL_LUA + """
 local flat = redis.call('HGETALL', KEYS[1])
-if ARGV[6] ~= '' then redis.call('LREM', KEYS[5], -1, ARGV[6]) end
+if ARGV[6] ~= '' then redis.call('LREM', KEYS[6], -1, ARGV[6]) end
 local status = field(flat, 'status')
 if not status then return {0, ''} end
 if not string.find(ARGV[4], ',' .. status .. ',', 1, true) then return {0, status} end
 -- The job's output is written with its result, so SUCCESS implies it.
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], ARGV[5]) end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[5], ARGV[1], ARGV[5]) end
 settle(KEYS[1], flat, {'status', ARGV[7], unpack(ARGV, 8)}, KEYS[2], ARGV[1], ARGV[2],
-       ARGV[3], KEYS[3], KEYS[6])
+       ARGV[3], KEYS[3], KEYS[4])
 return {1, status}
 """
 
@@ -609,8 +610,7 @@ class TaskStore:
         for name, value in (fields or {}).items():
             pairs += [name, value]
         keys, args = self._settle_args(task_id, delivery)
-        keys[3:] = [output[0] if output else task_key(task_id),
-                    held[0] if held else task_key(task_id), keys[3]]
+        keys += [output[0] if output else task_key(task_id), held[0] if held else task_key(task_id)]
         allowed = "," + ",".join(allowed_from) + ","
         changed, _ = self._finish(
             keys=keys,

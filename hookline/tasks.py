@@ -81,10 +81,9 @@ def legacy_payload_key(task_id: str) -> str:
 
 #: The fields of a record that ``Task`` shows: what a read takes instead of
 #: the whole hash, which holds the payload until the task ends.
-RECORD_FIELDS = ("tenant", "status", "created", "started", "finished", "attempts", "done",
-                 "total", "dim", "result", "error", "meta", "cb", "cburl", "delivery", "coll",
-                 "cancel")
-_RECORD_FIELD_NAMES = tuple(name.encode() for name in RECORD_FIELDS)
+RECORD_FIELDS = (b"tenant", b"status", b"created", b"started", b"finished", b"attempts", b"done",
+                 b"total", b"dim", b"result", b"error", b"meta", b"cb", b"cburl", b"delivery",
+                 b"coll", b"cancel")
 
 
 def index_key(tenant: str) -> str:
@@ -104,16 +103,23 @@ if ARGV[4] ~= '' then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4]) e
 return 1
 """
 
-# ``flat`` is the record as HGETALL gave it, ``changes`` the fields the end
-# sets. The record is written afresh, without the payload and the owner: a
+# The record as HGETALL gives it (a flat list), as a table of its fields.
+_RECORD_LUA = """
+local function as_record(flat)
+  local record = {}
+  for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
+  return record
+end
+"""
+
+# ``record`` is the record as read (``as_record``), ``changes`` the fields the
+# end sets. The record is written afresh, without the payload and the owner: a
 # new hash takes Redis's compact encoding, where deleting the payload's field
 # would leave the large one behind (about 1.4 KB per finished task instead
 # of 1 KB). A record without a payload field was written before the payload
 # moved into it, and its payload's own key goes instead.
-_TERMINAL_LUA = """
-local function settle(task, flat, changes, active, id, ttl, delivery, queue, legacy)
-  local record = {}
-  for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
+_TERMINAL_LUA = _RECORD_LUA + """
+local function settle(task, record, changes, active, id, ttl, delivery, queue, legacy)
   for i = 1, #changes, 2 do record[changes[i]] = changes[i + 1] end
   if record['payload'] == nil then redis.call('DEL', legacy) end
   record['payload'] = nil
@@ -129,13 +135,6 @@ local function settle(task, flat, changes, active, id, ttl, delivery, queue, leg
   redis.call('ZREM', active, id)
   if delivery ~= '' then redis.call('LPUSH', queue, delivery) end
 end
-
-local function field(flat, name)
-  for i = 1, #flat, 2 do
-    if flat[i] == name then return flat[i + 1] end
-  end
-  return false
-end
 """
 
 # KEYS: task, active, delivery queue, legacy payload, output hash, held list
@@ -143,14 +142,14 @@ end
 # ARGV: id, ttl, delivery message (or ''), allowed statuses ",A,B,",
 #       output bytes (or ''), held message (or ''), new status, field, value, ...
 _FINISH_LUA = _TERMINAL_LUA + """
-local flat = redis.call('HGETALL', KEYS[1])
+local record = as_record(redis.call('HGETALL', KEYS[1]))
 if ARGV[6] ~= '' then redis.call('LREM', KEYS[6], -1, ARGV[6]) end
-local status = field(flat, 'status')
+local status = record['status']
 if not status then return {0, ''} end
 if not string.find(ARGV[4], ',' .. status .. ',', 1, true) then return {0, status} end
 -- The job's output is written with its result, so SUCCESS implies it.
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[5], ARGV[1], ARGV[5]) end
-settle(KEYS[1], flat, {'status', ARGV[7], unpack(ARGV, 8)}, KEYS[2], ARGV[1], ARGV[2],
+settle(KEYS[1], record, {'status', ARGV[7], unpack(ARGV, 8)}, KEYS[2], ARGV[1], ARGV[2],
        ARGV[3], KEYS[3], KEYS[4])
 return {1, status}
 """
@@ -158,11 +157,11 @@ return {1, status}
 # KEYS: task, active, delivery queue, legacy payload
 # ARGV: id, ttl, delivery message (or ''), tenant, now
 _CANCEL_LUA = _TERMINAL_LUA + """
-local flat = redis.call('HGETALL', KEYS[1])
-local status = field(flat, 'status')
-if not status or field(flat, 'tenant') ~= ARGV[4] then return {0, ''} end
+local record = as_record(redis.call('HGETALL', KEYS[1]))
+local status = record['status']
+if not status or record['tenant'] ~= ARGV[4] then return {0, ''} end
 if status == 'PENDING' or status == 'RETRY' then
-  settle(KEYS[1], flat, {'status', 'REVOKED', 'finished', ARGV[5], 'cancel', '1',
+  settle(KEYS[1], record, {'status', 'REVOKED', 'finished', ARGV[5], 'cancel', '1',
                          'error', 'cancelled before it started'},
          KEYS[2], ARGV[1], ARGV[2], ARGV[3], KEYS[3], KEYS[4])
   return {1, status}
@@ -179,11 +178,9 @@ return {0, status}
 # Returns the outcome and, for 'run', the record with its payload: one round trip.
 # A record written before the payload moved into it comes with the payload's
 # own key's value.
-_START_LUA = """
+_START_LUA = _RECORD_LUA + """
 local flat = redis.call('HGETALL', KEYS[1])
-if #flat == 0 then return 'missing' end
-local record = {}
-for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
+local record = as_record(flat)
 local status = record['status']
 if not status then return 'missing' end
 if status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then return 'terminal' end
@@ -328,7 +325,7 @@ def _decode(task_id: str, raw: Mapping[bytes, bytes]) -> Task:
 
 def _fields(values: Sequence[bytes | None]) -> dict[bytes, bytes]:
     """``HMGET``'s answer for ``RECORD_FIELDS`` as a mapping of the fields present."""
-    return {name: value for name, value in zip(_RECORD_FIELD_NAMES, values) if value is not None}
+    return {name: value for name, value in zip(RECORD_FIELDS, values) if value is not None}
 
 
 def encode_cursor(score: float, member: str) -> str:
@@ -502,9 +499,6 @@ class TaskStore:
         if not raw or b"status" not in raw:
             return None
         return _decode(task_id, raw)
-
-    def payload(self, task_id: str) -> bytes | None:
-        return self.redis.hget(task_key(task_id), PAYLOAD_FIELD)
 
     def deliveries(self, task_id: str) -> builtins.list[dict[str, Any]]:
         """The task's webhook attempts, oldest first."""

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -79,9 +80,12 @@ class VectorJob:
         started = time.time()
         message = CurrentMessage.get_current_message()
         cutoff = int(started * 1000) - self.config.heartbeat_timeout_ms
-        claim, task, payload = patiently(self.store.start, task_id, self.owner, cutoff)
-        if claim != "run":
-            log.info("message dropped: task is %s", claim, extra={"task_id": task_id})
+        # The claim names this message, so that a claim retried after Redis
+        # lost its answer is not taken for another run of the task.
+        claim = message.message_id if message is not None else uuid.uuid4().hex
+        outcome, task, payload = patiently(self.store.start, task_id, self.owner, cutoff, claim)
+        if outcome != "run":
+            log.info("message dropped: task is %s", outcome, extra={"task_id": task_id})
             return
         if message is not None:
             wait = max(0.0, started - message.message_timestamp / 1000)

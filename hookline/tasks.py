@@ -113,10 +113,10 @@ end
 """
 
 # ``record`` is the record as read (``as_record``), ``changes`` the fields the
-# end sets. The record is written afresh, without the payload and the owner: a
-# new hash takes Redis's compact encoding, where deleting the payload's field
-# would leave the large one behind (about 1.4 KB per finished task instead
-# of 1 KB). A record without a payload field was written before the payload
+# end sets. The record is written afresh, without the payload and the run's
+# owner and claim: a new hash takes Redis's compact encoding, where deleting
+# the payload's field would leave the large one behind (about 1.4 KB per
+# finished task instead of 1 KB). A record without a payload field was written before the payload
 # moved into it, and its payload's own key goes instead.
 _TERMINAL_LUA = _RECORD_LUA + """
 local function settle(task, record, changes, active, id, ttl, delivery, queue, legacy)
@@ -124,6 +124,7 @@ local function settle(task, record, changes, active, id, ttl, delivery, queue, l
   if record['payload'] == nil then redis.call('DEL', legacy) end
   record['payload'] = nil
   record['owner'] = nil
+  record['claim'] = nil
   local fields = {}
   for field, value in pairs(record) do
     fields[#fields + 1] = field
@@ -174,28 +175,37 @@ return {0, status}
 """
 
 # KEYS: task, heartbeats zset, legacy payload
-# ARGV: now (s), owner, heartbeat cutoff (ms)
-# Returns the outcome and, for 'run', the record with its payload: one round trip.
-# A record written before the payload moved into it comes with the payload's
-# own key's value.
+# ARGV: now (s), owner, heartbeat cutoff (ms), claim
+# Returns the outcome and, for 'run', the record with its payload, the run's
+# attempt number and start time: one round trip. A record written before the
+# payload moved into it comes with the payload's own key's value.
 _START_LUA = _RECORD_LUA + """
 local flat = redis.call('HGETALL', KEYS[1])
 local record = as_record(flat)
 local status = record['status']
 if not status then return 'missing' end
 if status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then return 'terminal' end
--- A run is never taken from a live worker, this process included: only
--- the message of a worker whose heartbeat stopped may start it again.
+-- A record written before the payload moved into it keeps it under its own key.
+local function old_payload()
+  if record['payload'] then return false end
+  return redis.call('GET', KEYS[3])
+end
+-- The same claim by the same worker again: Redis went away before its answer
+-- arrived, and the caller asks once more. The run is still the caller's.
+if status == 'STARTED' and record['claim'] == ARGV[4] and record['owner'] == ARGV[2] then
+  return {'run', flat, tonumber(record['attempts']), record['started'], old_payload()}
+end
+-- Otherwise a run is never taken from a live worker, this process included:
+-- only the message of a worker whose heartbeat stopped may start it again.
 if status == 'STARTED' and record['owner'] then
   local beat = redis.call('ZSCORE', KEYS[2], record['owner'])
   if beat and tonumber(beat) >= tonumber(ARGV[3]) then return 'busy' end
 end
 local attempts = (tonumber(record['attempts']) or 0) + 1
 redis.call('HSET', KEYS[1], 'status', 'STARTED', 'started', ARGV[1], 'owner', ARGV[2],
-           'attempts', attempts)
--- The record as read; the caller applies the four fields just written.
-if record['payload'] then return {'run', flat, attempts} end
-return {'run', flat, attempts, redis.call('GET', KEYS[3])}
+           'claim', ARGV[4], 'attempts', attempts)
+-- The record as read; the caller applies the fields just written.
+return {'run', flat, attempts, ARGV[1], old_payload()}
 """
 
 # KEYS: task, schedule; ARGV: id, due, error, owner
@@ -540,29 +550,31 @@ class TaskStore:
     # -- writes from the workers ---------------------------------------------
 
     def start(
-        self, task_id: str, owner: str, heartbeat_cutoff_ms: int
+        self, task_id: str, owner: str, heartbeat_cutoff_ms: int, claim: str
     ) -> tuple[str, Task | None, bytes | None]:
         """Claim the task for a run.
 
-        Returns the outcome, and for ``run`` the task and its payload. The
-        outcome is ``run`` (claimed: status ``STARTED``), ``terminal`` (it has
-        ended: drop the message), ``busy`` (a live worker runs it now) or
+        ``claim`` names this run (the broker message's id): asking again with
+        the same claim, because Redis went away before the answer came, gets
+        the same run back instead of ``busy``. Returns the outcome, and for
+        ``run`` the task and its payload. The outcome is ``run`` (claimed:
+        status ``STARTED``), ``terminal`` (it has ended: drop the message),
+        ``busy`` (a live worker runs it now under another claim) or
         ``missing`` (no record: expired or never written).
         """
-        started = repr(time.time())
         reply = self._start(
             keys=[task_key(task_id), self.heartbeats_key, legacy_payload_key(task_id)],
-            args=[started, owner, heartbeat_cutoff_ms],
+            args=[repr(time.time()), owner, heartbeat_cutoff_ms, claim],
         )
         if isinstance(reply, bytes):
             return reply.decode(), None, None
-        flat, attempts = reply[1], reply[2]
+        _, flat, attempts, started, legacy = reply
         record = dict(zip(flat[0::2], flat[1::2]))
         payload = record.pop(PAYLOAD_FIELD.encode(), None)
-        if len(reply) > 3:
-            payload = reply[3]
-        record.update({b"status": b"STARTED", b"started": started.encode(),
-                       b"owner": owner.encode(), b"attempts": str(attempts).encode()})
+        if legacy is not None:
+            payload = legacy
+        record.update({b"status": b"STARTED", b"started": started, b"owner": owner.encode(),
+                       b"attempts": str(attempts).encode()})
         return "run", _decode(task_id, record), payload
 
     def progress(self, task_id: str, done: int) -> bool:

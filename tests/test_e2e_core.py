@@ -1,8 +1,11 @@
 """The core path with real processes: gunicorn, a dramatiq worker, redis-server."""
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -133,6 +136,29 @@ def test_redelivery_runs_the_task_once(make_stack: Callable[..., Stack],
     assert redis.hlen(collection_key("acme", "default")) == 1
     assert stack.procs["worker"].log().count("task finished") == 1
     assert stack.procs["worker"].log().count("message dropped: task is") == 2
+
+
+def test_a_claim_whose_answer_was_lost_still_runs_the_task(
+        make_stack: Callable[..., Stack], redis: redis_lib.Redis) -> None:
+    # Given a task whose message a worker process took and claimed, and Redis
+    # went away before the claim's answer arrived (the claim is written)
+    stack = make_stack()
+    stack.start_web()
+    auth = key_for(stack)
+    task_id = requests.post(f"{stack.url}/tasks", json=SEED, headers=auth, timeout=5).json()["task_id"]
+    raw = redis.rpop("hl:q:jobs")
+    worker = stack.start_worker(processes=1)
+    owner = re.search(r"worker process ready worker=(\S+)", worker.log()).group(1)
+    redis.hset(f"hl:task:{task_id}", mapping={
+        "status": "STARTED", "started": repr(time.time()), "owner": owner,
+        "claim": json.loads(raw)["message_id"], "attempts": 1})
+    # When the worker asks again with the same message
+    redis.lpush("hl:q:jobs", raw)
+    # Then the run is still its own, and the task finishes instead of being
+    # dropped as busy with a live owner, which nothing would ever end
+    done = wait_until(lambda: finished(stack, auth, task_id), 30, "task finishes")
+    assert done["status"] == "SUCCESS" and done["attempts"] == 1
+    assert "message dropped" not in worker.log()
 
 
 def test_cancelled_pending_task_never_runs(make_stack: Callable[..., Stack],

@@ -33,6 +33,24 @@ def statuses(client: redis_lib.Redis, ids: list[str]) -> collections.Counter:
     return collections.Counter((s or b"?").decode() for s in pipe.execute())
 
 
+def unfinished_report(client: redis_lib.Redis, ids: list[str], shown: int = 5) -> str:
+    """What a failed wait for ``ids`` to succeed should say: where the others are."""
+    counts = statuses(client, ids)
+    waiting = set(queued(client, "jobs")) | set(client.lrange("hl:q:jobs.DQ", 0, -1))
+    lines = [f"statuses {dict(counts)}"]
+    for task_id in ids:
+        record = client.hgetall(f"hl:task:{task_id}")
+        if record.get(b"status") == b"SUCCESS":
+            continue
+        record.pop(b"payload", None)
+        on_queue = any(task_id.encode() in message for message in waiting)
+        lines.append(f"{task_id}: {record!r}, active score {client.zscore('hl:active', task_id)!r}, "
+                     f"on the queue {on_queue}")
+        if len(lines) > shown:
+            break
+    return "; ".join(lines)
+
+
 def finished_lines(*logs: str) -> collections.Counter:
     counts: collections.Counter = collections.Counter()
     for text in logs:
@@ -123,8 +141,11 @@ def test_redis_restart_mid_run_loses_no_accepted_task(
     client = redis_lib.Redis.from_url(redis_server.url)
     assert requests.get(f"{stack.url}/readyz", timeout=10).status_code == 200
     # Then every task that got a 202 finishes
-    wait_until(lambda: statuses(client, accepted)["SUCCESS"] == len(accepted), 120,
-               "every accepted task succeeds")
+    try:
+        wait_until(lambda: statuses(client, accepted)["SUCCESS"] == len(accepted), 120,
+                   "every accepted task succeeds")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {unfinished_report(client, accepted)}") from None
     # And the requests made while it was down got 503 problem+json
     assert refused
     for resp in refused:

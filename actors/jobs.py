@@ -77,11 +77,27 @@ class VectorJob:
         self.config = services.config
 
     def __call__(self, task_id: str) -> None:
+        try:
+            self._claim_and_run(task_id)
+        except UNAVAILABLE as exc:
+            # Redis stayed away longer than a job waits for it. Failing the
+            # message would leave a task this run had claimed STARTED under a
+            # live worker, which nothing ends: the message goes back on its
+            # queue once Redis answers, and whichever worker takes it claims
+            # the run again (the claim is the message's id).
+            held = held_message(CurrentMessage.get_current_message())
+            if held is None:
+                raise
+            held.send_again = True
+            log.warning("Redis unavailable; the job goes back on its queue",
+                        extra={"task_id": task_id, "error": type(exc).__name__})
+
+    def _claim_and_run(self, task_id: str) -> None:
         started = time.time()
         message = CurrentMessage.get_current_message()
         cutoff = int(started * 1000) - self.config.heartbeat_timeout_ms
-        # The claim names this message, so that a claim retried after Redis
-        # lost its answer is not taken for another run of the task.
+        # The claim names this message: asked again with it, the claim is this
+        # run's, even when Redis lost the answer to the first ask.
         claim = message.message_id if message is not None else uuid.uuid4().hex
         outcome, task, payload = patiently(self.store.start, task_id, self.owner, cutoff, claim)
         if outcome != "run":

@@ -190,14 +190,17 @@ local function old_payload()
   if record['payload'] then return false end
   return redis.call('GET', KEYS[3])
 end
--- The same claim by the same worker again: Redis went away before its answer
--- arrived, and the caller asks once more. The run is still the caller's.
-if status == 'STARTED' and record['claim'] == ARGV[4] and record['owner'] == ARGV[2] then
-  return {'run', flat, tonumber(record['attempts']), record['started'], old_payload()}
-end
--- Otherwise a run is never taken from a live worker, this process included:
--- only the message of a worker whose heartbeat stopped may start it again.
-if status == 'STARTED' and record['owner'] then
+if status == 'STARTED' and record['claim'] == ARGV[4] then
+  -- The message that claimed the run, again. From the same worker: Redis
+  -- went away before the answer to its claim arrived, and the run is still
+  -- its own. From another: the worker that held the message gave it back
+  -- (or died), and whoever holds a message may run its task.
+  if record['owner'] == ARGV[2] then
+    return {'run', flat, tonumber(record['attempts']), record['started'], old_payload()}
+  end
+elseif status == 'STARTED' and record['owner'] then
+  -- Any other message never takes a run from a live worker, this process
+  -- included: only once the owner's heartbeat stops may it start again.
   local beat = redis.call('ZSCORE', KEYS[2], record['owner'])
   if beat and tonumber(beat) >= tonumber(ARGV[3]) then return 'busy' end
 end
@@ -554,13 +557,14 @@ class TaskStore:
     ) -> tuple[str, Task | None, bytes | None]:
         """Claim the task for a run.
 
-        ``claim`` names this run (the broker message's id): asking again with
+        ``claim`` names this run (the broker message's id). Asking again with
         the same claim, because Redis went away before the answer came, gets
-        the same run back instead of ``busy``. Returns the outcome, and for
-        ``run`` the task and its payload. The outcome is ``run`` (claimed:
-        status ``STARTED``), ``terminal`` (it has ended: drop the message),
-        ``busy`` (a live worker runs it now under another claim) or
-        ``missing`` (no record: expired or never written).
+        the same run back instead of ``busy``; another worker holding that
+        message (given back, or recovered from a dead worker) takes the run
+        over. Returns the outcome, and for ``run`` the task and its payload.
+        The outcome is ``run`` (claimed: status ``STARTED``), ``terminal`` (it
+        has ended: drop the message), ``busy`` (a live worker runs it under
+        another claim) or ``missing`` (no record: expired or never written).
         """
         reply = self._start(
             keys=[task_key(task_id), self.heartbeats_key, legacy_payload_key(task_id)],

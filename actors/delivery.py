@@ -35,7 +35,7 @@ from dramatiq.middleware import CurrentMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from actors.messages import DELIVERY_ACTOR, delivery_message
-from actors.redis_broker import HeldMessage, held_message
+from actors.redis_broker import HeldMessage, give_back, held_message
 from actors.services import Services
 from callbacks import (
     CallbackRegistry,
@@ -164,10 +164,8 @@ class WebhookDelivery:
             # knows it is due. It goes back on the queue once Redis answers
             # (if the attempt was made, the receiver may see it twice, with
             # the same webhook-id).
-            held = held_message(CurrentMessage.get_current_message())
-            if held is None:
+            if not give_back(CurrentMessage.get_current_message()):
                 raise
-            held.send_again = True
             log.warning("Redis unavailable; the delivery goes back on its queue",
                         extra={"task_id": task_id, "error": type(exc).__name__})
             # Not straight back: a Redis that answers the fetch but fails

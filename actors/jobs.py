@@ -22,7 +22,7 @@ from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from actors.delivery import Event
 from actors.messages import JOB_ACTOR, delivery_message
-from actors.redis_broker import held_message
+from actors.redis_broker import give_back, held_message
 from actors.services import Services
 from actors.vectors import Cancelled, InvalidJob, load, normalise
 from hookline import metrics
@@ -85,10 +85,8 @@ class VectorJob:
             # live worker, which nothing ends: the message goes back on its
             # queue once Redis answers, and whichever worker takes it claims
             # the run again (the claim is the message's id).
-            held = held_message(CurrentMessage.get_current_message())
-            if held is None:
+            if not give_back(CurrentMessage.get_current_message()):
                 raise
-            held.send_again = True
             log.warning("Redis unavailable; the job goes back on its queue",
                         extra={"task_id": task_id, "error": type(exc).__name__})
 

@@ -193,6 +193,21 @@ def held_message(message: MessageProxy | None) -> HeldMessage | None:
     return None
 
 
+def give_back(message: MessageProxy | None) -> bool:
+    """Have ``message`` go back to its queue instead of being acknowledged.
+
+    For an actor that could not finish for want of Redis: the consumer puts
+    the message back at its queue's head once Redis answers. Returns
+    ``False`` if ``message`` is not one this broker holds (the actor was
+    called directly), and the caller should raise instead.
+    """
+    held = held_message(message)
+    if held is None:
+        return False
+    held.send_again = True
+    return True
+
+
 class LeanConsumer(Consumer):
     def __init__(self, broker: LeanRedisBroker, queue_name: str, prefetch: int, timeout: int) -> None:
         self.broker = broker

@@ -116,8 +116,9 @@ end
 # end sets. The record is written afresh, without the payload and the run's
 # owner and claim: a new hash takes Redis's compact encoding, where deleting
 # the payload's field would leave the large one behind (about 1.4 KB per
-# finished task instead of 1 KB). A record without a payload field was written before the payload
-# moved into it, and its payload's own key goes instead.
+# finished task instead of 1 KB). A record without a payload field was
+# written before the payload moved into it, and its payload's own key goes
+# instead.
 _TERMINAL_LUA = _RECORD_LUA + """
 local function settle(task, record, changes, active, id, ttl, delivery, queue, legacy)
   for i = 1, #changes, 2 do record[changes[i]] = changes[i + 1] end

@@ -14,10 +14,11 @@ from typing import Any
 from dramatiq import Message
 
 from actors.redis_broker import Keys, encode, heartbeats_key
-from hookline.tasks import QueuedMessage
+from hookline import keys
+from hookline.task_store import QueuedMessage
 
 #: The broker's Redis key prefix.
-NAMESPACE = "hl"
+NAMESPACE = keys.NAMESPACE
 JOBS_QUEUE = "jobs"
 CALLBACKS_QUEUE = "callbacks"
 JOB_ACTOR = "process_vectors"

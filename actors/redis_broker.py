@@ -50,7 +50,8 @@ from dramatiq.common import current_millis, dq_name
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import MiddlewareError
 
-from hookline.redis import UNAVAILABLE
+from hookline import scripts
+from hookline.redis_client import UNAVAILABLE
 
 #: Longest one blocking wait for a message, in seconds; the consumer thread
 #: gets control back this often even on an idle queue.
@@ -67,52 +68,6 @@ BACKLOG_AGE_MS = 10
 #: by default the refill comes when the messages left are about as many as
 #: the threads that run them.
 REFILL_FRACTION = 0.5
-
-# KEYS: queue, held; ARGV: count. Take up to ``count`` messages, oldest first.
-_FETCH_LUA = """
-local taken = redis.call('RPOP', KEYS[1], tonumber(ARGV[1]))
-if not taken then return {} end
-redis.call('LPUSH', KEYS[2], unpack(taken))
-return taken
-"""
-
-# KEYS: queue, held; ARGV: messages, oldest first. Put them back at the
-# queue's head, in the same order.
-_REQUEUE_LUA = """
-for i = #ARGV, 1, -1 do
-  if redis.call('LREM', KEYS[2], -1, ARGV[i]) > 0 then
-    redis.call('RPUSH', KEYS[1], ARGV[i])
-  end
-end
-return #ARGV
-"""
-
-# KEYS: held, dead; ARGV: message, how many dead letters to keep
-_NACK_LUA = """
-redis.call('LREM', KEYS[1], -1, ARGV[1])
-redis.call('LPUSH', KEYS[2], ARGV[1])
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
-return 1
-"""
-
-# KEYS: heartbeats, holders, queue; ARGV: held key prefix, heartbeat cutoff (ms)
-# Returns how many messages went back to the queue.
-_RECOVER_LUA = """
-local moved = 0
-for _, worker in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local beat = redis.call('ZSCORE', KEYS[1], worker)
-  if not beat or tonumber(beat) < tonumber(ARGV[2]) then
-    local held = ARGV[1] .. worker
-    -- Newest first onto the queue's head, so the oldest is taken first.
-    while redis.call('LMOVE', held, KEYS[3], 'LEFT', 'RIGHT') do
-      moved = moved + 1
-    end
-    redis.call('SREM', KEYS[2], worker)
-  end
-end
-return moved
-"""
-
 
 def encode(message: Message[Any]) -> bytes:
     return orjson.dumps(message.asdict())
@@ -335,7 +290,7 @@ class LeanConsumer(Consumer):
             raise first
         if isinstance(rest, redis.exceptions.NoScriptError):
             # Redis restarted: load the script; what it would have taken waits.
-            self.broker.client.script_load(_FETCH_LUA)
+            self.broker.client.script_load(self.broker.scripts["fetch"].script)
             rest = []
         elif isinstance(rest, Exception):
             raise rest
@@ -411,12 +366,8 @@ class LeanRedisBroker(Broker):
         self.queues: set[str] = set()
         self._outstanding: dict[str, set[bytes]] = {}
         self._lock = threading.Lock()
-        self.scripts = {
-            "fetch": client.register_script(_FETCH_LUA),
-            "requeue": client.register_script(_REQUEUE_LUA),
-            "nack": client.register_script(_NACK_LUA),
-            "recover": client.register_script(_RECOVER_LUA),
-        }
+        self.scripts = {name: scripts.register(client, "actors", name)
+                        for name in ("fetch", "requeue", "nack", "recover")}
 
     @property
     def heartbeats_key(self) -> str:

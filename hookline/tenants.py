@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import redis
 
+from hookline.keys import PREFIX
+
 #: Seconds a verified key is trusted in this process before Redis is asked
 #: again (a revoked key stops working within this time).
 CACHE_SECONDS = 10.0
@@ -38,7 +40,7 @@ def _digest(secret: str) -> str:
 class KeyStore:
     """Creates, checks and revokes API keys."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str = "hl:") -> None:
+    def __init__(self, client: redis.Redis, *, prefix: str = PREFIX) -> None:
         self.redis = client
         self.prefix = prefix
         self._cache: dict[str, tuple[str, str, float]] = {}

@@ -10,9 +10,9 @@ from actors.messages import HEARTBEATS_KEY
 from callbacks import CallbackRegistry, UrlGuard
 from hookline.config import Config
 from hookline.ratelimit import RateLimiter
-from hookline.redis import connect
+from hookline.redis_client import connect
 from hookline.schedule import Schedule
-from hookline.tasks import TaskStore
+from hookline.task_store import TaskStore
 from hookline.tenants import KeyStore
 
 

@@ -12,11 +12,11 @@ from marshmallow import ValidationError
 from actors.messages import delivery_message, job_message
 from hookline import metrics
 from hookline.ids import new_task_id
-from hookline.tasks import TERMINAL, Task
+from hookline.task_record import TERMINAL, Task
 from webapp.auth import authenticate, tenant
 from webapp.idempotency import MAX_KEY_LENGTH, IdempotencyKeys
 from webapp.jsonio import json_body, reply
-from webapp.problems import Problem, not_found
+from webapp.problems import Problem, not_found, unprocessable
 from webapp.schemas import ListQuerySchema, TaskSubmitSchema
 from webapp.services import WebServices, services
 
@@ -75,20 +75,20 @@ def _lookup_callback(
     svc: WebServices, owner: str, callback_id: str | None, callback_url: str | None
 ) -> tuple[str, str]:
     if callback_id and callback_url:
-        raise Problem(422, "Unprocessable Content", "Send callback_id or callback_url, not both.",
-                      errors={"callback_id": ["Send callback_id or callback_url, not both."]})
+        raise unprocessable("Send callback_id or callback_url, not both.",
+                            errors={"callback_id": ["Send callback_id or callback_url, not both."]})
     if callback_id:
         record = svc.registry.get(owner, callback_id)
         if record is None:
-            raise Problem(422, "Unprocessable Content", "No callback with that id exists.",
-                          errors={"callback_id": ["No callback with that id exists for this API key."]})
+            raise unprocessable("No callback with that id exists.",
+                                errors={"callback_id": ["No callback with that id exists for this API key."]})
         return record["id"], record["url"]
     if callback_url:
         found = svc.registry.find_by_url(owner, callback_url)
         if found is None:
             message = ("This URL is not a registered callback. Register it first with "
                        "POST /callbacks {\"url\": ...} and use the URL or the returned id.")
-            raise Problem(422, "Unprocessable Content", message, errors={"callback_url": [message]})
+            raise unprocessable(message, errors={"callback_url": [message]})
         record = svc.registry.get(owner, found)
         if record is None:
             raise not_found("callback")
@@ -111,8 +111,7 @@ def submit() -> Response:
     stored = keys.claim(rkey, fingerprint)
     if stored is not None:
         if stored.fingerprint != fingerprint:
-            raise Problem(422, "Unprocessable Content",
-                          "This Idempotency-Key was already used with a different request body.")
+            raise unprocessable("This Idempotency-Key was already used with a different request body.")
         if stored.state == "pending":
             raise Problem(409, "Conflict",
                           "A request with this Idempotency-Key is still being processed; retry shortly.",
@@ -140,13 +139,13 @@ def submit() -> Response:
 def _submit(svc: WebServices, owner: str, idem: tuple[str, str, IdempotencyKeys] | None) -> Response:
     body = json_body()
     if not isinstance(body, dict):
-        raise Problem(422, "Unprocessable Content", "The body must be a JSON object.",
-                      errors={"_schema": ["Must be a JSON object."]})
+        raise unprocessable("The body must be a JSON object.",
+                            errors={"_schema": ["Must be a JSON object."]})
     try:
         data = _schema(svc).load(body)
     except ValidationError as exc:
-        raise Problem(422, "Unprocessable Content", "The task is not valid; see errors.",
-                      errors=exc.normalized_messages()) from None
+        raise unprocessable("The task is not valid; see errors.",
+                            errors=exc.normalized_messages()) from None
     callback = _resolve_callback(svc, owner, data)
     vectors = data["vector_data"]
     metadata = data["metadata"]
@@ -217,15 +216,15 @@ def index() -> Response:
     try:
         query = _list_schema.load(request.args.to_dict())
     except ValidationError as exc:
-        raise Problem(422, "Unprocessable Content", "The query is not valid; see errors.",
-                      errors=exc.normalized_messages()) from None
+        raise unprocessable("The query is not valid; see errors.",
+                            errors=exc.normalized_messages()) from None
     try:
         tasks, cursor = services().store.list(
             tenant(), limit=query["limit"], cursor=query["cursor"], status=query["status"]
         )
     except ValueError:
-        raise Problem(422, "Unprocessable Content", "The cursor is not valid.",
-                      errors={"cursor": ["Not a cursor from this API."]}) from None
+        raise unprocessable("The cursor is not valid.",
+                            errors={"cursor": ["Not a cursor from this API."]}) from None
     return reply({"items": [t.to_public() for t in tasks], "next_cursor": cursor})
 
 

@@ -34,8 +34,8 @@ from dramatiq.middleware import CurrentMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from actors.events import Event, attempt_record, webhook_id
+from actors.held import HeldMessage, give_back, held_message
 from actors.messages import DELIVERY_ACTOR, delivery_message
-from actors.redis_broker import HeldMessage, give_back, held_message
 from actors.services import Services
 from callbacks import (
     CallbackRegistry,

@@ -21,8 +21,8 @@ from dramatiq.middleware import CurrentMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from actors.events import Event
+from actors.held import give_back, held_message
 from actors.messages import JOB_ACTOR, delivery_message
-from actors.redis_broker import give_back, held_message
 from actors.services import Services
 from actors.vectors import Cancelled, InvalidJob, load, normalise
 from hookline import keys, metrics

@@ -13,7 +13,7 @@ from typing import Any
 
 from dramatiq import Message
 
-from actors.redis_broker import Keys, encode, heartbeats_key
+from actors.queue_keys import Keys, encode, heartbeats_key
 from hookline import keys
 from hookline.task_store import QueuedMessage
 

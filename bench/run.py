@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from actors.messages import HEARTBEATS_KEY, NAMESPACE  # noqa: E402
-from actors.redis_broker import Keys, backlog  # noqa: E402
+from actors.queue_keys import Keys, backlog  # noqa: E402
 from dev import REDIS_SETTINGS, procfile, split_nice  # noqa: E402
 from hookline.ids import parse_isoformat  # noqa: E402
 

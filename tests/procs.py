@@ -21,7 +21,7 @@ from typing import Any
 import redis
 
 from actors.messages import NAMESPACE
-from actors.redis_broker import Keys, backlog
+from actors.queue_keys import Keys, backlog
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -15,9 +15,10 @@ from dramatiq.middleware import CurrentMessage
 from flask.testing import FlaskClient
 
 from actors import jobs
+from actors.held import HeldMessage
 from actors.jobs import VectorJob
 from actors.messages import HEARTBEATS_KEY, job_message
-from actors.redis_broker import HeldMessage, decode
+from actors.queue_keys import decode
 from actors.services import Services
 from hookline.config import Config
 

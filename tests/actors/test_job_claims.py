@@ -2,7 +2,7 @@
 
 The job actor runs in process here, against the test's Redis, with the
 message it would get from the broker; the restart tests in
-``tests/test_faults.py`` drive the same paths through real processes.
+``tests/e2e/test_faults.py`` drive the same paths through real processes.
 """
 from __future__ import annotations
 

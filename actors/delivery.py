@@ -1,24 +1,9 @@
 """The webhook actor: ``deliver_webhook(task_id, trigger)`` on the ``callbacks`` queue.
 
-One call makes one signed attempt. What happens next follows the receiver's
-answer (``callbacks.classify``): delivered; retried later on the schedule
-(the next attempt is put on ``hl:schedule`` and pumped back here when due);
-failed for good (4xx, ``abort-message``, schedule exhausted); or the callback
-is disabled (410, ``webhook-delivery: disable``, or failing for too long).
-A manual resend (trigger ``manual``) is one attempt and never starts a new
-retry series. Every attempt is recorded. A delivery that cannot reach Redis
-goes back on its queue instead of being acknowledged; one that breaks for
-any other reason is recorded as failed, with the reason.
-
-The first delivery of an event reads nothing before it sends: its message
-carries the event (the job writes it as the task ends), and the callback's
-record is reused from an earlier delivery while the callbacks' change
-counter, read with the message, shows that no callback has changed since
-(``callbacks.registry``), provided the message was taken off its queue at
-most ``ENDPOINT_REUSE_SECONDS`` ago. So a change to a callback (a new URL, a
-rotated secret, disabling it) reaches every attempt that starts later than
-that after it, even one whose message waited behind slow receivers. Retries
-and resends read the task afresh.
+One call makes one signed attempt and records it; the receiver's answer
+decides whether it is delivered, retried on the schedule, failed, or its
+callback disabled. A first delivery sends from its message without reading
+the task (docs/architecture.md, step 5).
 """
 from __future__ import annotations
 

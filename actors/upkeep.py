@@ -1,16 +1,8 @@
 """Background upkeep in every worker process.
 
-It keeps the broker's promises (``actors.redis_broker``) and the tasks':
-
-* every worker process writes its heartbeat on its own clock, so a process
-  busy with long jobs never looks dead;
-* every few seconds the messages held by dead processes go back to their
-  queues;
-* a message lost on the way (an enqueue that failed, a key deleted by hand)
-  would leave its task stuck; the reconciler finds unfinished tasks without a
-  message and sends them again.
-
-It also pumps the schedule: job and webhook retries that have come due.
+Heartbeats, the dead-worker sweep, the retry schedule's pump and the
+reconciler that sends again unfinished tasks whose message was lost
+(docs/architecture.md, step 4).
 """
 from __future__ import annotations
 

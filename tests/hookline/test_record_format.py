@@ -7,29 +7,17 @@ during an upgrade) is left unclaimed by an older worker for one that reads it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis as redis_lib
-from dramatiq.middleware import CurrentMessage
 from flask.testing import FlaskClient
 
 from actors.held import HeldMessage
 from actors.jobs import VectorJob
 from actors.messages import HEARTBEATS_KEY, job_message
-from actors.queue_keys import decode
 from actors.services import Services
 from hookline import keys, task_record, task_runs
-from hookline.config import Config
-
-HELD_KEY = "hl:q:jobs:held:worker-under-test"
-
-
-@pytest.fixture
-def services(config: Config) -> Iterator[Services]:
-    built = Services.build(config)
-    yield built
-    built.redis.connection_pool.disconnect()
+from tests.held_jobs import HELD_KEY, held_job, run_with
 
 
 def submit(client: FlaskClient, auth: dict) -> str:
@@ -40,16 +28,9 @@ def submit(client: FlaskClient, auth: dict) -> str:
 
 def run_held(redis: redis_lib.Redis, services: Services, task_id: str) -> HeldMessage:
     """Run the task's job in process, as a worker holding its message would."""
-    raw = job_message(task_id).data
-    redis.lpush(HELD_KEY, raw)
-    message = HeldMessage(decode(raw), raw, HELD_KEY)
+    message = held_job(redis, job_message(task_id).data)
     redis.zadd(HEARTBEATS_KEY, {"worker": int(time.time() * 1000)})
-    current = CurrentMessage()
-    current.before_process_message(None, message)
-    try:
-        VectorJob(services, owner="worker")(task_id)
-    finally:
-        current.after_process_message(None, message)
+    run_with(VectorJob(services, owner="worker"), message, task_id)
     return message
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -12,7 +11,7 @@ from redis.commands.core import Script
 
 from hookline import keys
 from hookline.schedule import member as schedule_member
-from hookline.task_record import Task
+from hookline.task_record import Task, decode_present
 
 
 class TaskDeliveries:
@@ -20,10 +19,6 @@ class TaskDeliveries:
 
     redis: redis.Redis
     _attempt: Script
-
-    @staticmethod
-    def decode(task_id: str, raw: Mapping[bytes, bytes]) -> Task | None:
-        raise NotImplementedError
 
     def deliveries(self, task_id: str) -> builtins.list[dict[str, Any]]:
         """The task's webhook attempts, oldest first."""
@@ -86,7 +81,7 @@ class TaskDeliveries:
         pipe.hgetall(keys.task(task_id))
         pipe.hgetall(other)
         raw_task, raw_other = pipe.execute()
-        return self.decode(task_id, raw_task), raw_other
+        return decode_present(task_id, raw_task), raw_other
 
     def failed_since(self, callback_id: str, since: float, limit: int) -> builtins.list[str]:
         """Up to ``limit`` tasks whose webhook to ``callback_id`` failed at or after ``since``."""

@@ -156,6 +156,17 @@ def decode(task_id: str, raw: Mapping[bytes, bytes]) -> Task:
         raise RecordError(task_id, f"unreadable record ({type(exc).__name__})") from exc
 
 
+def decode_present(task_id: str, raw: Mapping[bytes, bytes]) -> Task | None:
+    """The task in ``raw``, or ``None`` if it holds no record (expired or never written).
+
+    Raises:
+        RecordError: as ``decode``.
+    """
+    if not raw or b"status" not in raw:
+        return None
+    return decode(task_id, raw)
+
+
 def present_fields(values: Sequence[bytes | None]) -> dict[bytes, bytes]:
     """``HMGET``'s answer for ``RECORD_FIELDS`` as a mapping of the fields present."""
     return {name: value for name, value in zip(RECORD_FIELDS, values) if value is not None}

@@ -27,10 +27,8 @@ from hookline.task_record import (
     RECORD_FIELDS,
     VERSION_FIELD,
     Task,
+    decode_present,
     present_fields,
-)
-from hookline.task_record import (
-    decode as decode_record,
 )
 from hookline.task_runs import TaskRuns
 
@@ -49,6 +47,7 @@ class QueuedMessage:
     message_id: str
     data: bytes
     list_key: str
+
 
 class TaskStore(TaskRuns, TaskDeliveries):
     """Reads and changes task records; every change of state is atomic."""
@@ -149,12 +148,11 @@ class TaskStore(TaskRuns, TaskDeliveries):
     def get(self, task_id: str, tenant: str | None = None) -> Task | None:
         """The task, or ``None`` if unknown, expired or another tenant's."""
         raw = present_fields(self.redis.hmget(keys.task(task_id), RECORD_FIELDS))
-        if not raw or b"status" not in raw:
+        # Another tenant's record is not found before it is read, so that
+        # no tenant learns of another's unreadable record.
+        if tenant is not None and raw.get(b"tenant") != tenant.encode():
             return None
-        task = decode_record(task_id, raw)
-        if tenant is not None and task.tenant != tenant:
-            return None
-        return task
+        return decode_present(task_id, raw)
 
     def list(
         self, tenant: str, *, limit: int, cursor: str | None, status: str | None
@@ -191,10 +189,9 @@ class TaskStore(TaskRuns, TaskDeliveries):
             for task_id, _ in ids:
                 pipe.hmget(keys.task(task_id), RECORD_FIELDS)
             for (task_id, score), values in zip(ids, pipe.execute()):
-                raw = present_fields(values)
-                if not raw or b"status" not in raw:
+                task = decode_present(task_id, present_fields(values))
+                if task is None:
                     continue
-                task = decode_record(task_id, raw)
                 if status and task.status != status:
                     continue
                 found.append(task)
@@ -205,7 +202,5 @@ class TaskStore(TaskRuns, TaskDeliveries):
     @staticmethod
     def decode(task_id: str, raw: Mapping[bytes, bytes]) -> Task | None:
         """The task in ``raw`` (its record as ``HGETALL`` returns it), or ``None``."""
-        if not raw or b"status" not in raw:
-            return None
-        return decode_record(task_id, raw)
+        return decode_present(task_id, raw)
 

@@ -85,3 +85,11 @@ def test_an_older_worker_leaves_a_newer_record_to_a_worker_that_reads_it(
     monkeypatch.setattr(task_record, "FORMAT_VERSION", newer)
     run_held(redis, services, task_id)
     assert redis.hget(keys.task(task_id), "status") == b"SUCCESS"
+
+
+def test_another_tenants_unreadable_record_is_simply_not_found(
+        client: FlaskClient, auth: dict, other_key: str, redis: redis_lib.Redis) -> None:
+    task_id = submit(client, auth)
+    redis.hset(keys.task(task_id), "created", b"yesterday")
+    resp = client.get(f"/tasks/{task_id}", headers={"Authorization": f"Bearer {other_key}"})
+    assert resp.status_code == 404

@@ -53,6 +53,15 @@ def api_key(key_id: str) -> str:
     return f"{PREFIX}apikey:{key_id}"
 
 
+#: What every API key's record matches (for ``SCAN``).
+API_KEYS_PATTERN = f"{PREFIX}apikey:*"
+
+
+def tenant_api_keys(tenant: str) -> str:
+    """The ids of a tenant's API keys (a set)."""
+    return f"{PREFIX}tenant-keys:{tenant}"
+
+
 def rate_limit(key_id: str) -> str:
     """An API key's token bucket."""
     return f"{PREFIX}ratelimit:{key_id}"

@@ -12,10 +12,9 @@ from hookline import keys, scripts
 class RateLimiter:
     """``rate`` requests per second per key, in bursts of twice that."""
 
-    def __init__(self, client: redis.Redis, rate: float, *, prefix: str = keys.PREFIX) -> None:
+    def __init__(self, client: redis.Redis, rate: float) -> None:
         self.rate = rate
         self.burst = max(1.0, 2 * rate)
-        self.prefix = prefix
         self._script = scripts.register(client, "hookline", "rate_bucket") if rate > 0 else None
 
     def check(self, key_id: str) -> int:
@@ -23,7 +22,7 @@ class RateLimiter:
         if self._script is None:
             return 0
         allowed, tokens = self._script(
-            keys=[f"{self.prefix}ratelimit:{key_id}"],
+            keys=[keys.rate_limit(key_id)],
             args=[repr(time.time()), self.rate, self.burst],
         )
         if allowed == 1:

@@ -106,7 +106,7 @@ REDIS_SETTINGS = [
     # Every accepted task survives a Redis restart. fsync once a second: a
     # machine crash (not a Redis crash) can lose the last second.
     "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-    # Task records fit the compact hash encoding (see hookline/tasks.py).
+    # Task records fit the compact hash encoding (see docs/architecture.md).
     "--hash-max-ziplist-value", "1024",
     # Vectors do not compress: compressing them in every AOF rewrite costs
     # CPU for nothing (README, "Persistence").

@@ -26,10 +26,9 @@ from actors.redis_broker import LeanRedisBroker
 from actors.services import Services
 from actors.upkeep import Upkeep
 from callbacks.registry import generation_key
-from hookline import logging as hl_logging
-from hookline import metrics
+from hookline import logs, metrics
 from hookline.config import Config
-from hookline.redis import connect
+from hookline.redis_client import connect
 
 log = logging.getLogger("hookline.worker")
 
@@ -82,7 +81,7 @@ def build_broker(config: Config) -> LeanRedisBroker:
 def setup(config: Config | None = None) -> LeanRedisBroker:
     """Build and install the broker and declare the actors on it."""
     config = config or Config.from_env()
-    hl_logging.configure(config.log_format, config.log_level)
+    logs.configure(config.log_format, config.log_level)
     broker = build_broker(config)
     services = Services.build(config)
     broker.add_middleware(WorkerProcess(services, broker))

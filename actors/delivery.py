@@ -1,28 +1,12 @@
 """The webhook actor: ``deliver_webhook(task_id, trigger)`` on the ``callbacks`` queue.
 
-One call makes one signed attempt. What happens next follows the receiver's
-answer (``callbacks.classify``): delivered; retried later on the schedule
-(the next attempt is put on ``hl:schedule`` and pumped back here when due);
-failed for good (4xx, ``abort-message``, schedule exhausted); or the callback
-is disabled (410, ``webhook-delivery: disable``, or failing for too long).
-A manual resend (trigger ``manual``) is one attempt and never starts a new
-retry series. Every attempt is recorded. A delivery that cannot reach Redis
-goes back on its queue instead of being acknowledged; one that breaks for
-any other reason is recorded as failed, with the reason.
-
-The first delivery of an event reads nothing before it sends: its message
-carries the event (the job writes it as the task ends), and the callback's
-record is reused from an earlier delivery while the callbacks' change
-counter, read with the message, shows that no callback has changed since
-(``callbacks.registry``), provided the message was taken off its queue at
-most ``ENDPOINT_REUSE_SECONDS`` ago. So a change to a callback (a new URL, a
-rotated secret, disabling it) reaches every attempt that starts later than
-that after it, even one whose message waited behind slow receivers. Retries
-and resends read the task afresh.
+One call makes one signed attempt and records it; the receiver's answer
+decides whether it is delivered, retried on the schedule, failed, or its
+callback disabled. A first delivery sends from its message without reading
+the task (docs/architecture.md, step 5).
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -34,8 +18,9 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
+from actors.events import Event, attempt_record, webhook_id
+from actors.held import HeldMessage, give_back, held_message
 from actors.messages import DELIVERY_ACTOR, delivery_message
-from actors.redis_broker import HeldMessage, give_back, held_message
 from actors.services import Services
 from callbacks import (
     CallbackRegistry,
@@ -48,88 +33,24 @@ from callbacks import (
     signature_header,
     status_class,
 )
-from hookline import __version__, metrics
-from hookline.ids import isoformat
-from hookline.redis import UNAVAILABLE
-from hookline.tasks import FAILURE, REVOKED, SUCCESS, Task, task_key
+from hookline import __version__, keys, metrics
+from hookline.redis_client import UNAVAILABLE
+from hookline.task_record import Task
 
 log = logging.getLogger("hookline.delivery")
 
-EVENT_TYPES = {SUCCESS: "task.succeeded", FAILURE: "task.failed", REVOKED: "task.revoked"}
-
-#: Characters of a receiver's answer kept in the attempts log.
-EXCERPT_CHARS = 512
-
-FAILED_INDEX = "hl:failed:{}"
 _ENDED = frozenset({"delivered", "failed", "disabled"})
 
 #: Seconds a delivery that met an unavailable Redis waits before going back
 #: on its queue.
 RETRY_PAUSE_SECONDS = 1.0
 
-#: Largest event, as JSON, that travels in its delivery message (a larger
-#: one, from large metadata, is read from the task instead).
-EVENT_IN_MESSAGE_BYTES = 4096
 #: Callback records a webhook worker process keeps for reuse.
 ENDPOINTS_KEPT = 1024
 #: Seconds after its fetch that a message may still reuse a kept callback
 #: record; a message that waited longer (every thread busy with slow
 #: receivers) reads the record afresh.
 ENDPOINT_REUSE_SECONDS = 1.0
-
-
-def webhook_id(task_id: str) -> str:
-    """The stable ``webhook-id`` of a task's terminal event."""
-    return "msg_" + task_id.replace("-", "")
-
-
-def attempt_record(
-    wid: str, at: float, trigger: str, *, status_code: int | None = None, error: str | None = None,
-    duration_ms: float = 0.0, excerpt: str | None = None,
-) -> bytes:
-    """One entry of the attempts log, as JSON. ``attempt`` comes first: the store fills in its number."""
-    return orjson.dumps({
-        "attempt": 0, "webhook_id": wid, "at": isoformat(at),
-        "status_code": status_code, "error": error, "duration_ms": round(duration_ms, 2),
-        "response_excerpt": (excerpt or "")[:EXCERPT_CHARS], "trigger": trigger,
-    })
-
-
-@dataclasses.dataclass(frozen=True)
-class Event:
-    """A task's terminal event: what its webhook says."""
-
-    task_id: str
-    callback_id: str
-    status: str
-    #: ``GET /tasks/{id}`` as it reads once this delivery has succeeded.
-    data: dict[str, Any]
-    finished_at: float | None
-    #: The task's delivery state as read (``None`` if the event came in its message).
-    delivery: str | None = None
-
-    @classmethod
-    def of(cls, task: Task) -> Event:
-        assert task.callback_id is not None
-        data = task.to_public()
-        data["callback"]["delivery"] = "delivered"
-        return cls(task.task_id, task.callback_id, task.status, data, task.finished_at,
-                   task.delivery)
-
-    def body(self) -> dict[str, Any]:
-        return {"type": EVENT_TYPES[self.status], "timestamp": isoformat(time.time()),
-                "data": self.data}
-
-    def in_message(self) -> dict[str, Any] | None:
-        """The event as its delivery message carries it, or ``None`` if it is too large."""
-        if len(orjson.dumps(self.data)) > EVENT_IN_MESSAGE_BYTES:
-            return None
-        return {"data": self.data, "finished": self.finished_at}
-
-    @classmethod
-    def from_message(cls, task_id: str, callback_id: str, carried: dict[str, Any]) -> Event:
-        data = carried["data"]
-        return cls(task_id, callback_id, data["status"], data, carried["finished"])
 
 
 class WebhookDelivery:
@@ -181,7 +102,7 @@ class WebhookDelivery:
             self._fail_visibly(task_id, trigger, callback_id, error)
 
     def _fail_visibly(self, task_id: str, trigger: str, callback_id: str | None, error: str) -> None:
-        cb_id = callback_id or (self.redis.hget(task_key(task_id), "cb") or b"").decode()
+        cb_id = callback_id or self.store.callback_of(task_id)
         if not cb_id:
             return
         record = attempt_record(webhook_id(task_id), time.time(), trigger, error=error)
@@ -194,7 +115,7 @@ class WebhookDelivery:
         """Log an attempt and set the delivery state, acknowledging the message in the same step."""
         held = held_message(CurrentMessage.get_current_message())
         previous, attempt = self.store.record_attempt(
-            task_id, record, state, failed_index=FAILED_INDEX.format(cb_id),
+            task_id, record, state, failed_index=keys.failed_deliveries(cb_id),
             held=(held.held_key, held.raw) if held else None, retry_at=retry_at)
         if held is not None:
             held.acknowledged = True
@@ -215,7 +136,7 @@ class WebhookDelivery:
                 return
             event = Event.of(task)
         if endpoint is None or endpoint["disabled"]:
-            self._set_delivery(task_id, "disabled")
+            self.store.set_delivery(task_id, "disabled")
             log.info("callback disabled or deleted; not delivered",
                      extra={"task_id": task_id, "callback_id": event.callback_id})
             return
@@ -254,11 +175,7 @@ class WebhookDelivery:
         """The task and its callback's delivery record, in one round trip when the message names both."""
         cb_key = self.registry.delivery_key(callback_id) if callback_id else None
         if cb_key is not None:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.hgetall(task_key(task_id))
-            pipe.hgetall(cb_key)
-            raw_task, raw_cb = pipe.execute()
-            task = self.store.decode(task_id, raw_task)
+            task, raw_cb = self.store.get_with_hash(task_id, cb_key)
             if task is not None and task.callback_id == callback_id:
                 return task, self.registry.delivery_view(callback_id, raw_cb)
         else:
@@ -341,16 +258,6 @@ class WebhookDelivery:
         """Which scheduled attempt of its series this one is (1 for the first)."""
         records = self.store.deliveries(task_id)
         return sum(1 for r in records if r.get("trigger") == "scheduled") + 1
-
-    def _set_delivery(self, task_id: str, state: str) -> bool:
-        """Set the task's delivery state; True if it changed."""
-        key = task_key(task_id)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hget(key, "delivery")
-        pipe.hset(key, "delivery", state)
-        previous, _ = pipe.execute()
-        return previous != state.encode()
-
 
 def make_due_handler(services: Services) -> Callable[[str], None]:
     """What the upkeep pump calls when a webhook retry comes due."""

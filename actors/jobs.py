@@ -20,15 +20,14 @@ from typing import Any, TypeVar
 from dramatiq.middleware import CurrentMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
-from actors.delivery import Event
+from actors.events import Event
+from actors.held import give_back, held_message
 from actors.messages import JOB_ACTOR, delivery_message
-from actors.redis_broker import give_back, held_message
 from actors.services import Services
 from actors.vectors import Cancelled, InvalidJob, load, normalise
-from hookline import metrics
-from hookline.collections import collection_key
-from hookline.redis import UNAVAILABLE
-from hookline.tasks import FAILURE, REVOKED, STARTED, SUCCESS, Task
+from hookline import keys, metrics
+from hookline.redis_client import UNAVAILABLE
+from hookline.task_record import FAILURE, REVOKED, STARTED, SUCCESS, RecordError, Task
 
 log = logging.getLogger("hookline.jobs")
 
@@ -97,7 +96,21 @@ class VectorJob:
         # The claim names this message: asked again with it, the claim is this
         # run's, even when Redis lost the answer to the first ask.
         claim = message.message_id if message is not None else uuid.uuid4().hex
-        outcome, task, payload = patiently(self.store.start, task_id, self.owner, cutoff, claim)
+        try:
+            outcome, task, payload = patiently(self.store.start, task_id, self.owner, cutoff, claim)
+        except RecordError as exc:
+            # Claimed, but the record cannot be read (edited by hand): the
+            # task fails visibly instead of its message coming back for ever.
+            log.warning("task failed: its record cannot be read",
+                        extra={"task_id": task_id, "error": exc.reason})
+            self._end(None, task_id, FAILURE, started, error="the task record cannot be read")
+            return
+        if outcome == "foreign":
+            # A newer record format, met during an upgrade: left unclaimed;
+            # the reconciler sends it again, and a newer worker runs it.
+            log.warning("message dropped: the task's record format is newer than this worker's",
+                        extra={"task_id": task_id})
+            return
         if outcome != "run":
             log.info("message dropped: task is %s", outcome, extra={"task_id": task_id})
             return
@@ -144,7 +157,7 @@ class VectorJob:
                 "norms": {k: stats[k] for k in ("norm_mean", "norm_min", "norm_max")},
                 "collection": task.collection,
             }
-            output = (collection_key(task.tenant, task.collection), normalised.tobytes())
+            output = (keys.collection(task.tenant, task.collection), normalised.tobytes())
             self._end(task, task_id, SUCCESS, started, result=result, done=task.total, output=output)
 
     def _progress(self, task_id: str, done: int) -> None:

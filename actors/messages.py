@@ -1,11 +1,8 @@
 """Broker messages that are written beside a task's state change.
 
-The broker (``actors.redis_broker``) keeps a queue as one Redis list of
-encoded Dramatiq messages (``hl:q:<queue>``). Writing to that list in the same
-atomic step as the task record makes "202 means durably recorded" literal:
-the record and its message exist together or not at all. Messages carry the
-task id, never the payload; a webhook's first message also carries the
-event it sends, a few hundred bytes (``actors.delivery``).
+A queue is one Redis list of encoded Dramatiq messages, so a message can be
+written in the same atomic step as the task record. Messages carry the task
+id, never the payload; a webhook's first message also carries its event.
 """
 from __future__ import annotations
 
@@ -13,11 +10,12 @@ from typing import Any
 
 from dramatiq import Message
 
-from actors.redis_broker import Keys, encode, heartbeats_key
-from hookline.tasks import QueuedMessage
+from actors.queue_keys import Keys, encode, heartbeats_key
+from hookline import keys
+from hookline.task_store import QueuedMessage
 
 #: The broker's Redis key prefix.
-NAMESPACE = "hl"
+NAMESPACE = keys.NAMESPACE
 JOBS_QUEUE = "jobs"
 CALLBACKS_QUEUE = "callbacks"
 JOB_ACTOR = "process_vectors"

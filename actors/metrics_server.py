@@ -12,9 +12,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, MetricsHandler, multiprocess
 
 from actors.queues import QueueCollector
-from hookline import logging as hl_logging
+from hookline import logs
 from hookline.config import Config, ConfigError
-from hookline.redis import connect
+from hookline.redis_client import connect
 
 log = logging.getLogger("hookline.metrics")
 
@@ -32,7 +32,7 @@ def build_registry(config: Config) -> CollectorRegistry:
 
 def main(config: Config | None = None) -> None:
     config = config or Config.from_env()
-    hl_logging.configure(config.log_format, config.log_level)
+    logs.configure(config.log_format, config.log_level)
     handler: Any = MetricsHandler.factory(build_registry(config))
     server = ThreadingHTTPServer(("0.0.0.0", config.metrics_port), handler)
     log.info("metrics server listening on port %d", config.metrics_port)

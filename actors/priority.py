@@ -1,17 +1,10 @@
 """Keep a worker's ``nice`` in force when it runs in a session of its own.
 
-Linux kernels with autogroup (``/proc/sys/kernel/sched_autogroup_enabled``)
-share CPU time out between sessions first and by ``nice`` only inside a
-session. The Procfile starts the job worker under ``nice -n 10`` so that the
-web answers first; a Procfile runner that starts every line in a session of
-its own (honcho does, through ``/bin/sh -c``) would make that priority count
-for nothing. A session also has a ``nice`` of its own
-(``/proc/self/autogroup``), so a worker gives its session the worker's
-``nice`` where that reaches nothing else: the session has no terminal, and
-nothing in it runs at a higher priority except the worker's own parents (the
-shell that started it, which only waits). A session shared with other
-processes (``python3 dev.py run``, the benchmark) or a terminal's session is
-left alone, since the change would slow them too.
+With autogroup, Linux shares CPU between sessions first and by ``nice`` only
+inside one, so a Procfile runner that gives each line its own session
+(honcho) would void the job worker's ``nice -n 10``. A worker alone in a
+session without a terminal gives the session its ``nice``; a shared session
+is left alone, since the change would slow the others too.
 """
 from __future__ import annotations
 

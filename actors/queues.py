@@ -20,7 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from actors.messages import CALLBACKS_QUEUE, HEARTBEATS_KEY, JOBS_QUEUE, NAMESPACE
-from actors.redis_broker import Keys
+from actors.queue_keys import Keys
 from hookline.schedule import Schedule
 
 

@@ -7,9 +7,9 @@ import redis
 
 from actors.messages import HEARTBEATS_KEY
 from hookline.config import Config
-from hookline.redis import connect
+from hookline.redis_client import connect
 from hookline.schedule import Schedule
-from hookline.tasks import TaskStore
+from hookline.task_store import TaskStore
 
 
 @dataclass

@@ -1,16 +1,8 @@
 """Background upkeep in every worker process.
 
-It keeps the broker's promises (``actors.redis_broker``) and the tasks':
-
-* every worker process writes its heartbeat on its own clock, so a process
-  busy with long jobs never looks dead;
-* every few seconds the messages held by dead processes go back to their
-  queues;
-* a message lost on the way (an enqueue that failed, a key deleted by hand)
-  would leave its task stuck; the reconciler finds unfinished tasks without a
-  message and sends them again.
-
-It also pumps the schedule: job and webhook retries that have come due.
+Heartbeats, the dead-worker sweep, the retry schedule's pump and the
+reconciler that sends again unfinished tasks whose message was lost
+(docs/architecture.md, step 4).
 """
 from __future__ import annotations
 
@@ -25,8 +17,9 @@ import redis
 from actors.messages import HEARTBEATS_KEY, JOBS_QUEUE, job_message
 from actors.redis_broker import LeanRedisBroker
 from actors.services import Services
-from hookline.redis import UNAVAILABLE
-from hookline.tasks import ACTIVE_KEY, PENDING, RETRY, STARTED, TERMINAL, task_key
+from hookline import keys
+from hookline.redis_client import UNAVAILABLE
+from hookline.task_record import PENDING, RETRY, STARTED, TERMINAL
 
 log = logging.getLogger("hookline.upkeep")
 
@@ -40,8 +33,6 @@ PUMP_INTERVAL = 0.2
 RECONCILE_INTERVAL = 5.0
 #: Unfinished tasks the reconciler looks at per pass.
 RECONCILE_BATCH = 500
-
-_LOCK_KEY = "hl:reconciler:lock"
 
 
 class Upkeep(threading.Thread):
@@ -116,43 +107,38 @@ class Upkeep(threading.Thread):
         """
         client: redis.Redis = self.services.redis
         ttl_ms = int(RECONCILE_INTERVAL * 1000 * 0.9)
-        if not client.set(_LOCK_KEY, self.broker.broker_id, nx=True, px=ttl_ms):
+        if not client.set(keys.RECONCILER_LOCK, self.broker.broker_id, nx=True, px=ttl_ms):
             return 0
         cutoff = time.time() - self.services.config.reconcile_after
-        rows = client.zrangebyscore(
-            ACTIVE_KEY, "-inf", cutoff, start=0, num=RECONCILE_BATCH, withscores=True)
-        stale = [(member.decode(), float(score)) for member, score in rows]  # type: ignore[str-unpack]
+        store = self.services.store
+        stale = store.unfinished_since(cutoff, RECONCILE_BATCH)
         if not stale:
             return 0
         beat_cutoff = int(time.time() * 1000) - self.broker.heartbeat_timeout
         live = {w.decode() for w in client.zrangebyscore(HEARTBEATS_KEY, beat_cutoff, "+inf")}
-        keys = self.broker.keys(JOBS_QUEUE)
-        head = client.lindex(keys.queue, -1)
+        queue = self.broker.keys(JOBS_QUEUE)
+        head = client.lindex(queue.queue, -1)
         # Seconds: a task whose message was written at or after this may be waiting.
         waiting_since = orjson.loads(head)["message_timestamp"] / 1000 - 1 if head else None
         held: set[str] = set()
         for worker in sorted(live):
-            for raw in client.lrange(keys.held(worker), 0, -1):
+            for raw in client.lrange(queue.held(worker), 0, -1):
                 held.update(str(arg) for arg in orjson.loads(raw).get("args", ()))
-        pipe = client.pipeline(transaction=False)
-        for task_id, _ in stale:
-            pipe.hmget(task_key(task_id), "status", "owner")
-        records = pipe.execute()
+        records = store.run_states([task_id for task_id, _ in stale])
         sent = 0
         now = time.time()
-        for (task_id, written), (status, owner) in zip(stale, records):
-            if status is None or status.decode() in TERMINAL:
-                client.zrem(ACTIVE_KEY, task_id)
+        for (task_id, written), (current, owner) in zip(stale, records):
+            if current is None or current in TERMINAL:
+                store.forget_finished(task_id)
                 continue
-            current = status.decode()
-            running = current == STARTED and owner is not None and owner.decode() in live
+            running = current == STARTED and owner is not None and owner in live
             scheduled = self.services.schedule.due_at("job", task_id) is not None
             queued = waiting_since is not None and written >= waiting_since
             stuck = task_id in held and current in (PENDING, RETRY)
             if running or scheduled or queued or (task_id in held and not stuck):
-                client.zadd(ACTIVE_KEY, {task_id: now}, xx=True)
+                store.still_waiting(task_id, now)
                 continue
-            if self.services.store.requeue(
+            if store.requeue(
                 task_id, job_message(task_id), expect=(current,), status=current
             ):
                 sent += 1

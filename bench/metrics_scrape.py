@@ -23,7 +23,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from actors.messages import JOBS_QUEUE, queue_key  # noqa: E402
 from bench.run import LAYOUT, Hookline, wait_until  # noqa: E402
+from hookline import keys  # noqa: E402
 
 BODY = json.dumps({"vector_data": [[0.5] * 64] * 16, "metadata": {"source": "scrape-bench"}})
 
@@ -68,8 +70,8 @@ def main() -> int:
                     shares = [batch // 8 + (1 if i < batch % 8 else 0) for i in range(8)]
                     list(pool.map(lambda n: submit(stack.url, key, n), shares))
                 done = checkpoint
-                wait_until(lambda: stack.client.llen("hl:q:jobs") == 0
-                           and stack.client.zcard("hl:active") == 0, 600, "tasks finish")
+                wait_until(lambda: stack.client.llen(queue_key(JOBS_QUEUE)) == 0
+                           and stack.client.zcard(keys.ACTIVE) == 0, 600, "tasks finish")
                 results[checkpoint] = scrape(stack.url, args.scrapes)
                 print(f"after {checkpoint:>6} tasks: /metrics {results[checkpoint]}", flush=True)
         finally:

@@ -50,8 +50,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from actors.messages import HEARTBEATS_KEY, NAMESPACE  # noqa: E402
-from actors.redis_broker import Keys, backlog  # noqa: E402
+from actors.queue_keys import Keys, backlog  # noqa: E402
 from dev import REDIS_SETTINGS, procfile, split_nice  # noqa: E402
+from hookline import keys  # noqa: E402
 from hookline.ids import parse_isoformat  # noqa: E402
 
 SHARED = Path(os.environ.get("HOOKLINE_BENCH_SHARED", ROOT.parent / "shared" / "bench")).resolve()
@@ -192,11 +193,11 @@ def percentile_ms(values: list[float], q: float) -> float | None:
 def hookline_figures(stack: Hookline, auth: dict[str, str]) -> dict[str, Any]:
     """What Hookline's own records show after a run."""
     client = stack.client
-    ids = [m.decode() for m in client.zrange("hl:tasks:bench", 0, -1)]
+    ids = [m.decode() for m in client.zrange(keys.task_index("bench"), 0, -1)]
     pipe = client.pipeline(transaction=False)
     for task_id in ids:
-        pipe.hmget(f"hl:task:{task_id}", "status", "finished")
-        pipe.hget(f"hl:task:{task_id}", "a:1")
+        pipe.hmget(keys.task(task_id), "status", "finished")
+        pipe.hget(keys.task(task_id), "a:1")
     rows = pipe.execute()
     finish_to_webhook: list[float] = []
     statuses: dict[str, int] = {}
@@ -213,11 +214,11 @@ def hookline_figures(stack: Hookline, auth: dict[str, str]) -> dict[str, Any]:
     # counted apart.
     pipe = client.pipeline(transaction=False)
     for task_id in ids:
-        pipe.memory_usage(f"hl:task:{task_id}", samples=0)
-        pipe.hexists(f"hl:task:{task_id}", "payload")
+        pipe.memory_usage(keys.task(task_id), samples=0)
+        pipe.hexists(keys.task(task_id), "payload")
     usage = pipe.execute()
-    index = client.memory_usage("hl:tasks:bench", samples=0) or 0
-    collection = client.memory_usage("hl:coll:bench:default", samples=0) or 0
+    index = client.memory_usage(keys.task_index("bench"), samples=0) or 0
+    collection = client.memory_usage(keys.collection("bench", "default"), samples=0) or 0
     n = max(1, len(ids))
     per_task = (sum(u or 0 for u in usage[0::2]) + index) / n
     persistence = client.info("persistence")
@@ -279,7 +280,7 @@ def run_hookline(args: argparse.Namespace, setting: dict[str, Any], workdir: Pat
         warm = dict(setting, mode="closed", n=300, clients=32)
         drive(stack.url, args, warm, callback["secret"], key, callback["id"], extra,
               workdir / "warmup.json", {}, stack.redis_url)
-        stack.client.delete("hl:tasks:bench")
+        stack.client.delete(keys.task_index("bench"))
         watch = {name: stack.procs[name].pid for name in ("web", "worker", "callbacks", "redis")}
         summary = drive(stack.url, args, setting, callback["secret"], key, callback["id"], extra,
                         workdir / "summary.json", watch, stack.redis_url)

@@ -13,28 +13,12 @@ from typing import NamedTuple
 
 import redis
 
-SCHEDULE_KEY = "hl:schedule"
+from hookline import keys, scripts
+
+SCHEDULE_KEY = keys.SCHEDULE
 
 #: Seconds a claimed member stays leased before another worker may take it.
 LEASE_SECONDS = 60.0
-
-# KEYS: schedule; ARGV: now, lease until, limit
-_CLAIM_LUA = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, member in ipairs(due) do
-  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], member)
-end
-return due
-"""
-
-# KEYS: schedule; ARGV: member, the lease its claimer set
-_DONE_LUA = """
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if score and tonumber(score) == tonumber(ARGV[2]) then
-  return redis.call('ZREM', KEYS[1], ARGV[1])
-end
-return 0
-"""
 
 
 def member(kind: str, task_id: str) -> str:
@@ -53,8 +37,8 @@ class Schedule:
     def __init__(self, client: redis.Redis, key: str = SCHEDULE_KEY) -> None:
         self.redis = client
         self.key = key
-        self._claim = client.register_script(_CLAIM_LUA)
-        self._done = client.register_script(_DONE_LUA)
+        self._claim = scripts.register(client, "hookline", "schedule_claim")
+        self._done = scripts.register(client, "hookline", "schedule_done")
 
     def add(self, kind: str, task_id: str, due: float) -> None:
         self.redis.zadd(self.key, {member(kind, task_id): due})

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import redis
 
+from hookline import keys
+
 #: Seconds a verified key is trusted in this process before Redis is asked
 #: again (a revoked key stops working within this time).
 CACHE_SECONDS = 10.0
@@ -38,14 +40,13 @@ def _digest(secret: str) -> str:
 class KeyStore:
     """Creates, checks and revokes API keys."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str = "hl:") -> None:
+    def __init__(self, client: redis.Redis) -> None:
         self.redis = client
-        self.prefix = prefix
         self._cache: dict[str, tuple[str, str, float]] = {}
         self._lock = threading.Lock()
 
     def _key(self, key_id: str) -> str:
-        return f"{self.prefix}apikey:{key_id}"
+        return keys.api_key(key_id)
 
     def create(self, tenant: str) -> str:
         """Create a key for ``tenant`` and return it; it is shown only once.
@@ -61,14 +62,14 @@ class KeyStore:
             self._key(key_id),
             mapping={"tenant": tenant, "sha256": _digest(secret), "created": repr(time.time())},
         )
-        self.redis.sadd(f"{self.prefix}tenant-keys:{tenant}", key_id)
+        self.redis.sadd(keys.tenant_api_keys(tenant), key_id)
         return f"hlk_{key_id}_{secret}"
 
     def revoke(self, key_id: str) -> bool:
         tenant = self.redis.hget(self._key(key_id), "tenant")
         removed = bool(self.redis.delete(self._key(key_id)))
         if tenant:
-            self.redis.srem(f"{self.prefix}tenant-keys:{tenant.decode()}", key_id)
+            self.redis.srem(keys.tenant_api_keys(tenant.decode()), key_id)
         with self._lock:
             self._cache.pop(key_id, None)
         return removed
@@ -76,7 +77,7 @@ class KeyStore:
     def list(self) -> list[tuple[str, str]]:
         """Every ``(key id, tenant)``."""
         found = []
-        for key in self.redis.scan_iter(match=f"{self.prefix}apikey:*", count=500):
+        for key in self.redis.scan_iter(match=keys.API_KEYS_PATTERN, count=500):
             tenant = self.redis.hget(key, "tenant")
             if tenant:
                 found.append((key.decode().rsplit(":", 1)[1], tenant.decode()))

@@ -9,6 +9,7 @@ import redis as redis_lib
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
+from actors.services import Services
 from hookline.config import Config
 from tests.procs import Receiver, RedisServer, Stack
 from webapp import create_app
@@ -43,6 +44,14 @@ def config(redis: redis_lib.Redis, redis_server: RedisServer) -> Config:
         "HOOKLINE_MAX_DIMENSION": "64",
         "HOOKLINE_MAX_BODY_BYTES": "200000",
     })
+
+
+@pytest.fixture
+def services(config: Config) -> Iterator[Services]:
+    """What the actors need, built as a worker process builds it."""
+    built = Services.build(config)
+    yield built
+    built.redis.connection_pool.disconnect()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from typing import Any
 import redis
 
 from actors.messages import NAMESPACE
-from actors.redis_broker import Keys, backlog
+from actors.queue_keys import Keys, backlog
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -187,6 +187,8 @@ class Receiver:
                     receiver.requests.append({
                         "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
                         "body": body, "at": time.time(),
+                        # The sender's address and port: one per connection it opened.
+                        "peer": self.client_address,
                     })
                 action = receiver.script.get(self.path)
                 status, headers, delay = action(count) if action else (204, {}, 0.0)

@@ -6,8 +6,7 @@ import time
 
 from flask import Flask, Response, g, request
 
-from hookline import logging as hl_logging
-from hookline import metrics
+from hookline import logs, metrics
 from hookline.config import Config
 
 log = logging.getLogger("hookline.web")
@@ -43,7 +42,7 @@ def create_app(config: Config | None = None) -> Flask:
     from webapp.services import WebServices
 
     config = config or Config.from_env()
-    hl_logging.configure(config.log_format, config.log_level)
+    logs.configure(config.log_format, config.log_level)
     app = Flask(__name__)
     # Werkzeug answers 413 before reading a body over this size.
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes

@@ -8,13 +8,12 @@ from typing import Any
 from flask import Blueprint, Response, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from actors.delivery import FAILED_INDEX
 from actors.messages import delivery_message
 from callbacks import UnsafeUrlError
 from hookline.ids import isoformat, parse_isoformat
 from webapp.auth import authenticate, tenant
 from webapp.jsonio import json_body, reply
-from webapp.problems import Problem, not_found
+from webapp.problems import Problem, not_found, unprocessable
 from webapp.services import services
 from webapp.tasks import _get_task
 
@@ -62,20 +61,20 @@ class PageSchema(Schema):
 
 def _load(schema: Schema, data: object) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise Problem(422, "Unprocessable Content", "The body must be a JSON object.",
-                      errors={"_schema": ["Must be a JSON object."]})
+        raise unprocessable("The body must be a JSON object.",
+                            errors={"_schema": ["Must be a JSON object."]})
     try:
         return schema.load(data)  # type: ignore[no-any-return]
     except ValidationError as exc:
-        raise Problem(422, "Unprocessable Content", "The request is not valid; see errors.",
-                      errors=exc.normalized_messages()) from None
+        raise unprocessable("The request is not valid; see errors.",
+                            errors=exc.normalized_messages()) from None
 
 
 def _guard(url: str) -> None:
     try:
         services().guard.check(url)
     except UnsafeUrlError as exc:
-        raise Problem(422, "Unprocessable Content", str(exc), errors={"url": [str(exc)]}) from None
+        raise unprocessable(str(exc), errors={"url": [str(exc)]}) from None
 
 
 @bp.post("/callbacks")
@@ -93,8 +92,8 @@ def index() -> Response:
     try:
         items, cursor = services().registry.list(tenant(), query["limit"], query["cursor"])
     except ValueError:
-        raise Problem(422, "Unprocessable Content", "The cursor is not valid.",
-                      errors={"cursor": ["Not a cursor from this API."]}) from None
+        raise unprocessable("The cursor is not valid.",
+                            errors={"cursor": ["Not a cursor from this API."]}) from None
     return reply({"items": items, "next_cursor": cursor})
 
 
@@ -151,13 +150,12 @@ def recover(cb_id: str) -> Response:
     try:
         since = parse_isoformat(data["since"])
     except (ValueError, OverflowError):
-        raise Problem(422, "Unprocessable Content", "since must be an ISO 8601 timestamp.",
-                      errors={"since": ["Not an ISO 8601 timestamp."]}) from None
+        raise unprocessable("since must be an ISO 8601 timestamp.",
+                            errors={"since": ["Not an ISO 8601 timestamp."]}) from None
     svc = services()
-    failed = svc.redis.zrangebyscore(FAILED_INDEX.format(cb_id), since, "+inf",
-                                     start=0, num=RECOVER_LIMIT)
+    failed = svc.store.failed_since(cb_id, since, RECOVER_LIMIT)
     for task_id in failed:
-        svc.store.write_message(delivery_message(task_id.decode(), "manual"))
+        svc.store.write_message(delivery_message(task_id, "manual"))
     log.info("recovery queued", extra={"callback_id": cb_id, "count": len(failed)})
     return reply({"id": cb_id, "since": isoformat(since), "count": len(failed)}, 202)
 
@@ -170,8 +168,8 @@ def deliveries(task_id: str) -> Response:
     start = 0
     if query["cursor"]:
         if not query["cursor"].isdigit():
-            raise Problem(422, "Unprocessable Content", "The cursor is not valid.",
-                          errors={"cursor": ["Not a cursor from this API."]})
+            raise unprocessable("The cursor is not valid.",
+                                errors={"cursor": ["Not a cursor from this API."]})
         start = int(query["cursor"])
     page = rows[start : start + query["limit"]]
     end = start + len(page)

@@ -5,7 +5,7 @@ from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from actors.queues import QueueCollector
-from hookline.redis import UNAVAILABLE
+from hookline.redis_client import UNAVAILABLE
 from webapp.jsonio import reply
 from webapp.openapi import document
 from webapp.services import services

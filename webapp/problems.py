@@ -9,7 +9,8 @@ import orjson
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from hookline.redis import UNAVAILABLE
+from hookline.redis_client import UNAVAILABLE
+from hookline.task_record import RecordError
 
 log = logging.getLogger("hookline.web")
 
@@ -58,6 +59,11 @@ class Problem(Exception):
         return resp
 
 
+def unprocessable(detail: str, errors: Mapping[str, Any] | None = None) -> Problem:
+    """A ``422``: the request is well-formed but its content is not acceptable."""
+    return Problem(422, "Unprocessable Content", detail, errors=errors)
+
+
 def not_found(what: str = "task") -> Problem:
     return Problem(404, "Not Found", f"No {what} with that id exists for this API key.")
 
@@ -91,6 +97,14 @@ def register(app: Flask) -> None:
 
     for error_class in UNAVAILABLE:
         app.register_error_handler(error_class, _unavailable)
+
+    @app.errorhandler(RecordError)
+    def _unreadable(exc: RecordError) -> Response:
+        # Expected enough to need no traceback: a record edited by hand, or
+        # written by a newer version during an upgrade.
+        log.error("task record cannot be read", extra={"task_id": exc.task_id, "error": exc.reason})
+        return Problem(500, "Internal Server Error",
+                       "The task's stored record cannot be read; nothing was changed.").response()
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -1,7 +1,7 @@
 """What the request handlers need, built once by the app factory."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 from flask import current_app
@@ -10,10 +10,12 @@ from actors.messages import HEARTBEATS_KEY
 from callbacks import CallbackRegistry, UrlGuard
 from hookline.config import Config
 from hookline.ratelimit import RateLimiter
-from hookline.redis import connect
+from hookline.redis_client import connect
 from hookline.schedule import Schedule
-from hookline.tasks import TaskStore
+from hookline.task_store import TaskStore
 from hookline.tenants import KeyStore
+from webapp.callback_lookup import CallbackLookup
+from webapp.schemas import ListQuerySchema, TaskSubmitSchema
 
 
 @dataclass
@@ -26,6 +28,16 @@ class WebServices:
     registry: CallbackRegistry
     guard: UrlGuard
     schedule: Schedule
+    #: Resolves the callback a submitted task names (keeps a short cache).
+    callbacks: CallbackLookup = field(init=False)
+    #: Built once: marshmallow schemas are costly to make per request.
+    submit_schema: TaskSubmitSchema = field(init=False)
+    list_schema: ListQuerySchema = field(default_factory=ListQuerySchema)
+
+    def __post_init__(self) -> None:
+        self.callbacks = CallbackLookup(self.registry)
+        self.submit_schema = TaskSubmitSchema(
+            max_vectors=self.config.max_vectors, max_dimension=self.config.max_dimension)
 
     @classmethod
     def build(cls, config: Config) -> "WebServices":

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import logging
-import time
-from typing import Any
 
 import orjson
 from flask import Blueprint, Response, g, request
@@ -12,12 +10,11 @@ from marshmallow import ValidationError
 from actors.messages import delivery_message, job_message
 from hookline import metrics
 from hookline.ids import new_task_id
-from hookline.tasks import TERMINAL, Task
+from hookline.task_record import TERMINAL, Task
 from webapp.auth import authenticate, tenant
-from webapp.idempotency import MAX_KEY_LENGTH, IdempotencyKeys
+from webapp.idempotency import Claimed, IdempotencyKeys, run_once
 from webapp.jsonio import json_body, reply
-from webapp.problems import Problem, not_found
-from webapp.schemas import ListQuerySchema, TaskSubmitSchema
+from webapp.problems import Problem, not_found, unprocessable
 from webapp.services import WebServices, services
 
 log = logging.getLogger("hookline.tasks")
@@ -28,9 +25,6 @@ bp.before_request(authenticate)
 #: Seconds a poller is asked to wait before polling an unfinished task again.
 POLL_RETRY_AFTER = 1
 
-_list_schema = ListQuerySchema()
-
-
 def _links(task_id: str) -> dict[str, str]:
     return {
         "self": f"/tasks/{task_id}",
@@ -39,125 +33,32 @@ def _links(task_id: str) -> dict[str, str]:
     }
 
 
-def _schema(svc: WebServices) -> TaskSubmitSchema:
-    cached = getattr(svc, "_submit_schema", None)
-    if cached is None:
-        cached = TaskSubmitSchema(
-            max_vectors=svc.config.max_vectors, max_dimension=svc.config.max_dimension
-        )
-        svc._submit_schema = cached  # type: ignore[attr-defined]
-    return cached
-
-
-#: Seconds a resolved callback is reused by this process before Redis is asked
-#: again (a deleted or changed callback is seen within this time).
-CALLBACK_CACHE_SECONDS = 2.0
-_callback_cache: dict[tuple[str, str, str], tuple[float, tuple[str, str]]] = {}
-
-
-def _resolve_callback(svc: WebServices, owner: str, data: dict[str, Any]) -> tuple[str, str] | None:
-    callback_id, callback_url = data.get("callback_id"), data.get("callback_url")
-    if not callback_id and not callback_url:
-        return None
-    cache_key = (owner, callback_id or "", callback_url or "")
-    cached = _callback_cache.get(cache_key)
-    now = time.monotonic()
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    found = _lookup_callback(svc, owner, callback_id, callback_url)
-    if len(_callback_cache) > 10_000:
-        _callback_cache.clear()
-    _callback_cache[cache_key] = (now + CALLBACK_CACHE_SECONDS, found)
-    return found
-
-
-def _lookup_callback(
-    svc: WebServices, owner: str, callback_id: str | None, callback_url: str | None
-) -> tuple[str, str]:
-    if callback_id and callback_url:
-        raise Problem(422, "Unprocessable Content", "Send callback_id or callback_url, not both.",
-                      errors={"callback_id": ["Send callback_id or callback_url, not both."]})
-    if callback_id:
-        record = svc.registry.get(owner, callback_id)
-        if record is None:
-            raise Problem(422, "Unprocessable Content", "No callback with that id exists.",
-                          errors={"callback_id": ["No callback with that id exists for this API key."]})
-        return record["id"], record["url"]
-    if callback_url:
-        found = svc.registry.find_by_url(owner, callback_url)
-        if found is None:
-            message = ("This URL is not a registered callback. Register it first with "
-                       "POST /callbacks {\"url\": ...} and use the URL or the returned id.")
-            raise Problem(422, "Unprocessable Content", message, errors={"callback_url": [message]})
-        record = svc.registry.get(owner, found)
-        if record is None:
-            raise not_found("callback")
-        return record["id"], record["url"]
-    raise AssertionError("unreachable: no callback named")
-
-
 @bp.post("/tasks")
 def submit() -> Response:
     svc = services()
     owner = tenant()
-    idem_header = request.headers.get("Idempotency-Key")
-    if idem_header is None:
-        return _submit(svc, owner, None)
-    if not idem_header or len(idem_header) > MAX_KEY_LENGTH:
-        raise Problem(400, "Bad Request", f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} characters.")
-    keys = IdempotencyKeys(svc.redis)
-    rkey = keys.redis_key(owner, idem_header)
-    fingerprint = keys.fingerprint(request.get_data(cache=True))
-    stored = keys.claim(rkey, fingerprint)
-    if stored is not None:
-        if stored.fingerprint != fingerprint:
-            raise Problem(422, "Unprocessable Content",
-                          "This Idempotency-Key was already used with a different request body.")
-        if stored.state == "pending":
-            raise Problem(409, "Conflict",
-                          "A request with this Idempotency-Key is still being processed; retry shortly.",
-                          headers={"Retry-After": "1"})
-        resp = Response(stored.body, stored.status,
-                        mimetype="application/json" if stored.status < 400 else "application/problem+json")
-        if stored.location:
-            resp.headers["Location"] = stored.location
-        resp.headers["Idempotent-Replayed"] = "true"
-        return resp
-    try:
-        return _submit(svc, owner, (rkey, fingerprint, keys))
-    except Problem as problem:
-        if problem.status >= 500 or problem.status in (401, 429):
-            keys.release(rkey)
-        else:
-            resp = problem.response()
-            keys.store(rkey, problem.status, resp.get_data(), "", fingerprint)
-        raise
-    except Exception:
-        keys.release(rkey)
-        raise
+    return run_once(IdempotencyKeys(svc.redis), owner, request.headers.get("Idempotency-Key"),
+                    request.get_data(cache=True), lambda claimed: _submit(svc, owner, claimed))
 
 
-def _submit(svc: WebServices, owner: str, idem: tuple[str, str, IdempotencyKeys] | None) -> Response:
+def _submit(svc: WebServices, owner: str, claimed: Claimed | None) -> Response:
     body = json_body()
     if not isinstance(body, dict):
-        raise Problem(422, "Unprocessable Content", "The body must be a JSON object.",
-                      errors={"_schema": ["Must be a JSON object."]})
+        raise unprocessable("The body must be a JSON object.",
+                            errors={"_schema": ["Must be a JSON object."]})
     try:
-        data = _schema(svc).load(body)
+        data = svc.submit_schema.load(body)
     except ValidationError as exc:
-        raise Problem(422, "Unprocessable Content", "The task is not valid; see errors.",
-                      errors=exc.normalized_messages()) from None
-    callback = _resolve_callback(svc, owner, data)
+        raise unprocessable("The task is not valid; see errors.",
+                            errors=exc.normalized_messages()) from None
+    callback = svc.callbacks.resolve(owner, data)
     vectors = data["vector_data"]
     metadata = data["metadata"]
     task_id = new_task_id()
     answer = {"task_id": task_id, "status": "Processing", "links": _links(task_id)}
     answer_bytes = orjson.dumps(answer)
     location = f"/tasks/{task_id}"
-    extra = []
-    if idem is not None:
-        rkey, fingerprint, keys = idem
-        extra.append((rkey, keys.answer(202, answer_bytes, location, fingerprint), 24 * 3600))
+    extra = [claimed.answer_write(202, answer_bytes, location)] if claimed is not None else []
     svc.store.submit(
         task_id=task_id,
         tenant=owner,
@@ -215,17 +116,17 @@ def read(task_id: str) -> Response:
 @bp.get("/tasks")
 def index() -> Response:
     try:
-        query = _list_schema.load(request.args.to_dict())
+        query = services().list_schema.load(request.args.to_dict())
     except ValidationError as exc:
-        raise Problem(422, "Unprocessable Content", "The query is not valid; see errors.",
-                      errors=exc.normalized_messages()) from None
+        raise unprocessable("The query is not valid; see errors.",
+                            errors=exc.normalized_messages()) from None
     try:
         tasks, cursor = services().store.list(
             tenant(), limit=query["limit"], cursor=query["cursor"], status=query["status"]
         )
     except ValueError:
-        raise Problem(422, "Unprocessable Content", "The cursor is not valid.",
-                      errors={"cursor": ["Not a cursor from this API."]}) from None
+        raise unprocessable("The cursor is not valid.",
+                            errors={"cursor": ["Not a cursor from this API."]}) from None
     return reply({"items": [t.to_public() for t in tasks], "next_cursor": cursor})
 
 

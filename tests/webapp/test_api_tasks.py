@@ -8,7 +8,7 @@ import redis as redis_lib
 from flask.testing import FlaskClient
 
 from actors.messages import HEARTBEATS_KEY
-from hookline.tasks import task_key
+from hookline import keys
 from tests.procs import queued, wait_until
 
 SEED = {"vector_data": [0.1, 0.2, 0.3], "metadata": {"source": "user"}}
@@ -29,7 +29,7 @@ def test_submit_writes_record_payload_and_message_together(
     client: FlaskClient, auth: dict, redis: redis_lib.Redis
 ) -> None:
     task_id = client.post("/tasks", json=SEED, headers=auth).get_json()["task_id"]
-    record = redis.hgetall(task_key(task_id))
+    record = redis.hgetall(keys.task(task_id))
     assert record[b"status"] == b"PENDING"
     assert len(record[b"payload"]) == 3 * 8
     [message] = queued(redis, "jobs")
@@ -79,8 +79,8 @@ def test_cancel_pending_revokes_and_cancel_again_conflicts(client: FlaskClient, 
     resp = client.post(f"/tasks/{task_id}/cancel", headers=auth)
     assert resp.status_code == 202
     assert resp.get_json()["status"] == "REVOKED"
-    assert not redis.hexists(task_key(task_id), "payload")
-    assert redis.ttl(task_key(task_id)) > 0
+    assert not redis.hexists(keys.task(task_id), "payload")
+    assert redis.ttl(keys.task(task_id)) > 0
     again = client.post(f"/tasks/{task_id}/cancel", headers=auth)
     assert again.status_code == 409
     assert again.mimetype == "application/problem+json"

@@ -2,48 +2,21 @@
 
 The job actor runs in process here, against the test's Redis, with the
 message it would get from the broker; the restart tests in
-``tests/test_faults.py`` drive the same paths through real processes.
+``tests/e2e/test_faults.py`` drive the same paths through real processes.
 """
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis as redis_lib
-from dramatiq.middleware import CurrentMessage
 from flask.testing import FlaskClient
 
 from actors import jobs
 from actors.jobs import VectorJob
 from actors.messages import HEARTBEATS_KEY, job_message
-from actors.redis_broker import HeldMessage, decode
 from actors.services import Services
-from hookline.config import Config
-
-HELD_KEY = "hl:q:jobs:held:worker-under-test"
-
-
-@pytest.fixture
-def services(config: Config) -> Iterator[Services]:
-    built = Services.build(config)
-    yield built
-    built.redis.connection_pool.disconnect()
-
-
-def held_job(redis: redis_lib.Redis, raw: bytes) -> HeldMessage:
-    """A job message as a worker holds it: taken off its queue, on a held list."""
-    redis.lpush(HELD_KEY, raw)
-    return HeldMessage(decode(raw), raw, HELD_KEY)
-
-
-def run_with(actor: VectorJob, message: HeldMessage, task_id: str) -> None:
-    current = CurrentMessage()
-    current.before_process_message(None, message)
-    try:
-        actor(task_id)
-    finally:
-        current.after_process_message(None, message)
+from tests.held_jobs import held_job, run_with
 
 
 def test_a_job_that_loses_redis_after_its_claim_goes_back_and_another_worker_finishes_it(

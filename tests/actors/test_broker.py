@@ -13,8 +13,9 @@ from dramatiq.common import current_millis
 from dramatiq.middleware import SkipMessage
 from flask.testing import FlaskClient
 
-from actors import redis_broker
-from actors.redis_broker import HeldMessage, LeanRedisBroker, held_message
+from actors import consumer as consumer_module
+from actors.held import HeldMessage, held_message
+from actors.redis_broker import LeanRedisBroker
 from actors.services import Services
 from hookline.config import Config
 from tests.procs import held, queued
@@ -209,7 +210,7 @@ def test_a_full_consumer_sleeps_until_settled_messages_free_half_its_prefetch(
 ) -> None:
     # Given a consumer with a backlog behind it and its prefetch of 4 full
     # (a missed wake-up would only end after the 30 s idle wait set here)
-    monkeypatch.setattr(redis_broker, "IDLE_WAIT_SECONDS", 30.0)
+    monkeypatch.setattr(consumer_module, "IDLE_WAIT_SECONDS", 30.0)
     for i in range(10):
         broker.enqueue(message(f"old{i}").copy(message_timestamp=current_millis() - 60_000))
     consumer = broker.consume("jobs", prefetch=4, timeout=60_000)

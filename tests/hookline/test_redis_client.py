@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis as redis_lib
 
-from hookline.redis import connect
+from hookline.redis_client import connect
 from tests.procs import RedisServer, wait_until
 
 

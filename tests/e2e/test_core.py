@@ -13,8 +13,8 @@ import redis as redis_lib
 import requests
 
 from actors.messages import job_message
-from hookline.collections import collection_key
-from hookline.tasks import QueuedMessage
+from hookline import keys
+from hookline.task_store import QueuedMessage
 from tests.procs import ROOT, Stack, queued, settled, wait_until
 
 SEED = {"vector_data": [0.1, 0.2, 0.3], "metadata": {"source": "user"}}
@@ -64,7 +64,7 @@ def test_rows_are_vectors_and_are_normalised_into_the_collection(
     assert done["status"] == "SUCCESS"
     assert done["result"]["processed_vectors"] == 3
     assert done["result"]["dimension"] == 2
-    stored = np.frombuffer(redis.hget(collection_key("acme", "demo"), task_id), dtype=np.float32)
+    stored = np.frombuffer(redis.hget(keys.collection("acme", "demo"), task_id), dtype=np.float32)
     assert np.allclose(stored.reshape(3, 2), [[0.6, 0.8], [0.0, 1.0], [0.0, 0.0]])
     # The finished record drops the payload and the owner, and is written
     # afresh so that it takes Redis's compact encoding again.
@@ -97,7 +97,7 @@ def test_a_task_accepted_with_its_payload_under_its_own_key_still_runs(
     # Then it ran on that payload, and neither task leaves its payload behind
     assert done["status"] == "SUCCESS"
     assert done["result"]["norms"]["norm_max"] == 5.0
-    stored = np.frombuffer(redis.hget(collection_key("acme", "old"), ran), dtype=np.float32)
+    stored = np.frombuffer(redis.hget(keys.collection("acme", "old"), ran), dtype=np.float32)
     assert np.allclose(stored, [0.6, 0.8])
     assert not redis.exists(f"hl:payload:{ran}") and not redis.exists(f"hl:payload:{cancelled}")
 
@@ -133,7 +133,7 @@ def test_redelivery_runs_the_task_once(make_stack: Callable[..., Stack],
     wait_until(lambda: settled(redis, "jobs"), 30, "all messages acknowledged")
     # Then it ran exactly once and its result is not duplicated
     assert done["status"] == "SUCCESS" and done["attempts"] == 1
-    assert redis.hlen(collection_key("acme", "default")) == 1
+    assert redis.hlen(keys.collection("acme", "default")) == 1
     assert stack.procs["worker"].log().count("task finished") == 1
     assert stack.procs["worker"].log().count("message dropped: task is") == 2
 
@@ -174,5 +174,5 @@ def test_cancelled_pending_task_never_runs(make_stack: Callable[..., Stack],
     body = requests.get(f"{stack.url}/tasks/{task_id}", headers=auth, timeout=5).json()
     assert body["status"] == "REVOKED"
     assert body["attempts"] == 0 and body["started_at"] is None
-    assert redis.hlen(collection_key("acme", "default")) == 0
+    assert redis.hlen(keys.collection("acme", "default")) == 0
     assert "task started" not in stack.procs["worker"].log()

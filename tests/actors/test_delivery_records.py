@@ -15,9 +15,10 @@ from dramatiq.middleware.time_limit import TimeLimitExceeded
 from dramatiq.threading import raise_thread_exception
 from flask.testing import FlaskClient
 
-from actors.delivery import FAILED_INDEX, WebhookDelivery
+from actors.delivery import WebhookDelivery
 from actors.jobs import VectorJob
 from actors.services import Services
+from hookline import keys
 from hookline.config import Config
 from tests.procs import Receiver
 
@@ -72,13 +73,13 @@ def test_failed_for_good_enters_the_recover_index_and_a_delivery_leaves_it(
     receiver.script["/hook"] = lambda n: (400, {}, 0.0)
     delivery(task_id, "scheduled", callback_id)
     assert redis.hget(f"hl:task:{task_id}", "delivery") == b"failed"
-    assert redis.zscore(FAILED_INDEX.format(callback_id), task_id) is not None
+    assert redis.zscore(keys.failed_deliveries(callback_id), task_id) is not None
     assert redis.zscore("hl:schedule", f"hook:{task_id}") is None
     # A manual resend that gets through
     receiver.script["/hook"] = lambda n: (204, {}, 0.0)
     delivery(task_id, "manual", callback_id)
     assert redis.hget(f"hl:task:{task_id}", "delivery") == b"delivered"
-    assert redis.zscore(FAILED_INDEX.format(callback_id), task_id) is None
+    assert redis.zscore(keys.failed_deliveries(callback_id), task_id) is None
     assert len(receiver.received("/hook")) == 2
 
 
@@ -92,7 +93,7 @@ def test_a_delivery_that_breaks_fails_visibly_and_can_be_resent(
     redis.hset(key, "result", b"{not json")
     delivery(task_id, "scheduled", callback_id)
     assert redis.hget(key, "delivery") == b"failed"
-    assert redis.zscore(FAILED_INDEX.format(callback_id), task_id) is not None
+    assert redis.zscore(keys.failed_deliveries(callback_id), task_id) is not None
     # Once mended, the attempts log shows why, recover finds it, and it is delivered
     redis.hset(key, "result", result)
     log = client.get(f"/tasks/{task_id}/deliveries", headers=auth).get_json()["items"]
@@ -119,4 +120,4 @@ def test_a_delivery_stopped_by_its_time_limit_fails_visibly(
         limit.join()
     assert redis.hget(f"hl:task:{task_id}", "delivery") == b"failed"
     assert b'"error":"time limit exceeded"' in redis.hget(f"hl:task:{task_id}", "a:1")
-    assert redis.zscore(FAILED_INDEX.format(callback_id), task_id) is not None
+    assert redis.zscore(keys.failed_deliveries(callback_id), task_id) is not None

@@ -1,0 +1,67 @@
+"""Every Redis key name Hookline uses, in one place.
+
+The callback registry (``callbacks.registry``) names its own keys under the
+prefix it is given, so that ``callbacks/`` stands alone.
+"""
+from __future__ import annotations
+
+#: The prefix of every key.
+PREFIX = "hl:"
+#: The broker's namespace: its keys read ``hl:q:<queue>`` and so on.
+NAMESPACE = PREFIX.rstrip(":")
+
+#: Sorted set of unfinished task ids by when their last message was written.
+ACTIVE = f"{PREFIX}active"
+#: Sorted set of job and webhook retries by when they are due.
+SCHEDULE = f"{PREFIX}schedule"
+#: The reconciler's lock: one process at a time runs a pass.
+RECONCILER_LOCK = f"{PREFIX}reconciler:lock"
+
+
+def task(task_id: str) -> str:
+    """The task's record (a hash)."""
+    return f"{PREFIX}task:{task_id}"
+
+
+def legacy_payload(task_id: str) -> str:
+    """Where a task accepted before the payload moved into its record keeps it."""
+    return f"{PREFIX}payload:{task_id}"
+
+
+def task_index(tenant: str) -> str:
+    """The tenant's task ids by creation time (a sorted set)."""
+    return f"{PREFIX}tasks:{tenant}"
+
+
+def collection(tenant: str, name: str) -> str:
+    """A tenant's vector collection (a hash of task id to vectors)."""
+    return f"{PREFIX}coll:{tenant}:{name}"
+
+
+def failed_deliveries(callback_id: str) -> str:
+    """The callback's tasks whose webhook failed (a sorted set, for recover)."""
+    return f"{PREFIX}failed:{callback_id}"
+
+
+def idempotency(tenant: str, digest: str) -> str:
+    """The answer kept for a tenant's ``Idempotency-Key`` (its SHA-256 hex)."""
+    return f"{PREFIX}idem:{tenant}:{digest}"
+
+
+def api_key(key_id: str) -> str:
+    """An API key's tenant and secret hash."""
+    return f"{PREFIX}apikey:{key_id}"
+
+
+#: What every API key's record matches (for ``SCAN``).
+API_KEYS_PATTERN = f"{PREFIX}apikey:*"
+
+
+def tenant_api_keys(tenant: str) -> str:
+    """The ids of a tenant's API keys (a set)."""
+    return f"{PREFIX}tenant-keys:{tenant}"
+
+
+def rate_limit(key_id: str) -> str:
+    """An API key's token bucket."""
+    return f"{PREFIX}ratelimit:{key_id}"

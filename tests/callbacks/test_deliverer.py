@@ -371,3 +371,19 @@ def test_https_sends_the_host_name_and_verifies_the_certificate_against_it(
         untrusted = d.send(f"https://receiver.test:{receiver.port}/tls", BODY, HEADERS)
         assert untrusted.status_code is None and (untrusted.error or "").startswith("tls certificate error")
     assert receiver.paths() == ["/tls"]
+
+
+def test_https_answers_are_not_followed_and_are_cut_at_max_read(
+        certificate: tuple[Path, Path], tls_receiver: tuple[Receiver, list[str]]) -> None:
+    receiver, names = tls_receiver
+    receiver.routes["/moved"] = answer_with(302, b"", {"Location": receiver.url("/target", "receiver.test",
+                                                                                 "https")})
+    receiver.routes["/long"] = answer_with(500, b"z" * 10_000)
+    guard = UrlGuard(["receiver.test"], resolver=resolver_for({"receiver.test": "127.0.0.1"}))
+    with Deliverer(guard, timeout=5, max_read=64, ca_certs=str(certificate[0])) as d:
+        moved = d.send(f"https://receiver.test:{receiver.port}/moved", BODY, HEADERS)
+        long = d.send(f"https://receiver.test:{receiver.port}/long", BODY, HEADERS)
+    assert (moved.status_code, moved.error) == (302, None)
+    assert (long.status_code, long.error, long.response_excerpt) == (500, None, "z" * 64)
+    assert receiver.paths() == ["/moved", "/long"]
+    assert set(names) == {"receiver.test"}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import http.client
-import io
 import os
 import re
 import ssl
@@ -22,10 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import urllib3
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError, ReadTimeoutError
 from urllib3.exceptions import SSLError as Urllib3SSLError
+
+from callbacks.connections import POOL_CLASSES, attempt
 
 #: Bytes of a receiver's answer that are read; the rest is never downloaded.
 DEFAULT_MAX_READ = 4096
@@ -82,97 +81,6 @@ def check_headers(headers: Mapping[str, str]) -> None:
         value.encode("latin-1")
 
 
-# What the running attempt of this thread knows: its deadline, and whether its
-# request went out on a connection that had carried one before.
-_attempt = threading.local()
-
-
-class _DeadlineReader(io.RawIOBase):
-    """Reads a socket with whatever time the attempt's deadline leaves."""
-
-    def __init__(self, raw: Any, sock: Any) -> None:
-        self.raw = raw
-        self.sock = sock
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int | None:
-        left = getattr(_attempt, "deadline", float("inf")) - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("the attempt's deadline passed")
-        self.sock.settimeout(left)
-        return int(self.raw.readinto(buffer))
-
-    def close(self) -> None:
-        self.raw.close()
-        super().close()
-
-
-class _Response(http.client.HTTPResponse):
-    # urllib3's timeouts bound each read; this bounds the answer as a whole,
-    # so a receiver that trickles its answer cannot hold a thread for ever.
-    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(sock, *args, **kwargs)
-        self.fp = io.BufferedReader(_DeadlineReader(self.fp.detach(), sock))
-
-
-class _Tracked:
-    """Notes, per thread, whether a request reuses a connection."""
-
-    response_class: Any = _Response
-    sock: Any
-    _uses = 0
-    _held: bytes | None = None
-
-    def connect(self) -> None:
-        super().connect()  # type: ignore[misc]
-        self._uses = 0
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        if self.sock is None:
-            self._uses = 0
-        _attempt.reused = self._uses > 0
-        _attempt.sent = True
-        self._uses += 1
-        self._held: bytes | None = None
-        super().request(*args, **kwargs)  # type: ignore[misc]
-        held, self._held = self._held, None
-        if held is not None:
-            super().send(held)  # type: ignore[misc]
-
-    # urllib3 writes the head and the body separately; held back, the head
-    # goes out with the body in one write (one packet, one system call less).
-    def endheaders(self, *args: Any, **kwargs: Any) -> None:
-        self._held = b""
-        super().endheaders(*args, **kwargs)  # type: ignore[misc]
-
-    def send(self, data: Any) -> None:
-        held = self._held
-        if held == b"":
-            self._held = bytes(data)
-            return
-        if held:
-            self._held = None
-            data = held + bytes(data)
-        super().send(data)  # type: ignore[misc]
-
-
-class _Connection(_Tracked, HTTPConnection):
-    pass
-
-
-class _TlsConnection(_Tracked, HTTPSConnection):
-    pass
-
-
-class _Pool(HTTPConnectionPool):
-    ConnectionCls = _Connection
-
-
-class _TlsPool(HTTPSConnectionPool):
-    ConnectionCls = _TlsConnection
-
 
 class Transport:
     """Keep-alive HTTP(S) connections to checked addresses; safe to share between threads.
@@ -195,7 +103,7 @@ class Transport:
             num_pools=MAX_RECEIVERS, maxsize=MAX_IDLE_PER_RECEIVER, block=False, retries=False,
             timeout=urllib3.Timeout(connect=self.connect_timeout, total=self.timeout),
         )
-        self._manager.pool_classes_by_scheme = {"http": _Pool, "https": _TlsPool}
+        self._manager.pool_classes_by_scheme = dict(POOL_CLASSES)
 
     def post(self, scheme: str, addresses: tuple[str, ...], port: int, host: str,
              target: str, headers: Mapping[str, str], body: bytes) -> AttemptResult:
@@ -210,7 +118,7 @@ class Transport:
             ValueError: a header cannot be sent (see ``check_headers``).
         """
         check_headers(headers)
-        _attempt.deadline = time.monotonic() + self.timeout
+        attempt.deadline = time.monotonic() + self.timeout
         error = "no address to connect to"
         for address in addresses:
             kwargs: dict[str, Any] = {"server_hostname": host}
@@ -228,16 +136,16 @@ class Transport:
     def _exchange(self, pool: Any, target: str, headers: Mapping[str, str],
                   body: bytes) -> AttemptResult | tuple[str, bool]:
         for _ in range(2):
-            _attempt.sent = _attempt.reused = False
+            attempt.sent = attempt.reused = False
             try:
                 response = pool.urlopen("POST", target, body=body, headers=headers, redirect=False,
                                         assert_same_host=False, preload_content=False,
                                         decode_content=False)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 cause = _cause(exc)
-                if _attempt.reused and isinstance(cause, _STALE):
+                if attempt.reused and isinstance(cause, _STALE):
                     continue
-                connecting = not _attempt.sent or isinstance(exc, ConnectTimeoutError)
+                connecting = not attempt.sent or isinstance(exc, ConnectTimeoutError)
                 return self._describe(exc, connecting=connecting), not connecting
             return self._read(response)
         return "connection closed without an answer", True

@@ -52,28 +52,22 @@ class _Response(http.client.HTTPResponse):
 
 
 class _Tracked:
-    """Notes, per thread, whether a request reuses a connection."""
+    """Reads with the deadline, writes head and body at once, and notes reuse (see ``attempt``)."""
 
     response_class: Any = _Response
     sock: Any
-    _uses = 0
+    _used_sock: Any = None
     _held: bytes | None = None
 
-    def connect(self) -> None:
-        super().connect()  # type: ignore[misc]
-        self._uses = 0
-
     def request(self, *args: Any, **kwargs: Any) -> None:
-        if self.sock is None:
-            self._uses = 0
-        attempt.reused = self._uses > 0
+        attempt.reused = self.sock is not None and self.sock is self._used_sock
         attempt.sent = True
-        self._uses += 1
         self._held: bytes | None = None
         super().request(*args, **kwargs)  # type: ignore[misc]
         held, self._held = self._held, None
         if held is not None:
             super().send(held)  # type: ignore[misc]
+        self._used_sock = self.sock
 
     # urllib3 writes the head and the body separately; held back, the head
     # goes out with the body in one write (one packet, one system call less).

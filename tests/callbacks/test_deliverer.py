@@ -152,6 +152,38 @@ def test_a_connection_the_receiver_closed_is_not_a_failure(deliverer: Deliverer,
     assert http_receiver.paths() == ["/bye", "/again"] and http_receiver.connections == 2
 
 
+def test_a_kept_connection_that_dies_unanswered_is_retried_once_on_a_fresh_one(
+        deliverer: Deliverer, http_receiver: Receiver) -> None:
+    # The receiver drops the kept-alive connection when the next request
+    # arrives on it, without answering (as when its idle timeout strikes just
+    # then): the request goes out once more, on a new connection.
+    dropped: list[int] = []
+
+    def drop_once(handler) -> None:  # type: ignore[no-untyped-def]
+        if not dropped:
+            dropped.append(1)
+            handler.close_connection = True
+            return
+        answer_with(204)(handler)
+
+    http_receiver.routes["/drop"] = drop_once
+    assert deliverer.send(http_receiver.url("/warm"), BODY, HEADERS).status_code == 204
+    result = deliverer.send(http_receiver.url("/drop"), BODY, HEADERS)
+    assert (result.status_code, result.error) == (204, None)
+    assert http_receiver.paths() == ["/warm", "/drop", "/drop"] and http_receiver.connections == 2
+
+
+def test_a_fresh_connection_that_dies_unanswered_is_not_retried(deliverer: Deliverer,
+                                                                http_receiver: Receiver) -> None:
+    def drop(handler) -> None:  # type: ignore[no-untyped-def]
+        handler.close_connection = True
+
+    http_receiver.routes["/drop"] = drop
+    result = deliverer.send(http_receiver.url("/drop"), BODY, HEADERS)
+    assert (result.status_code, result.error) == (None, "connection closed without an answer")
+    assert http_receiver.paths() == ["/drop"]
+
+
 def test_connection_close_answers_are_read_in_full(deliverer: Deliverer, http_receiver: Receiver) -> None:
     http_receiver.routes["/close"] = answer_with(200, b"last words", {"Connection": "close"})
     result = deliverer.send(http_receiver.url("/close"), BODY, HEADERS)

@@ -100,9 +100,7 @@ class Transport:
         self._lock = threading.Lock()
         # retries=False: no second try (and so no redirect) inside urllib3.
         self._manager = urllib3.PoolManager(
-            num_pools=MAX_RECEIVERS, maxsize=MAX_IDLE_PER_RECEIVER, block=False, retries=False,
-            timeout=urllib3.Timeout(connect=self.connect_timeout, total=self.timeout),
-        )
+            num_pools=MAX_RECEIVERS, maxsize=MAX_IDLE_PER_RECEIVER, block=False, retries=False)
         self._manager.pool_classes_by_scheme = dict(POOL_CLASSES)
 
     def post(self, scheme: str, addresses: tuple[str, ...], port: int, host: str,
@@ -137,10 +135,15 @@ class Transport:
                   body: bytes) -> AttemptResult | tuple[str, bool]:
         for _ in range(2):
             attempt.sent = attempt.reused = False
+            left = attempt.deadline - time.monotonic()
+            if left <= 0:
+                return f"timeout after {self.timeout}s", False
+            # A second address or a second try gets only what the deadline leaves.
+            timeout = urllib3.Timeout(connect=min(self.connect_timeout, left), total=left)
             try:
                 response = pool.urlopen("POST", target, body=body, headers=headers, redirect=False,
                                         assert_same_host=False, preload_content=False,
-                                        decode_content=False)
+                                        decode_content=False, timeout=timeout)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 cause = _cause(exc)
                 if attempt.reused and isinstance(cause, _STALE):

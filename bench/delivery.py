@@ -105,7 +105,7 @@ def main() -> int:
         "http_client_wall_us": round(reference[1], 1),
     }
     print(f"{'sender':<28}{'CPU us/attempt':>16}{'wall us/attempt':>17}")
-    print(f"{'Deliverer (guard + llhttp)':<28}{ours[0]:>16.1f}{ours[1]:>17.1f}")
+    print(f"{'Deliverer (guard + urllib3)':<28}{ours[0]:>16.1f}{ours[1]:>17.1f}")
     print(f"{'plain http.client':<28}{reference[0]:>16.1f}{reference[1]:>17.1f}")
     print(json.dumps(figures, indent=2))
     return 0

@@ -8,7 +8,7 @@
 * ``CallbackRegistry``: tenants' endpoints in Redis.
 
 Importing the package loads only the signing code; the other parts (and
-their imports: ``httptools``, ``redis``) load when first used.
+their imports: ``urllib3``, ``redis``) load when first used.
 """
 from __future__ import annotations
 

@@ -1,27 +1,15 @@
 """The endpoint registry: tenants' callbacks, kept in Redis.
 
-Keys, under ``prefix`` (``hl:``):
-
-* ``cb:<id>``, a hash: the record. ``secrets`` holds JSON
-  ``[[secret, expires_at | null], ...]``, newest first; a rotated-out secret
-  keeps signing until it expires. Secrets never leave through the public view.
-* ``callbacks:<tenant>``, a sorted set of ``<created ms>:<id>`` members, all
-  scored 0 so that they sort by creation, newest last; pages walk it backwards.
-* ``cburl:<tenant>``, a hash: URL to the id of the newest callback with it.
-* ``cb:gen``, a counter that every change to a callback's record moves on,
-  in the same atomic step: a reader that sees the value unchanged may reuse
-  what it read before (the webhook worker does, ``actors.delivery``).
-
-Every change is one atomic round trip (a pipeline or a script); the scripts
-check the tenant inside Redis, so one tenant can never touch another's record.
+Every change is one atomic round trip (a pipeline or a script from
+``callbacks.registry_scripts``); the record and its keys are described in
+``callbacks.records``. A rotated-out secret keeps signing until it expires;
+secrets never leave through the public view.
 """
 from __future__ import annotations
 
 import base64
 import builtins
-import datetime as dt
 import json
-import re
 import secrets as secrets_lib
 import time
 from collections.abc import Callable
@@ -29,137 +17,28 @@ from typing import Any, cast
 
 import redis
 
+from callbacks import registry_scripts as scripts
+from callbacks.records import (
+    ID,
+    ORDER,
+    generation_key,
+    iso,
+    live_secrets,
+    number,
+    public_view,
+    record_key,
+    tenant_index_key,
+    text,
+    url_index_key,
+)
 from callbacks.signing import generate_secret
+
+__all__ = ["DISABLE_REASONS", "MAX_LIVE_SECRETS", "CallbackRegistry", "generation_key"]
 
 #: Live secrets a callback keeps at most (rotations in a row drop the oldest).
 MAX_LIVE_SECRETS = 10
 #: The reasons a callback is disabled, as the API and the metrics show them.
 DISABLE_REASONS = ("gone", "receiver_request", "failing", "manual")
-
-_ID = re.compile(r"cb_[A-Za-z0-9_-]{22}")
-_ORDER = re.compile(r"[0-9]{15}:cb_[A-Za-z0-9_-]{22}")
-
-# Point the URL index away from a callback that no longer has ``url``: at the
-# newest other callback of the tenant with that URL, or nowhere.
-_REPOINT_LUA = """
-local function repoint(urls, index, prefix, url, cb_id)
-  if not url or redis.call('HGET', urls, url) ~= cb_id then return end
-  for _, member in ipairs(redis.call('ZREVRANGEBYLEX', index, '+', '-')) do
-    local other = string.match(member, ':(.*)$')
-    if other ~= cb_id and redis.call('HGET', prefix .. 'cb:' .. other, 'url') == url then
-      redis.call('HSET', urls, url, other)
-      return
-    end
-  end
-  redis.call('HDEL', urls, url)
-end
-"""
-
-# KEYS: record, url index, tenant index, generation
-# ARGV: tenant, id, prefix, has_url, url, has_description, description, disabled ('', '0', '1'), now
-# -> the record as HGETALL gives it, or false if it is not the tenant's
-_UPDATE_LUA = _REPOINT_LUA + """
-if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then return false end
-if ARGV[4] == '1' then
-  local old = redis.call('HGET', KEYS[1], 'url')
-  if old ~= ARGV[5] then
-    redis.call('HSET', KEYS[1], 'url', ARGV[5])
-    repoint(KEYS[2], KEYS[3], ARGV[3], old, ARGV[2])
-    redis.call('HSET', KEYS[2], ARGV[5], ARGV[2])
-  end
-end
-if ARGV[6] == '1' then redis.call('HSET', KEYS[1], 'description', ARGV[7]) end
-if ARGV[8] == '1' and redis.call('HGET', KEYS[1], 'disabled') ~= '1' then
-  redis.call('HSET', KEYS[1], 'disabled', '1', 'disabled_reason', 'manual', 'disabled_at', ARGV[9])
-elseif ARGV[8] == '0' then
-  redis.call('HSET', KEYS[1], 'disabled', '0', 'disabled_reason', '', 'disabled_at', '',
-             'failing_since', '')
-end
-redis.call('INCR', KEYS[4])
-return redis.call('HGETALL', KEYS[1])
-"""
-
-# KEYS: record, url index, tenant index, generation; ARGV: tenant, id, prefix -> 1 if deleted
-_DELETE_LUA = _REPOINT_LUA + """
-if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then return 0 end
-local fields = redis.call('HMGET', KEYS[1], 'url', 'order')
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[3], fields[2])
-repoint(KEYS[2], KEYS[3], ARGV[3], fields[1], ARGV[2])
-redis.call('INCR', KEYS[4])
-return 1
-"""
-
-# KEYS: record, generation; ARGV: reason, now -> 1 if this call disabled it
-_DISABLE_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HGET', KEYS[1], 'disabled') == '1' then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'disabled', '1', 'disabled_reason', ARGV[1], 'disabled_at', ARGV[2])
-redis.call('INCR', KEYS[2])
-return 1
-"""
-
-# KEYS: record, generation; ARGV: now, disable_after -> 1 if this failure disabled it
-_FAILURE_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local state = redis.call('HMGET', KEYS[1], 'failing_since', 'disabled')
-local since = state[1]
-if not since or since == '' then
-  since = ARGV[1]
-  redis.call('HSET', KEYS[1], 'failing_since', since)
-  redis.call('INCR', KEYS[2])
-end
-if state[2] ~= '1' and tonumber(ARGV[1]) - tonumber(since) >= tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 'disabled', '1', 'disabled_reason', 'failing', 'disabled_at', ARGV[1])
-  redis.call('INCR', KEYS[2])
-  return 1
-end
-return 0
-"""
-
-# KEYS: record, generation; ARGV: now. A deleted record must not come back as a stub.
-_SUCCESS_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'failing_since', '', 'last_success_at', ARGV[1])
-redis.call('INCR', KEYS[2])
-return 1
-"""
-
-
-def generation_key(prefix: str = "hl:") -> str:
-    """The counter that every change to a callback moves on (see the module's docstring)."""
-    return f"{prefix}cb:gen"
-
-
-def _iso(ts: float) -> str:
-    moment = dt.datetime.fromtimestamp(ts, tz=dt.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _text(raw: dict[bytes, bytes], name: str) -> str:
-    return raw.get(name.encode(), b"").decode()
-
-
-def _number(raw: dict[bytes, bytes], name: str) -> float | None:
-    value = raw.get(name.encode())
-    return float(value) if value else None
-
-
-def _public(cb_id: str, raw: dict[bytes, bytes]) -> dict[str, Any]:
-    return {
-        "id": cb_id,
-        "url": _text(raw, "url"),
-        "description": _text(raw, "description"),
-        "disabled": raw.get(b"disabled") == b"1",
-        "disabled_reason": _text(raw, "disabled_reason") or None,
-        "created_at": _text(raw, "created_at"),
-    }
-
-
-def _live_secrets(raw: dict[bytes, bytes], now: float) -> builtins.list[str]:
-    return [secret for secret, expires in json.loads(raw[b"secrets"])
-            if expires is None or expires > now]
 
 
 class CallbackRegistry:
@@ -183,23 +62,23 @@ class CallbackRegistry:
         self.grace = grace
         self.clock = clock
         self.generation_key = generation_key(prefix)
-        self._update = redis.register_script(_UPDATE_LUA)
-        self._delete = redis.register_script(_DELETE_LUA)
-        self._disable = redis.register_script(_DISABLE_LUA)
-        self._failure = redis.register_script(_FAILURE_LUA)
-        self._success = redis.register_script(_SUCCESS_LUA)
+        self._update = redis.register_script(scripts.UPDATE_LUA)
+        self._delete = redis.register_script(scripts.DELETE_LUA)
+        self._disable = redis.register_script(scripts.DISABLE_LUA)
+        self._failure = redis.register_script(scripts.FAILURE_LUA)
+        self._success = redis.register_script(scripts.SUCCESS_LUA)
 
     def _key(self, cb_id: str) -> str:
-        return f"{self.prefix}cb:{cb_id}"
+        return record_key(self.prefix, cb_id)
 
     def _index(self, tenant: str) -> str:
-        return f"{self.prefix}callbacks:{tenant}"
+        return tenant_index_key(self.prefix, tenant)
 
     def _urls(self, tenant: str) -> str:
-        return f"{self.prefix}cburl:{tenant}"
+        return url_index_key(self.prefix, tenant)
 
     def _load(self, tenant: str | None, cb_id: str) -> dict[bytes, bytes] | None:
-        if not isinstance(cb_id, str) or not _ID.fullmatch(cb_id):
+        if not isinstance(cb_id, str) or not ID.fullmatch(cb_id):
             return None
         # redis-py types replies for every client; this one answers bytes.
         raw = cast("dict[bytes, bytes]", self.redis.hgetall(self._key(cb_id)))
@@ -221,7 +100,7 @@ class CallbackRegistry:
         order = f"{int(now * 1000):015d}:{cb_id}"
         record = {
             "tenant": tenant, "url": url, "description": description, "disabled": "0",
-            "disabled_reason": "", "disabled_at": "", "created_at": _iso(now), "order": order,
+            "disabled_reason": "", "disabled_at": "", "created_at": iso(now), "order": order,
             "secrets": json.dumps([[secret, None]]), "failing_since": "", "last_success_at": "",
         }
         pipe = self.redis.pipeline(transaction=True)
@@ -229,12 +108,12 @@ class CallbackRegistry:
         pipe.zadd(self._index(tenant), {order: 0})
         pipe.hset(self._urls(tenant), url, cb_id)
         pipe.execute()
-        return _public(cb_id, {k.encode(): v.encode() for k, v in record.items()}), secret
+        return public_view(cb_id, {k.encode(): v.encode() for k, v in record.items()}), secret
 
     def get(self, tenant: str, cb_id: str) -> dict[str, Any] | None:
         """The public view of one of ``tenant``'s callbacks (never a secret), or ``None``."""
         raw = self._load(tenant, cb_id)
-        return None if raw is None else _public(cb_id, raw)
+        return None if raw is None else public_view(cb_id, raw)
 
     def get_for_delivery(self, cb_id: str) -> dict[str, Any] | None:
         """The record a delivery needs, or ``None`` if there is none.
@@ -248,7 +127,7 @@ class CallbackRegistry:
 
     def delivery_key(self, cb_id: str) -> str | None:
         """The Redis hash of ``cb_id``, for a caller that reads it in its own pipeline."""
-        if not isinstance(cb_id, str) or not _ID.fullmatch(cb_id):
+        if not isinstance(cb_id, str) or not ID.fullmatch(cb_id):
             return None
         return self._key(cb_id)
 
@@ -257,11 +136,11 @@ class CallbackRegistry:
         if not raw or b"url" not in raw:
             return None
         return {
-            **_public(cb_id, raw),
-            "tenant": _text(raw, "tenant"),
-            "secrets": _live_secrets(raw, self.clock()),
-            "failing_since": _number(raw, "failing_since"),
-            "last_success_at": _number(raw, "last_success_at"),
+            **public_view(cb_id, raw),
+            "tenant": text(raw, "tenant"),
+            "secrets": live_secrets(raw, self.clock()),
+            "failing_since": number(raw, "failing_since"),
+            "last_success_at": number(raw, "last_success_at"),
         }
 
     def list(
@@ -283,7 +162,7 @@ class CallbackRegistry:
                 after = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
             except (ValueError, UnicodeDecodeError):
                 raise ValueError("not a cursor from this API") from None
-            if not _ORDER.fullmatch(after):
+            if not ORDER.fullmatch(after):
                 raise ValueError("not a cursor from this API")
             start = "(" + after
         members = [m.decode() for m in
@@ -292,7 +171,7 @@ class CallbackRegistry:
         pipe = self.redis.pipeline(transaction=False)
         for member in page:
             pipe.hgetall(self._key(member.partition(":")[2]))
-        items = [_public(member.partition(":")[2], raw)
+        items = [public_view(member.partition(":")[2], raw)
                  for member, raw in zip(page, pipe.execute()) if raw]
         next_cursor = None
         if more:
@@ -318,7 +197,7 @@ class CallbackRegistry:
         Disabling by hand gives the reason ``manual``; enabling clears the
         reason and the failure streak.
         """
-        if not isinstance(cb_id, str) or not _ID.fullmatch(cb_id):
+        if not isinstance(cb_id, str) or not ID.fullmatch(cb_id):
             return None
         flag = "" if disabled is None else "1" if disabled else "0"
         reply = self._update(
@@ -330,11 +209,11 @@ class CallbackRegistry:
         if not reply:
             return None
         raw = dict(zip(reply[::2], reply[1::2]))
-        return _public(cb_id, raw)
+        return public_view(cb_id, raw)
 
     def delete(self, tenant: str, cb_id: str) -> bool:
         """Delete one of ``tenant``'s callbacks; ``False`` if it is not there."""
-        if not isinstance(cb_id, str) or not _ID.fullmatch(cb_id):
+        if not isinstance(cb_id, str) or not ID.fullmatch(cb_id):
             return False
         return bool(self._delete(
             keys=[self._key(cb_id), self._urls(tenant), self._index(tenant), self.generation_key],
@@ -346,7 +225,7 @@ class CallbackRegistry:
         Secrets live until now keep signing, beside the new one, for ``grace``
         seconds (or until their own earlier expiry).
         """
-        if not isinstance(cb_id, str) or not _ID.fullmatch(cb_id):
+        if not isinstance(cb_id, str) or not ID.fullmatch(cb_id):
             return None
         key = self._key(cb_id)
         secret = generate_secret()

@@ -1,10 +1,4 @@
-"""Standard Webhooks signing and verification.
-
-A webhook carries three headers: ``webhook-id`` (stable across retries),
-``webhook-timestamp`` (Unix seconds of this attempt) and
-``webhook-signature``: ``v1,<base64 HMAC-SHA256>`` of ``{id}.{timestamp}.{body}``,
-keyed with the base64-decoded part of the ``whsec_`` secret, one signature per
-live secret, space-separated.
+"""Standard Webhooks signing and verification (``webhook-id``, ``-timestamp``, ``-signature``).
 
 ``verify()`` needs nothing else from Hookline, so a receiver can use it alone::
 

@@ -1,13 +1,10 @@
 """The URL guard: webhooks go only to public addresses.
 
 It runs at registration and again at every attempt, because DNS can change.
-Only ``http`` and ``https`` URLs without credentials pass; odd IPv4 spellings
-(``2130706433``, ``0x7f.1``, ``0177.0.0.1``, ``127.1``) are normalised the
-way a resolver would read them before they are judged; every address a host
-resolves to must be public, and IPv6 forms that carry an IPv4 address
-(IPv4-mapped, IPv4-compatible, SIIT, NAT64, 6to4) are judged by that address.
-The attempt then connects to an address that was checked, with no second
-lookup. An allow list opens named hosts or networks (local development, tests).
+Only ``http`` and ``https`` URLs without credentials pass, and every address
+the host resolves to must be public (``callbacks.addresses``); the attempt
+then connects to one of those addresses. An allow list opens named hosts or
+networks (local development, tests).
 """
 from __future__ import annotations
 
@@ -19,10 +16,18 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from callbacks.addresses import (
+    IPAddress,
+    IPNetwork,
+    embedded_ipv4,
+    forbidden_reason,
+    network_of,
+    parse_ip_host,
+)
 from callbacks.errors import UnsafeUrlError
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+__all__ = ["CheckedUrl", "UrlGuard", "embedded_ipv4", "forbidden_reason", "parse_ip_host"]
+
 #: Anything called like ``socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)``.
 Resolver = Callable[..., Iterable[tuple[Any, ...]]]
 
@@ -34,62 +39,6 @@ LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain"})
 #: ``.internal`` and ``.home.arpa`` zones that private networks use).
 LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa")
 
-
-def _table(*rows: tuple[str, str]) -> tuple[tuple[IPNetwork, str], ...]:
-    return tuple((ipaddress.ip_network(net), reason) for net, reason in rows)
-
-
-# First match wins, so the more specific (and more telling) rows come first.
-_FORBIDDEN_V4 = _table(
-    ("169.254.169.254/32", "a cloud metadata address"),
-    ("100.100.100.200/32", "a cloud metadata address"),
-    ("0.0.0.0/32", "an unspecified address"),
-    ("0.0.0.0/8", "a 'this network' address"),
-    ("127.0.0.0/8", "a loopback address"),
-    ("10.0.0.0/8", "a private address"),
-    ("172.16.0.0/12", "a private address"),
-    ("192.168.0.0/16", "a private address"),
-    ("100.64.0.0/10", "a carrier-grade NAT address"),
-    ("169.254.0.0/16", "a link-local address"),
-    ("192.0.0.0/24", "a reserved address"),
-    ("192.0.2.0/24", "a documentation address"),
-    ("198.51.100.0/24", "a documentation address"),
-    ("203.0.113.0/24", "a documentation address"),
-    ("198.18.0.0/15", "a benchmarking address"),
-    ("192.88.99.0/24", "a reserved address"),
-    ("224.0.0.0/4", "a multicast address"),
-    ("255.255.255.255/32", "a broadcast address"),
-    ("240.0.0.0/4", "a reserved address"),
-)
-_FORBIDDEN_V6 = _table(
-    ("fd00:ec2::254/128", "a cloud metadata address"),
-    ("::/128", "an unspecified address"),
-    ("::1/128", "a loopback address"),
-    ("fe80::/10", "a link-local address"),
-    ("fec0::/10", "a site-local address"),
-    ("fc00::/7", "a unique local address"),
-    ("ff00::/8", "a multicast address"),
-    ("2001:db8::/32", "a documentation address"),
-    ("3fff::/20", "a documentation address"),
-    ("2001:2::/48", "a benchmarking address"),
-    ("2001::/32", "a Teredo address"),
-    ("2001::/23", "a reserved address"),
-    ("64:ff9b:1::/48", "a NAT64 local-use address"),
-    ("100::/64", "a discard-only address"),
-)
-_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
-# IPv6 forms whose low 32 bits are an IPv4 address.
-_LOW_32_V4 = tuple(ipaddress.IPv6Network(n) for n in (
-    "::ffff:0:0/96",      # IPv4-mapped
-    "::ffff:0:0:0/96",    # IPv4-translated (SIIT)
-    "64:ff9b::/96",       # NAT64 well-known prefix
-    "::/96",              # IPv4-compatible (deprecated); :: and ::1 are judged as IPv6
-))
-_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
-
-# A host made only of numbers (decimal, octal or hex parts) is an IPv4 address
-# to a resolver (inet_aton), and to the WHATWG URL standard.
-_NUMERIC_HOST = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}")
 _HOST_NAME = re.compile(r"(?=.{1,253}\Z)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*"
                         r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 _UNSAFE_CHARS = re.compile(r"[\x00-\x20\x7f]")
@@ -116,65 +65,6 @@ class CheckedUrl:
         return host if self.port == default else f"{host}:{self.port}"
 
 
-def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address inside a mapped, compatible, SIIT, NAT64 or 6to4 address."""
-    if address in _SIX_TO_FOUR:
-        return address.sixtofour
-    for network in _LOW_32_V4:
-        if address in network:
-            if int(address) <= 1:  # :: and ::1 carry no IPv4 address
-                return None
-            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
-
-
-def forbidden_reason(address: IPAddress) -> str | None:
-    """Why ``address`` may not receive webhooks (``"a loopback address"``), or ``None``."""
-    if isinstance(address, ipaddress.IPv6Address):
-        inner = embedded_ipv4(address)
-        if inner is not None:
-            reason = forbidden_reason(inner)
-            return f"a form of {inner}, {reason}" if reason else None
-        for network, reason in _FORBIDDEN_V6:
-            if address in network:
-                return reason
-        if address not in _GLOBAL_UNICAST:
-            return "a reserved address"
-    else:
-        for network, reason in _FORBIDDEN_V4:
-            if address in network:
-                return reason
-    if not address.is_global:
-        return "a non-public address"
-    return None
-
-
-def parse_ip_host(host: str) -> IPAddress | None:
-    """``host`` as an IP address if it is one, reading odd IPv4 spellings as a resolver does.
-
-    ``2130706433``, ``0x7f.1``, ``0177.0.0.1`` and ``127.1`` all name 127.0.0.1.
-
-    Raises:
-        UnsafeUrlError: ``host`` is all numbers but no valid address (``999.1.1.1``).
-    """
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    if not _NUMERIC_HOST.fullmatch(host):
-        return None
-    try:
-        return ipaddress.IPv4Address(socket.inet_aton(host))
-    except OSError:
-        raise UnsafeUrlError(f"callback URL host {host} is not a valid IP address") from None
-
-
-def _network(entry: str) -> IPNetwork | None:
-    try:
-        return ipaddress.ip_network(entry.strip("[]"), strict=False)
-    except ValueError:
-        return None
-
 
 class UrlGuard:
     """Checks callback URLs.
@@ -191,7 +81,7 @@ class UrlGuard:
             entry = raw.strip().lower().rstrip(".")
             if not entry:
                 continue
-            network = _network(entry)
+            network = network_of(entry)
             if network is None:
                 hosts.add(entry)
             else:

@@ -60,7 +60,7 @@ def _imports(path: Path) -> set[str]:
 @pytest.mark.parametrize("path", sorted(p for p in PACKAGE.glob("*.py") if p.name != "example_receiver.py"),
                          ids=lambda p: p.name)
 def test_modules_import_only_the_stdlib_redis_and_http_clients(path: Path) -> None:
-    allowed = set(sys.stdlib_module_names) | {"callbacks", "redis", "requests", "urllib3", "httptools"}
+    allowed = set(sys.stdlib_module_names) | {"callbacks", "redis", "requests", "urllib3"}
     assert _imports(path) <= allowed, _imports(path) - allowed
 
 

@@ -1,17 +1,26 @@
-"""The URL guard, table-driven; host names resolve through a resolver the test passes in."""
+"""The URL guard, table-driven, at the library, at registration and at delivery.
+
+At the library, host names resolve through a resolver the test passes in.
+"""
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
+import requests
+from flask.testing import FlaskClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callbacks import CheckedUrl, UnsafeUrlError, UrlGuard
 from callbacks.urlguard import forbidden_reason
+from hookline.config import Config
+from tests.procs import ROOT, Receiver, Stack, wait_until
 
 PUBLIC_V4 = "93.184.215.14"
 PUBLIC_V6 = "2606:2800:21f:cb07:6820:80da:af6b:8b2c"
@@ -103,6 +112,7 @@ REFUSED: list[tuple[str, str]] = [
     ("javascript:alert(1)", "http or https, not javascript:"),
     ("//example.com/x", "http or https, not no scheme"),
     ("example.com/x", "http or https"),
+    ("not a url", "http or https"),
     ("", "1 to 2048 characters"),
     ("https://example.com/" + "a" * 2048, "1 to 2048 characters"),
     ("http:///nohost", "has no host"),
@@ -296,3 +306,55 @@ def test_callable_resolvers_of_any_kind_work() -> None:
     resolve: Callable[..., list] = resolver
     assert UrlGuard(resolver=resolve).check("https://x.example/").addresses == (PUBLIC_V4,)
     assert calls == [("x.example", 443, socket.SOCK_STREAM)]
+
+
+# --- at registration and at delivery ----------------------------------------------------------
+
+REFUSED_AT_REGISTRATION = [
+    "http://127.0.0.1/hook", "http://localhost/hook", "http://10.1.2.3/", "http://172.16.0.1/",
+    "http://192.168.1.1/", "http://169.254.169.254/latest/meta-data/", "http://100.64.0.1/",
+    "http://0.0.0.0/", "http://[::1]/", "http://[fe80::1]/", "http://[fc00::1]/",
+    "http://[::ffff:127.0.0.1]/", "http://2130706433/", "http://0x7f.1/", "http://0177.0.0.1/",
+    "http://127.1/", "http://[64:ff9b::7f00:1]/", "http://[2002:7f00:1::]/", "http://224.0.0.1/",
+    "http://198.18.0.1/", "http://192.0.2.10/", "http://[2001:db8::1]/", "http://[::]/",
+    "ftp://example.com/", "file:///etc/passwd", "gopher://example.com/", "javascript:alert(1)",
+    f"http://user:pass@{PUBLIC_V4}/", "http:///nohost", "not a url",
+]
+
+
+@pytest.mark.parametrize("url", REFUSED_AT_REGISTRATION)
+def test_registration_refuses_with_a_clear_422(config: Config, auth: dict, url: str) -> None:
+    from webapp import create_app
+
+    client: FlaskClient = create_app(config.replace(callback_allow=())).test_client()
+    resp = client.post("/callbacks", json={"url": url}, headers=auth)
+    assert resp.status_code == 422, url
+    problem = resp.get_json()
+    assert resp.mimetype == "application/problem+json"
+    assert problem["errors"]["url"] and problem["detail"]
+    assert client.get("/callbacks", headers=auth).get_json()["items"] == []
+
+
+def test_delivery_checks_again_and_refuses(make_stack: Callable[..., Stack], receiver: Receiver) -> None:
+    # The API lets loopback in (as when DNS pointed elsewhere at registration);
+    # the delivery worker does not, so the attempt is refused and nothing is sent.
+    stack = make_stack(HOOKLINE_WEBHOOK_RETRY_SCHEDULE="")
+    stack.start_web()
+    stack.start_worker()
+    stack.start_callbacks(HOOKLINE_CALLBACK_ALLOW="")
+    out = subprocess.run([sys.executable, "-m", "flask", "--app", "webapp", "keys", "create", "acme"],
+                         env=stack.env, capture_output=True, text=True, check=True, cwd=ROOT)
+    auth = {"Authorization": f"Bearer {out.stdout.strip().splitlines()[-1]}"}
+    cb = requests.post(f"{stack.url}/callbacks", json={"url": receiver.url("/x")}, headers=auth,
+                       timeout=5).json()
+    task_id = requests.post(f"{stack.url}/tasks", json={"vector_data": [1.0], "callback_id": cb["id"]},
+                            headers=auth, timeout=5).json()["task_id"]
+
+    def attempts() -> list:
+        return requests.get(f"{stack.url}/tasks/{task_id}/deliveries", headers=auth,
+                            timeout=5).json()["items"]
+
+    log = wait_until(attempts, 30, "the attempt is recorded")
+    assert log[0]["status_code"] is None
+    assert log[0]["error"].startswith("refused:") and "loopback" in log[0]["error"]
+    assert receiver.received() == []

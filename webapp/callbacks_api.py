@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -50,6 +51,10 @@ class RecoverSchema(Schema):
         unknown = RAISE
 
     since = fields.String(required=True)
+
+
+#: A deliveries cursor: the offset of the next attempt, in ASCII digits.
+_OFFSET_CURSOR = re.compile(r"[0-9]{1,9}")
 
 
 class PageSchema(Schema):
@@ -169,7 +174,8 @@ def deliveries(task_id: str) -> Response:
     rows = services().store.deliveries(task_id)
     start = 0
     if query["cursor"]:
-        if not query["cursor"].isdigit():
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+        if not _OFFSET_CURSOR.fullmatch(query["cursor"]):
             raise Problem(422, "Unprocessable Content", "The cursor is not valid.",
                           errors={"cursor": ["Not a cursor from this API."]})
         start = int(query["cursor"])

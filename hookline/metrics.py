@@ -103,8 +103,20 @@ def child(metric: Any, *values: str) -> Any:
 _http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
+#: The ``method`` label's values besides ``other``: the standard HTTP methods.
+#: Anything a client makes up is ``other``, so no request adds a series.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
+                          "TRACE", "CONNECT"})
+
+
 def observe_http_request(method: str, route: str, status: int, seconds: float) -> None:
-    """Count one answered HTTP request and observe its duration."""
+    """Count one answered HTTP request and observe its duration.
+
+    ``route`` must be a URL rule's template (or one fixed value for no
+    match), never the path; ``method`` is bounded here.
+    """
+    if method not in HTTP_METHODS:
+        method = "other"
     children = _http_children.get((method, route, status))
     if children is None:
         children = (

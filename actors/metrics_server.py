@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, MetricsHandler, multiprocess
 from actors.queues import QueueCollector
 from hookline import logging as hl_logging
 from hookline.config import Config, ConfigError
+from hookline.metrics import FinishedCollector
 from hookline.redis import connect
 
 log = logging.getLogger("hookline.metrics")
@@ -24,9 +25,9 @@ def build_registry(config: Config) -> CollectorRegistry:
     if not config.prometheus_multiproc_dir:
         raise ConfigError("PROMETHEUS_MULTIPROC_DIR must be set for the metrics server")
     multiprocess.MultiProcessCollector(registry)
-    registry.register(
-        QueueCollector(connect(config.redis_url), heartbeat_timeout_ms=config.heartbeat_timeout_ms)
-    )
+    client = connect(config.redis_url)
+    registry.register(QueueCollector(client, heartbeat_timeout_ms=config.heartbeat_timeout_ms))
+    registry.register(FinishedCollector(client))
     return registry
 
 

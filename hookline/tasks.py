@@ -94,6 +94,16 @@ def index_key(tenant: str) -> str:
 
 ACTIVE_KEY = f"{PREFIX}active"
 
+# -- key family: counts of task endings (for hookline/keys.py) -----------------
+#: The actor whose tasks this store ends (the label of the count).
+JOB_ACTOR = "process_vectors"
+
+
+def finished_counts_key(actor: str = JOB_ACTOR) -> str:
+    """Hash of ``outcome`` -> tasks of ``actor`` ended so, counted in the ending's step."""
+    return f"{PREFIX}finished:{actor}"
+# ------------------------------------------------------------------------------
+
 # KEYS: task, tenant index, active, queue
 # ARGV: id, now, message, index trim cutoff ('' for none), field, value, ...
 _SUBMIT_LUA = """
@@ -122,8 +132,10 @@ end
 # written before the payload moved into it, and its payload's own key goes
 # instead.
 _TERMINAL_LUA = _RECORD_LUA + """
-local function settle(task, record, changes, active, id, ttl, delivery, queue, legacy)
+local function settle(task, record, changes, active, id, ttl, delivery, queue, legacy, counts)
   for i = 1, #changes, 2 do record[changes[i]] = changes[i + 1] end
+  -- Counted in the step that ends the task, so exactly once (SUCCESS -> success).
+  redis.call('HINCRBY', counts, string.lower(record['status']), 1)
   if record['payload'] == nil then redis.call('DEL', legacy) end
   record['payload'] = nil
   record['owner'] = nil
@@ -142,7 +154,7 @@ end
 """
 
 # KEYS: task, active, delivery queue, legacy payload, output hash, held list
-#       (the task key stands in for the ones not used)
+#       (the task key stands in for the ones not used), finished counts
 # ARGV: id, ttl, delivery message (or ''), allowed statuses ",A,B,",
 #       output bytes (or ''), held message (or ''), new status, field, value, ...
 _FINISH_LUA = _TERMINAL_LUA + """
@@ -154,11 +166,11 @@ if not string.find(ARGV[4], ',' .. status .. ',', 1, true) then return {0, statu
 -- The job's output is written with its result, so SUCCESS implies it.
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[5], ARGV[1], ARGV[5]) end
 settle(KEYS[1], record, {'status', ARGV[7], unpack(ARGV, 8)}, KEYS[2], ARGV[1], ARGV[2],
-       ARGV[3], KEYS[3], KEYS[4])
+       ARGV[3], KEYS[3], KEYS[4], KEYS[7])
 return {1, status}
 """
 
-# KEYS: task, active, delivery queue, legacy payload
+# KEYS: task, active, delivery queue, legacy payload, finished counts
 # ARGV: id, ttl, delivery message (or ''), tenant, now
 _CANCEL_LUA = _TERMINAL_LUA + """
 local record = as_record(redis.call('HGETALL', KEYS[1]))
@@ -167,7 +179,7 @@ if not status or record['tenant'] ~= ARGV[4] then return {0, ''} end
 if status == 'PENDING' or status == 'RETRY' then
   settle(KEYS[1], record, {'status', 'REVOKED', 'finished', ARGV[5], 'cancel', '1',
                          'error', 'cancelled before it started'},
-         KEYS[2], ARGV[1], ARGV[2], ARGV[3], KEYS[3], KEYS[4])
+         KEYS[2], ARGV[1], ARGV[2], ARGV[3], KEYS[3], KEYS[4], KEYS[5])
   return {1, status}
 end
 if status == 'STARTED' then
@@ -456,7 +468,8 @@ class TaskStore:
         ``finished`` (already terminal) or ``missing`` (unknown or foreign).
         """
         keys, args = self._settle_args(task_id, delivery)
-        changed, previous = self._cancel(keys=keys, args=[*args, tenant, repr(time.time())])
+        changed, previous = self._cancel(keys=[*keys, finished_counts_key()],
+                                         args=[*args, tenant, repr(time.time())])
         previous = previous.decode() if isinstance(previous, bytes) else previous
         if changed == 1:
             return "revoked", previous
@@ -636,7 +649,8 @@ class TaskStore:
         for name, value in (fields or {}).items():
             pairs += [name, value]
         keys, args = self._settle_args(task_id, delivery)
-        keys += [output[0] if output else task_key(task_id), held[0] if held else task_key(task_id)]
+        keys += [output[0] if output else task_key(task_id), held[0] if held else task_key(task_id),
+                 finished_counts_key()]
         allowed = "," + ",".join(allowed_from) + ","
         changed, _ = self._finish(
             keys=keys,

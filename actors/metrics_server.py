@@ -1,11 +1,13 @@
 """``python -m actors.metrics_server``: /metrics for hosts with workers only.
 
 It serves every process's metrics from ``PROMETHEUS_MULTIPROC_DIR`` plus the
-queue gauges, read once per scrape, on ``HOOKLINE_METRICS_PORT``.
+queue gauges, read once per scrape, on ``HOOKLINE_METRICS_BIND`` (loopback
+unless set) and ``HOOKLINE_METRICS_PORT``.
 """
 from __future__ import annotations
 
 import logging
+import socket
 from http.server import ThreadingHTTPServer
 from typing import Any
 
@@ -13,7 +15,7 @@ from prometheus_client import CollectorRegistry, MetricsHandler, multiprocess
 
 from actors.queues import QueueCollector
 from hookline import logging as hl_logging
-from hookline.config import Config, ConfigError
+from hookline.config import Config, ConfigError, listen_address
 from hookline.metrics import FinishedCollector
 from hookline.redis import connect
 
@@ -35,8 +37,11 @@ def main(config: Config | None = None) -> None:
     config = config or Config.from_env()
     hl_logging.configure(config.log_format, config.log_level)
     handler: Any = MetricsHandler.factory(build_registry(config))
-    server = ThreadingHTTPServer(("0.0.0.0", config.metrics_port), handler)
-    log.info("metrics server listening on port %d", config.metrics_port)
+    server_class = type("MetricsHTTPServer", (ThreadingHTTPServer,), {
+        "address_family": socket.AF_INET6 if ":" in config.metrics_bind else socket.AF_INET,
+    })
+    server = server_class((config.metrics_bind, config.metrics_port), handler)
+    log.info("metrics server listening on %s", listen_address(config.metrics_bind, config.metrics_port))
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -32,11 +32,17 @@ def _read_unframed(limit: int) -> None:
         return  # Werkzeug's own check, or no body at all (an empty stream)
     stream = environ["wsgi.input"]
     body = bytearray()
-    while len(body) <= limit:
-        chunk = stream.read(min(READ_SIZE, limit + 1 - len(body)))
-        if not chunk:
-            break
-        body += chunk
+    try:
+        while len(body) <= limit:
+            chunk = stream.read(min(READ_SIZE, limit + 1 - len(body)))
+            if not chunk:
+                break
+            body += chunk
+    except Exception:  # noqa: BLE001 - whatever the server raises for a broken body
+        # (gunicorn: InvalidChunkSize, NoMoreData, ... ; a socket error)
+        raise Problem(400, "Bad Request",
+                      "The request body could not be read: its chunked framing is broken "
+                      "or it ended early.") from None
     if len(body) > limit:
         raise too_large()
     environ["wsgi.input"] = io.BytesIO(bytes(body))

@@ -33,6 +33,9 @@ OPTIONAL_REQUIREMENTS = "requirements-fast.txt"
 STOP_GRACE = 30.0
 #: Longest pause between restarts of a process that keeps dying, in seconds.
 MAX_RESTART_DELAY = 30.0
+#: Seconds a process must stay up for its next restart to wait the shortest
+#: pause again: a crash a day later is not part of the same crash loop.
+STABLE_AFTER = 60.0
 
 
 def say(message: str) -> None:
@@ -135,10 +138,13 @@ def start_redis(env: dict[str, str]) -> subprocess.Popen[bytes]:
 class Supervisor:
     """Runs the Procfile's processes, restarts any that die, stops them on Ctrl-C."""
 
-    def __init__(self, entries: dict[str, str], env: dict[str, str]) -> None:
+    def __init__(self, entries: dict[str, str], env: dict[str, str],
+                 stable_after: float = STABLE_AFTER) -> None:
         self.entries = entries
         self.env = env
+        self.stable_after = stable_after
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.started: dict[str, float] = {}
         self.stopping = threading.Event()
 
     def spawn(self, name: str) -> None:
@@ -152,6 +158,7 @@ class Supervisor:
         # session ("autogroup"), a `nice -n` in the Procfile could not make
         # the worker yield to the web across sessions.
         self.procs[name] = subprocess.Popen(argv, env=env, cwd=ROOT, process_group=0)
+        self.started[name] = time.monotonic()
         say(f"{name}: started (pid {self.procs[name].pid})")
 
     def run(self) -> None:
@@ -163,6 +170,8 @@ class Supervisor:
                 code = proc.poll()
                 if code is None or self.stopping.is_set():
                     continue
+                if time.monotonic() - self.started[name] >= self.stable_after:
+                    delays[name] = 1.0
                 say(f"{name}: exited with {code}; restarting in {delays[name]:.0f} s")
                 if self.stopping.wait(delays[name]):
                     break

@@ -17,7 +17,7 @@ import requests
 
 from tests.metrics_util import scrape, value
 from tests.procs import ROOT, Stack, held, settled, wait_until
-from tests.test_faults import statuses
+from tests.test_faults import key_for, statuses
 
 SEED = {"vector_data": [[0.1, 0.2, 0.3]] * 4}
 
@@ -31,12 +31,6 @@ store = TaskStore(redis.Redis.from_url(sys.argv[1]), result_ttl=3600, heartbeats
 assert store.finish(sys.argv[2], "SUCCESS", delivery=None, result={"status": "indexed"})
 os.kill(os.getpid(), signal.SIGKILL)
 """
-
-
-def key_for(stack: Stack) -> dict[str, str]:
-    out = subprocess.run([sys.executable, "-m", "flask", "--app", "webapp", "keys", "create", "acme"],
-                         env=stack.env, capture_output=True, text=True, check=True, cwd=ROOT)
-    return {"Authorization": f"Bearer {out.stdout.strip().splitlines()[-1]}"}
 
 
 def finished(stack: Stack, outcome: str) -> float:

@@ -49,4 +49,5 @@ def metrics() -> Response:
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return reply(document())
+    config = services().config
+    return reply(document(config.max_vectors, config.max_dimension))

@@ -112,7 +112,8 @@ def submit() -> Response:
     if stored is not None:
         if stored.fingerprint != fingerprint:
             raise Problem(422, "Unprocessable Content",
-                          "This Idempotency-Key was already used with a different request body.")
+                          "This Idempotency-Key was already used with a different request body.",
+                          errors={"Idempotency-Key": ["Already used with a different body."]})
         if stored.state == "pending":
             raise Problem(409, "Conflict",
                           "A request with this Idempotency-Key is still being processed; retry shortly.",

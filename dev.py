@@ -33,6 +33,9 @@ OPTIONAL_REQUIREMENTS = "requirements-fast.txt"
 STOP_GRACE = 30.0
 #: Longest pause between restarts of a process that keeps dying, in seconds.
 MAX_RESTART_DELAY = 30.0
+#: Seconds a process must stay up for its next restart to wait the shortest
+#: pause again: a crash a day later is not part of the same crash loop.
+STABLE_AFTER = 60.0
 
 
 def say(message: str) -> None:
@@ -135,20 +138,27 @@ def start_redis(env: dict[str, str]) -> subprocess.Popen[bytes]:
 class Supervisor:
     """Runs the Procfile's processes, restarts any that die, stops them on Ctrl-C."""
 
-    def __init__(self, entries: dict[str, str], env: dict[str, str]) -> None:
+    def __init__(self, entries: dict[str, str], env: dict[str, str],
+                 stable_after: float = STABLE_AFTER) -> None:
         self.entries = entries
         self.env = env
+        self.stable_after = stable_after
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.started: dict[str, float] = {}
         self.stopping = threading.Event()
 
     def spawn(self, name: str) -> None:
-        argv = shlex.split(self.entries[name])
+        # A Procfile line's NAME=value words set defaults: what this run's
+        # environment sets (HOOKLINE_BIND=127.0.0.1) wins over them.
+        assignments, argv = split_env(shlex.split(self.entries[name]))
+        env = {**assignments, **self.env}
         argv[0] = str(BIN / argv[0]) if (BIN / argv[0]).exists() else argv[0]
         # Each in its own process group, so Ctrl-C reaches this supervisor
         # alone, but all in one session: on kernels that group CPU time by
         # session ("autogroup"), a `nice -n` in the Procfile could not make
         # the worker yield to the web across sessions.
-        self.procs[name] = subprocess.Popen(argv, env=self.env, cwd=ROOT, process_group=0)
+        self.procs[name] = subprocess.Popen(argv, env=env, cwd=ROOT, process_group=0)
+        self.started[name] = time.monotonic()
         say(f"{name}: started (pid {self.procs[name].pid})")
 
     def run(self) -> None:
@@ -160,6 +170,8 @@ class Supervisor:
                 code = proc.poll()
                 if code is None or self.stopping.is_set():
                     continue
+                if time.monotonic() - self.started[name] >= self.stable_after:
+                    delays[name] = 1.0
                 say(f"{name}: exited with {code}; restarting in {delays[name]:.0f} s")
                 if self.stopping.wait(delays[name]):
                     break
@@ -191,9 +203,22 @@ def procfile() -> dict[str, str]:
     return entries
 
 
+def split_env(argv: list[str]) -> tuple[dict[str, str], list[str]]:
+    """A command's leading ``NAME=value`` words, as a shell reads them, and the rest."""
+    assignments: dict[str, str] = {}
+    while argv and "=" in argv[0] and argv[0].split("=", 1)[0].isidentifier():
+        name, _, value = argv[0].partition("=")
+        assignments[name] = value
+        argv = argv[1:]
+    return assignments, argv
+
+
 def split_nice(command: str) -> tuple[int, list[str]]:
-    """A Procfile command's ``nice -n N`` prefix (0 without one), and the command after it."""
-    argv = shlex.split(command)
+    """A Procfile command's ``nice -n N`` prefix (0 without one), and the command after it.
+
+    Leading ``NAME=value`` words (``split_env``) are left out of the command.
+    """
+    argv = split_env(shlex.split(command))[1]
     if argv[:2] == ["nice", "-n"]:
         return int(argv[2]), argv[3:]
     return 0, argv
@@ -204,6 +229,10 @@ def run() -> int:
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PORT", "8000")
+    # A development run is reachable from this machine only, whatever the
+    # Procfile says for platforms; set HOOKLINE_BIND to open it.
+    env.setdefault("HOOKLINE_BIND", "127.0.0.1")
+    env.setdefault("HOOKLINE_METRICS_BIND", "127.0.0.1")
     # Local development delivers webhooks to receivers on this machine.
     env.setdefault("HOOKLINE_CALLBACK_ALLOW", "127.0.0.0/8,::1")
     redis_proc = start_redis(env) if not env.get("REDIS_URL") else None

@@ -24,6 +24,7 @@ from actors.messages import CALLBACKS_QUEUE, JOB_ACTOR, JOBS_QUEUE, NAMESPACE
 from actors.priority import session_nice_applied
 from actors.redis_broker import LeanRedisBroker
 from actors.services import Services
+from actors.shutdown import guard_repeated_sigterm
 from actors.upkeep import Upkeep
 from callbacks.registry import generation_key
 from hookline import logs, metrics
@@ -82,6 +83,8 @@ def setup(config: Config | None = None) -> LeanRedisBroker:
     """Build and install the broker and declare the actors on it."""
     config = config or Config.from_env()
     logs.configure(config.log_format, config.log_level)
+    # A SIGTERM to the whole process group must drain, not kill (actors.shutdown).
+    guard_repeated_sigterm()
     broker = build_broker(config)
     services = Services.build(config)
     broker.add_middleware(WorkerProcess(services, broker))

@@ -206,7 +206,6 @@ class VectorJob:
         if not changed:
             log.info("result discarded: task already ended", extra={"task_id": task_id})
             return
-        metrics.child(metrics.tasks_finished, JOB_ACTOR, outcome).inc()
         if task is not None:
             metrics.child(metrics.task_end_to_end, JOB_ACTOR, outcome).observe(
                 max(0.0, now - task.created_at)

@@ -1,11 +1,13 @@
 """``python -m actors.metrics_server``: /metrics for hosts with workers only.
 
 It serves every process's metrics from ``PROMETHEUS_MULTIPROC_DIR`` plus the
-queue gauges, read once per scrape, on ``HOOKLINE_METRICS_PORT``.
+queue gauges, read once per scrape, on ``HOOKLINE_METRICS_BIND`` (loopback
+unless set) and ``HOOKLINE_METRICS_PORT``.
 """
 from __future__ import annotations
 
 import logging
+import socket
 from http.server import ThreadingHTTPServer
 from typing import Any
 
@@ -13,7 +15,8 @@ from prometheus_client import CollectorRegistry, MetricsHandler, multiprocess
 
 from actors.queues import QueueCollector
 from hookline import logs
-from hookline.config import Config, ConfigError
+from hookline.config import Config, ConfigError, listen_address
+from hookline.metrics import FinishedCollector
 from hookline.redis_client import connect
 
 log = logging.getLogger("hookline.metrics")
@@ -24,9 +27,9 @@ def build_registry(config: Config) -> CollectorRegistry:
     if not config.prometheus_multiproc_dir:
         raise ConfigError("PROMETHEUS_MULTIPROC_DIR must be set for the metrics server")
     multiprocess.MultiProcessCollector(registry)
-    registry.register(
-        QueueCollector(connect(config.redis_url), heartbeat_timeout_ms=config.heartbeat_timeout_ms)
-    )
+    client = connect(config.redis_url)
+    registry.register(QueueCollector(client, heartbeat_timeout_ms=config.heartbeat_timeout_ms))
+    registry.register(FinishedCollector(client))
     return registry
 
 
@@ -34,8 +37,11 @@ def main(config: Config | None = None) -> None:
     config = config or Config.from_env()
     logs.configure(config.log_format, config.log_level)
     handler: Any = MetricsHandler.factory(build_registry(config))
-    server = ThreadingHTTPServer(("0.0.0.0", config.metrics_port), handler)
-    log.info("metrics server listening on port %d", config.metrics_port)
+    server_class = type("MetricsHTTPServer", (ThreadingHTTPServer,), {
+        "address_family": socket.AF_INET6 if ":" in config.metrics_bind else socket.AF_INET,
+    })
+    server = server_class((config.metrics_bind, config.metrics_port), handler)
+    log.info("metrics server listening on %s", listen_address(config.metrics_bind, config.metrics_port))
     try:
         server.serve_forever()
     except KeyboardInterrupt:

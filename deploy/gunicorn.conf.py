@@ -6,7 +6,13 @@ import os
 import socket
 import sys
 
-bind = f"{os.environ.get('HOOKLINE_BIND', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+from hookline.config import Config, listen_address
+
+_config = Config.from_env()
+#: HOOKLINE_BIND (loopback unless set) and PORT. The Procfile, the image and
+#: the compose and k8s files set HOOKLINE_BIND=0.0.0.0: in a container or on
+#: a platform the port must be reachable from outside.
+bind = listen_address(_config.bind, _config.port)
 #: Worker processes; one per core (the handlers are CPU-light but not free).
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
 #: Threads per worker: requests mostly wait on Redis, so a few threads keep a

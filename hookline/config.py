@@ -42,6 +42,21 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
     return value
 
 
+def _host(env: Mapping[str, str], name: str, default: str) -> str:
+    """A listening address: an IPv4 or IPv6 address or a host name, without a port."""
+    raw = env.get(name, "").strip().strip("[]")
+    if not raw:
+        return default
+    if any(char in raw for char in " /@") or (raw.count(":") == 1):
+        raise ConfigError(f"{name} must be an address without a port, got {raw!r}")
+    return raw
+
+
+def listen_address(host: str, port: int) -> str:
+    """``host:port`` as gunicorn's ``bind`` takes it (an IPv6 address in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _list(env: Mapping[str, str], name: str, default: str = "") -> tuple[str, ...]:
     raw = env.get(name, default)
     return tuple(part.strip() for part in raw.split(",") if part.strip())
@@ -68,6 +83,10 @@ class Config:
     broker_url: str = "redis://127.0.0.1:6379/0"
     #: The ``web`` process's port.
     port: int = 8000
+    #: Address the ``web`` process listens on: loopback unless set, so a
+    #: development run is not reachable from other machines. Containers and
+    #: platforms (Procfile, compose, k8s, the image) set ``0.0.0.0``.
+    bind: str = "127.0.0.1"
     #: Hosts or CIDRs that the URL guard lets through.
     callback_allow: tuple[str, ...] = ()
     #: Seconds between webhook attempts; k delays mean at most k + 1 attempts.
@@ -95,6 +114,10 @@ class Config:
     reconcile_after: int = 300
     #: Metrics server port on hosts with workers only.
     metrics_port: int = 9191
+    #: Address the metrics server listens on: loopback unless set. A host
+    #: scraped by a Prometheus on another machine sets its own address or
+    #: ``0.0.0.0`` (the compose and k8s files do).
+    metrics_bind: str = "127.0.0.1"
     #: prometheus-client's multiprocess folder (set by the run scripts).
     prometheus_multiproc_dir: str = ""
     #: ``text`` or ``json``.
@@ -129,6 +152,7 @@ class Config:
             redis_url=redis_url,
             broker_url=broker_url,
             port=_int(env, "PORT", cls.port, 1),
+            bind=_host(env, "HOOKLINE_BIND", cls.bind),
             callback_allow=_list(env, "HOOKLINE_CALLBACK_ALLOW"),
             webhook_retry_schedule=_schedule(
                 env, "HOOKLINE_WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000"
@@ -151,6 +175,7 @@ class Config:
             rate_limit=_float(env, "HOOKLINE_RATE_LIMIT", cls.rate_limit, 0),
             reconcile_after=_int(env, "HOOKLINE_RECONCILE_AFTER", cls.reconcile_after, 1),
             metrics_port=_int(env, "HOOKLINE_METRICS_PORT", cls.metrics_port, 1),
+            metrics_bind=_host(env, "HOOKLINE_METRICS_BIND", cls.metrics_bind),
             prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR", ""),
             log_format=log_format,
             log_level=(env.get("HOOKLINE_LOG_LEVEL") or "INFO").upper(),

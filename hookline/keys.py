@@ -65,3 +65,12 @@ def tenant_api_keys(tenant: str) -> str:
 def rate_limit(key_id: str) -> str:
     """An API key's token bucket."""
     return f"{PREFIX}ratelimit:{key_id}"
+
+
+#: The actor whose endings the task store counts (the job actor's name).
+COUNTED_ACTOR = "process_vectors"
+
+
+def finished_counts(actor: str = COUNTED_ACTOR) -> str:
+    """Hash of outcome -> tasks of ``actor`` ended so, counted in the step that ends each."""
+    return f"{PREFIX}finished:{actor}"

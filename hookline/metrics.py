@@ -4,16 +4,27 @@ prometheus-client picks its multiprocess value class when it is imported, from
 ``PROMETHEUS_MULTIPROC_DIR``; the run scripts set and empty that folder before
 any process starts, so several gunicorn and Dramatiq processes add up.
 Queue-level gauges are not here: they are read from the broker once per
-scrape (``actors.queues.QueueCollector``). No label ever holds a task id, a
+scrape (``actors.queues.QueueCollector``).
+
+Exact and best effort: ``hookline_tasks_finished_total`` is counted in Redis
+by the same step that ends a task (``FinishedCollector`` reads it at each
+scrape), so a killed worker or a lost answer can neither drop nor double a
+count. Every other counter and histogram lives in the process that observes
+it, after the Redis step it describes: a process killed between the two
+loses that observation, so those are best effort. No label ever holds a task id, a
 URL, a tenant or a key.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import redis
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
-from hookline import __version__
+from hookline import __version__, keys
 
 #: Bucket bounds in seconds for sub-second work (API, queue wait, delivery).
 FAST_BUCKETS = (
@@ -27,9 +38,6 @@ JOB_BUCKETS = (
 )
 
 tasks_submitted = Counter("hookline_tasks_submitted", "Tasks accepted by the API.")
-tasks_finished = Counter(
-    "hookline_tasks_finished", "Tasks that reached a terminal state.", ["actor", "outcome"]
-)
 task_retries = Counter(
     "hookline_task_retries", "Task runs that failed and were scheduled again.", ["actor"]
 )
@@ -103,8 +111,20 @@ def child(metric: Any, *values: str) -> Any:
 _http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
+#: The ``method`` label's values besides ``other``: the standard HTTP methods.
+#: Anything a client makes up is ``other``, so no request adds a series.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
+                          "TRACE", "CONNECT"})
+
+
 def observe_http_request(method: str, route: str, status: int, seconds: float) -> None:
-    """Count one answered HTTP request and observe its duration."""
+    """Count one answered HTTP request and observe its duration.
+
+    ``route`` must be a URL rule's template (or one fixed value for no
+    match), never the path; ``method`` is bounded here.
+    """
+    if method not in HTTP_METHODS:
+        method = "other"
     children = _http_children.get((method, route, status))
     if children is None:
         children = (
@@ -133,7 +153,6 @@ def initialise() -> None:
     mark_build()
     job = ACTORS[0]
     for outcome in OUTCOMES:
-        tasks_finished.labels(actor=job, outcome=outcome)
         task_end_to_end.labels(actor=job, outcome=outcome)
         task_run.labels(actor=job, outcome=outcome)
     task_retries.labels(actor=job)
@@ -144,3 +163,34 @@ def initialise() -> None:
             webhook_attempts.labels(result=result, status_class=cls)
     for reason in DISABLE_REASONS:
         callbacks_disabled.labels(reason=reason)
+
+
+class FinishedCollector(Collector):
+    """``hookline_tasks_finished_total``, read from Redis at each scrape.
+
+    The task store counts an ending in the Redis step that makes it
+    (``keys.finished_counts``), so the count is exact. A Redis error leaves
+    the metric out of that scrape rather than failing the page.
+    """
+
+    def __init__(self, client: redis.Redis, actors: tuple[str, ...] = (keys.COUNTED_ACTOR,)) -> None:
+        self.redis = client
+        self.actors = actors
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        pipe = self.redis.pipeline(transaction=False)
+        for actor in self.actors:
+            pipe.hgetall(keys.finished_counts(actor))
+        try:
+            counts = pipe.execute()
+        except redis.RedisError:
+            return
+        family = CounterMetricFamily(
+            "hookline_tasks_finished", "Tasks that reached a terminal state.",
+            labels=["actor", "outcome"],
+        )
+        for actor, raw in zip(self.actors, counts):
+            found = {key.decode(): int(value) for key, value in raw.items()}
+            for outcome in (*OUTCOMES, *sorted(set(found) - set(OUTCOMES))):
+                family.add_metric([actor, outcome], found.get(outcome, 0))
+        yield family

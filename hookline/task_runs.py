@@ -110,7 +110,8 @@ class TaskRuns:
         for name, value in (fields or {}).items():
             pairs += [name, value]
         script_keys, args = self._settle_args(task_id, delivery)
-        script_keys += [output[0] if output else keys.task(task_id), held[0] if held else keys.task(task_id)]
+        script_keys += [output[0] if output else keys.task(task_id), held[0] if held else keys.task(task_id),
+                        keys.finished_counts()]
         allowed = "," + ",".join(allowed_from) + ","
         changed, _ = self._finish(
             keys=script_keys,

@@ -135,7 +135,7 @@ class TaskStore(TaskRuns, TaskDeliveries):
         ``finished`` (already terminal) or ``missing`` (unknown or foreign).
         """
         script_keys, args = self._settle_args(task_id, delivery)
-        changed, previous = self._cancel(keys=script_keys, args=[*args, tenant, repr(time.time())])
+        changed, previous = self._cancel(keys=[*script_keys, keys.finished_counts()], args=[*args, tenant, repr(time.time())])
         previous = previous.decode() if isinstance(previous, bytes) else previous
         if changed == 1:
             return "revoked", previous

@@ -38,7 +38,7 @@ def _security_headers(resp: Response) -> None:
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the application from ``config`` (default: the environment)."""
-    from webapp import callbacks_api, cli, ops, problems, tasks
+    from webapp import bodylimit, callbacks_api, cli, ops, problems, tasks
     from webapp.services import WebServices
 
     config = config or Config.from_env()
@@ -49,6 +49,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["hookline"] = WebServices.build(config)
 
     problems.register(app)
+    bodylimit.register(app, config.max_body_bytes)
     app.register_blueprint(tasks.bp)
     app.register_blueprint(callbacks_api.bp)
     app.register_blueprint(ops.bp)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -49,6 +50,10 @@ class RecoverSchema(Schema):
         unknown = RAISE
 
     since = fields.String(required=True)
+
+
+#: A deliveries cursor: the offset of the next attempt, in ASCII digits.
+_OFFSET_CURSOR = re.compile(r"[0-9]{1,9}")
 
 
 class PageSchema(Schema):
@@ -167,7 +172,8 @@ def deliveries(task_id: str) -> Response:
     rows = services().store.deliveries(task_id)
     start = 0
     if query["cursor"]:
-        if not query["cursor"].isdigit():
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+        if not _OFFSET_CURSOR.fullmatch(query["cursor"]):
             raise unprocessable("The cursor is not valid.",
                                 errors={"cursor": ["Not a cursor from this API."]})
         start = int(query["cursor"])

@@ -122,7 +122,8 @@ def run_once(
 
 def _replay(stored: Stored, fingerprint: str) -> Response:
     if stored.fingerprint != fingerprint:
-        raise unprocessable("This Idempotency-Key was already used with a different request body.")
+        raise unprocessable("This Idempotency-Key was already used with a different request body.",
+                            errors={"Idempotency-Key": ["Already used with a different body."]})
     if stored.state == "pending":
         raise Problem(409, "Conflict",
                       "A request with this Idempotency-Key is still being processed; retry shortly.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from hookline import __version__
+from webapp.idempotency import MAX_KEY_LENGTH
 
 _STATUS = ["PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED"]
 _ISO = {"type": "string", "format": "date-time"}
@@ -15,9 +16,10 @@ def _problem_ref() -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    text = {400: "Malformed request", 401: "Missing or invalid API key", 404: "Not found",
-            409: "Conflict", 413: "Body too large", 415: "Not JSON", 422: "Invalid input",
-            429: "Rate limited", 503: "Redis unavailable"}
+    text = {400: "Malformed request (or a body whose framing is broken)",
+            401: "Missing or invalid API key", 404: "Not found", 409: "Conflict",
+            413: "Body over HOOKLINE_MAX_BODY_BYTES (whatever its framing)", 415: "Not JSON",
+            422: "Invalid input", 429: "Rate limited", 503: "Redis unavailable"}
     return {str(c): {"description": text[c], "content": _problem_ref()} for c in codes}
 
 
@@ -25,16 +27,35 @@ def _json(ref: str) -> dict[str, Any]:
     return {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
 
 
-_COMMON = (401, 429, 503)
+# Any request may carry a body, so any may be refused for it (400, 413)
+# before its handler runs.
+_COMMON = (400, 401, 413, 429, 503)
 _ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _CB = {"name": "cb_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_PAGE = [
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-]
+_LIMIT = {"name": "limit", "in": "query",
+          "schema": {"type": "integer", "minimum": 1, "maximum": 500}}
+#: A cursor is opaque: the ``next_cursor`` of the page before, as it came.
+_OPAQUE_CURSOR = {
+    "name": "cursor", "in": "query",
+    "description": "The next_cursor of the previous page, unchanged (base64url, no padding); "
+                   "empty is the first page; any other value is 422.",
+    "schema": {"type": "string", "maxLength": 512, "pattern": "^[A-Za-z0-9_-]*$"},
+}
+_PAGE = [_LIMIT, _OPAQUE_CURSOR]
+#: The deliveries list's cursor: the offset of the next attempt.
+_DELIVERY_PAGE = [_LIMIT, {
+    "name": "cursor", "in": "query",
+    "description": "The next_cursor of the previous page, unchanged (an offset in digits); "
+                   "empty is the first page.",
+    "schema": {"type": "string", "pattern": "^[0-9]{0,9}$"},
+}]
+_URL = {"type": "string", "minLength": 1, "maxLength": 2048}
+#: What ``metadata.collection`` must look like (SPEC section 8).
+_COLLECTION = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}
 
 
-def document() -> dict[str, Any]:
+def document(max_vectors: int = 100_000, max_dimension: int = 4096) -> dict[str, Any]:
+    """The OpenAPI document, with this deployment's job limits."""
     schemas: dict[str, Any] = {
         "Problem": {
             "type": "object",
@@ -52,14 +73,18 @@ def document() -> dict[str, Any]:
             "properties": {
                 "vector_data": {
                     "oneOf": [
-                        {"type": "array", "minItems": 1, "items": {"type": "number"}},
-                        {"type": "array", "minItems": 1,
-                         "items": {"type": "array", "minItems": 1, "items": {"type": "number"}}},
+                        {"type": "array", "minItems": 1, "maxItems": max_vectors,
+                         "items": {"type": "number"}},
+                        {"type": "array", "minItems": 1, "maxItems": max_vectors,
+                         "items": {"type": "array", "minItems": 1, "maxItems": max_dimension,
+                                   "items": {"type": "number"}}},
                     ]
                 },
-                "metadata": {"type": "object", "additionalProperties": {}},
-                "callback_url": {"type": "string"},
-                "callback_id": {"type": "string"},
+                "metadata": {"type": "object", "additionalProperties": {},
+                             "properties": {"collection": _COLLECTION},
+                             "description": "At most 16 KiB as JSON; numbers finite."},
+                "callback_url": {**_URL, "description": "A URL this tenant registered."},
+                "callback_id": {"type": "string", "minLength": 1, "maxLength": 64},
             },
         },
         "TaskAccepted": {
@@ -98,11 +123,11 @@ def document() -> dict[str, Any]:
         },
         "CallbackCreate": {
             "type": "object", "required": ["url"], "additionalProperties": False,
-            "properties": {"url": {"type": "string"}, "description": {"type": "string"}},
+            "properties": {"url": _URL, "description": {"type": "string", "maxLength": 1024}},
         },
         "CallbackPatch": {
             "type": "object", "additionalProperties": False,
-            "properties": {"url": {"type": "string"}, "description": {"type": "string"},
+            "properties": {"url": _URL, "description": {"type": "string", "maxLength": 1024},
                            "disabled": {"type": "boolean"}},
         },
         "Callback": {
@@ -153,10 +178,11 @@ def document() -> dict[str, Any]:
             "post": {
                 "summary": "Submit a job", "operationId": "submitTask",
                 "parameters": [{"name": "Idempotency-Key", "in": "header",
-                                "schema": {"type": "string", "maxLength": 255}}],
+                                "schema": {"type": "string", "minLength": 1,
+                                           "maxLength": MAX_KEY_LENGTH}}],
                 "requestBody": {"required": True, "content": _json("TaskSubmit")},
                 "responses": {"202": {"description": "Accepted", "content": _json("TaskAccepted")},
-                              **_errors(400, 409, 413, 415, 422, *_COMMON)},
+                              **_errors(409, 415, 422, *_COMMON)},
             },
             "get": {
                 "summary": "List tasks, newest first", "operationId": "listTasks",
@@ -178,7 +204,7 @@ def document() -> dict[str, Any]:
         }},
         "/tasks/{task_id}/deliveries": {"get": {
             "summary": "Webhook attempts, oldest first", "operationId": "listDeliveries",
-            "parameters": [_ID, *_PAGE],
+            "parameters": [_ID, *_DELIVERY_PAGE],
             "responses": {"200": {"description": "A page", "content": _json("DeliveryList")},
                           **_errors(404, 422, *_COMMON)},
         }},
@@ -193,7 +219,7 @@ def document() -> dict[str, Any]:
                 "summary": "Register a callback", "operationId": "createCallback",
                 "requestBody": {"required": True, "content": _json("CallbackCreate")},
                 "responses": {"201": {"description": "Created", "content": _json("Callback")},
-                              **_errors(400, 413, 415, 422, *_COMMON)},
+                              **_errors(415, 422, *_COMMON)},
             },
             "get": {
                 "summary": "List callbacks", "operationId": "listCallbacks", "parameters": _PAGE,
@@ -209,7 +235,7 @@ def document() -> dict[str, Any]:
                       "parameters": [_CB],
                       "requestBody": {"required": True, "content": _json("CallbackPatch")},
                       "responses": {"200": {"description": "Changed", "content": _json("Callback")},
-                                    **_errors(400, 404, 413, 415, 422, *_COMMON)}},
+                                    **_errors(404, 415, 422, *_COMMON)}},
             "delete": {"summary": "Delete a callback", "operationId": "deleteCallback",
                        "parameters": [_CB],
                        "responses": {"204": {"description": "Deleted"}, **_errors(404, *_COMMON)}},
@@ -224,13 +250,15 @@ def document() -> dict[str, Any]:
             "summary": "Resend failed deliveries since a time", "operationId": "recoverCallback",
             "parameters": [_CB], "requestBody": {"required": True, "content": _json("Recover")},
             "responses": {"202": {"description": "Queued", "content": _json("Accepted")},
-                          **_errors(400, 404, 413, 415, 422, *_COMMON)},
+                          **_errors(404, 415, 422, *_COMMON)},
         }},
         "/healthz": {"get": {"summary": "Process alive", "operationId": "healthz", "security": [],
-                             "responses": {"200": {"description": "Alive", "content": _json("Status")}}}},
+                             "responses": {"200": {"description": "Alive", "content": _json("Status")},
+                                           **_errors(400, 413)}}},
         "/readyz": {"get": {"summary": "Redis reachable", "operationId": "readyz", "security": [],
                             "responses": {"200": {"description": "Ready", "content": _json("Status")},
-                                          "503": {"description": "Not ready", "content": _json("Status")}}}},
+                                          "503": {"description": "Not ready", "content": _json("Status")},
+                                          **_errors(400, 413)}}},
     }
     return {
         "openapi": "3.0.3",

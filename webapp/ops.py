@@ -5,6 +5,7 @@ from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from actors.queues import QueueCollector
+from hookline.metrics import FinishedCollector
 from hookline.redis_client import UNAVAILABLE
 from webapp.jsonio import reply
 from webapp.openapi import document
@@ -41,10 +42,12 @@ def metrics() -> Response:
         body = generate_latest(REGISTRY)
     queues = CollectorRegistry()
     queues.register(QueueCollector(svc.redis, heartbeat_timeout_ms=svc.config.heartbeat_timeout_ms))
+    queues.register(FinishedCollector(svc.redis))
     body += generate_latest(queues)
     return Response(body, 200, content_type=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return reply(document())
+    config = services().config
+    return reply(document(config.max_vectors, config.max_dimension))

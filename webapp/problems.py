@@ -19,9 +19,10 @@ UNAVAILABLE_RETRY_AFTER = 5
 
 _TYPES = {
     400: "bad-request", 401: "unauthorized", 404: "not-found", 405: "method-not-allowed",
-    409: "conflict", 413: "payload-too-large", 415: "unsupported-media-type",
-    422: "validation-error", 429: "rate-limited", 500: "internal-error",
-    503: "unavailable",
+    409: "conflict", 413: "payload-too-large", 414: "uri-too-long",
+    415: "unsupported-media-type", 417: "expectation-failed", 422: "validation-error",
+    429: "rate-limited", 431: "header-fields-too-large", 500: "internal-error",
+    501: "not-implemented", 503: "unavailable",
 }
 
 
@@ -44,7 +45,8 @@ class Problem(Exception):
         self.errors = errors
         self.headers = dict(headers or {})
 
-    def response(self) -> Response:
+    def body(self) -> bytes:
+        """The problem document, as JSON bytes."""
         body: dict[str, Any] = {
             "type": f"https://hookline.dev/problems/{_TYPES.get(self.status, 'error')}",
             "title": self.title,
@@ -53,7 +55,10 @@ class Problem(Exception):
         }
         if self.errors:
             body["errors"] = self.errors
-        resp = Response(orjson.dumps(body), self.status, mimetype="application/problem+json")
+        return orjson.dumps(body)
+
+    def response(self) -> Response:
+        resp = Response(self.body(), self.status, mimetype="application/problem+json")
         for name, value in self.headers.items():
             resp.headers[name] = value
         return resp

@@ -6,6 +6,7 @@ instead of a few milliseconds.
 """
 from __future__ import annotations
 
+import math
 import re
 from itertools import chain
 from typing import Any
@@ -91,6 +92,20 @@ class VectorData(fields.Field):
         return "Every value must be a number."
 
 
+def _has_nonfinite(value: Any) -> bool:
+    """Whether a decoded JSON value holds NaN or an infinity anywhere."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if type(item) is float and not math.isfinite(item):
+            return True
+        if type(item) is dict:
+            pending.extend(item.values())
+        elif type(item) is list:
+            pending.extend(item)
+    return False
+
+
 class TaskSubmitSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -115,6 +130,10 @@ class TaskSubmitSchema(Schema):
             raise ValidationError(
                 f"Is {size} bytes as JSON; at most {MAX_METADATA_BYTES} are accepted."
             )
+        # orjson would write NaN and Infinity as null: refuse them instead of
+        # echoing back something else than was sent.
+        if _has_nonfinite(value):
+            raise ValidationError("Every number must be finite (no NaN or Infinity).")
         collection = value.get("collection")
         if collection is not None and (
             not isinstance(collection, str) or not _COLLECTION_RE.match(collection)

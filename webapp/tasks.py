@@ -142,7 +142,6 @@ def cancel(task_id: str) -> Response:
     if outcome == "finished":
         raise Problem(409, "Conflict", f"The task has already finished ({previous}).")
     if outcome == "revoked":
-        metrics.tasks_finished.labels(actor="process_vectors", outcome="revoked").inc()
         log.info("task revoked", extra={"task_id": task_id, "status": "REVOKED", "previous": previous})
     else:
         log.info("task cancel requested", extra={"task_id": task_id, "status": previous})

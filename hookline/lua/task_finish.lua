@@ -1,6 +1,6 @@
 -- Move a task to a terminal status, once, acknowledging its message.
 -- KEYS: task, active, delivery queue, legacy payload, output hash, held list
---       (the task key stands in for the ones not used)
+--       (the task key stands in for the ones not used), finished counts
 -- ARGV: id, ttl, delivery message (or ''), allowed statuses ",A,B,",
 --       output bytes (or ''), held message (or ''), new status, field, value, ...
 -- include: settle
@@ -12,5 +12,5 @@ if not string.find(ARGV[4], ',' .. status .. ',', 1, true) then return {0, statu
 -- The job's output is written with its result, so SUCCESS implies it.
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[5], ARGV[1], ARGV[5]) end
 settle(KEYS[1], record, {'status', ARGV[7], unpack(ARGV, 8)}, KEYS[2], ARGV[1], ARGV[2],
-       ARGV[3], KEYS[3], KEYS[4])
+       ARGV[3], KEYS[3], KEYS[4], KEYS[7])
 return {1, status}

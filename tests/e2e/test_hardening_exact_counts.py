@@ -17,7 +17,7 @@ import requests
 
 from tests.metrics_util import scrape, value
 from tests.procs import ROOT, Stack, held, settled, wait_until
-from tests.test_faults import key_for, statuses
+from tests.e2e.test_faults import key_for, statuses
 
 SEED = {"vector_data": [[0.1, 0.2, 0.3]] * 4}
 
@@ -26,7 +26,7 @@ SEED = {"vector_data": [[0.1, 0.2, 0.3]] * 4}
 END_AND_DIE = """
 import os, signal, sys
 import redis
-from hookline.tasks import TaskStore
+from hookline.task_store import TaskStore
 store = TaskStore(redis.Redis.from_url(sys.argv[1]), result_ttl=3600, heartbeats_key="hl:hb")
 assert store.finish(sys.argv[2], "SUCCESS", delivery=None, result={"status": "indexed"})
 os.kill(os.getpid(), signal.SIGKILL)

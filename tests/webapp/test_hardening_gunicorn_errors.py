@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.procs import Stack
-from tests.test_http_framing import PARSERS
+from tests.webapp.test_http_framing import PARSERS
 
 REQUESTS = {
     # name: (raw request, status)

@@ -93,7 +93,7 @@ class Transport:
                     self.sleep(self._wait_for(None, tries))
                     tries += 1
                     continue
-                raise TransportError(f"{method} {self.url}{path}: {type(exc).__name__}") from exc
+                raise TransportError(f"{method} {self.url}{path}: no answer ({type(exc).__name__})") from exc
             if resp.status_code < 400 or resp.status_code in ok:
                 return resp
             if retry and resp.status_code in RETRY_STATUSES and tries < self.retries:

@@ -11,7 +11,7 @@ import pytest
 import redis as redis_lib
 
 from hookline.client import Client
-from tests.client.support import Stack, new_key
+from tests.client.support import Receiver, Stack, new_key
 from tests.procs import RedisServer
 
 
@@ -56,3 +56,11 @@ def connect() -> Iterator[Callable[..., Client]]:
     yield make
     for client in made:
         client.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP server that records the webhooks (and forwards) it gets."""
+    server = Receiver()
+    yield server
+    server.close()

@@ -2,12 +2,18 @@
 cancelling, waiting and errors can be seen as they are."""
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
 import requests
+from click.testing import CliRunner
 
+from hookline.cli import cli
 from hookline.client import (
     Client,
     Conflict,
@@ -16,7 +22,7 @@ from hookline.client import (
     ValidationFailed,
     WaitTimeout,
 )
-from tests.client.support import SEED, Stack
+from tests.client.support import ROOT, SEED, LineReader, Stack, new_key
 
 
 def _http_requests(stack: Stack, status: str) -> float:
@@ -106,14 +112,9 @@ def test_wait_polls_with_the_etag_and_gives_up_at_the_deadline(
     assert _http_requests(web_only, "304") - not_modified >= 2
 
 
-def test_the_cli_exits_4_when_the_awaited_task_is_revoked(
-        web_only: Stack, connect: Callable[..., Client]) -> None:
-    from click.testing import CliRunner
-
-    from hookline.cli import cli
-
-    client = connect(web_only)
-    key = client.transport.session.headers["Authorization"].removeprefix("Bearer ")
+def test_the_cli_exits_4_when_the_awaited_task_is_revoked(web_only: Stack) -> None:
+    key = new_key(web_only)
+    client = Client(web_only.url, key)
     env = {"HOOKLINE_URL": web_only.url, "HOOKLINE_API_KEY": key}
     task_id = client.tasks.submit(**SEED)["task_id"]
     runner = CliRunner()
@@ -128,3 +129,23 @@ def test_the_cli_exits_4_when_the_awaited_task_is_revoked(
     pending = client.tasks.submit(**SEED)["task_id"]
     timed_out = runner.invoke(cli, ["tasks", "wait", pending, "--timeout", "0.5"], env=env)
     assert timed_out.exit_code == 6, timed_out.output
+    client.close()
+
+
+def test_ctrl_c_while_waiting_exits_130(web_only: Stack) -> None:
+    key = new_key(web_only)
+    with Client(web_only.url, key) as client:
+        task_id = client.tasks.submit(**SEED)["task_id"]
+    env = {**os.environ, "HOOKLINE_URL": web_only.url, "HOOKLINE_API_KEY": key, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "hookline.cli", "tasks", "wait", task_id], env=env,
+                            cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    try:
+        # The progress line names the task once the first poll is answered
+        LineReader(proc.stderr).wait_for(lambda line: f"{task_id} PENDING" in line, 30, "the first poll")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)

@@ -2,7 +2,8 @@
 
 ``Transport.request`` retries ``429`` and ``503`` after the server's
 ``Retry-After`` (capped), and a broken connection when the request is safe to
-send twice; every other error answer becomes an ``ApiError``.
+send twice (a safe method, or an ``Idempotency-Key``); every other error
+answer becomes an ``ApiError``.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
+import requests.auth
 
 from hookline import __version__
 from hookline.client.errors import TransportError, error_for
@@ -56,11 +58,11 @@ class Transport:
         self.timeout = timeout
         self.sleep = sleep
         self.session = requests.Session()
-        # Proxies from the environment would see the API key; the API is named explicitly.
-        self.session.trust_env = False
         self.session.headers["User-Agent"] = f"hookline-client/{__version__}"
         if api_key:
-            self.session.headers["Authorization"] = f"Bearer {api_key}"
+            # As the session's auth, not a bare header: requests would otherwise put
+            # credentials from ~/.netrc in its place.
+            self.session.auth = BearerAuth(api_key)
 
     def close(self) -> None:
         self.session.close()
@@ -96,7 +98,8 @@ class Transport:
                 raise TransportError(f"{method} {self.url}{path}: no answer ({type(exc).__name__})") from exc
             if resp.status_code < 400 or resp.status_code in ok:
                 return resp
-            if retry and resp.status_code in RETRY_STATUSES and tries < self.retries:
+            if retry and tries < self.retries and (
+                    resp.status_code in RETRY_STATUSES or _still_processing(resp, headers)):
                 self.sleep(self._wait_for(resp, tries))
                 tries += 1
                 continue
@@ -106,6 +109,30 @@ class Transport:
         """``request()`` and the answer's JSON body (None for an empty body)."""
         resp = self.request(method, path, **kwargs)
         return resp.json() if resp.content else None
+
+
+class BearerAuth(requests.auth.AuthBase):
+    """``Authorization: Bearer <api key>``; its ``repr`` leaves the key out."""
+
+    def __init__(self, api_key: str) -> None:
+        self._api_key = api_key
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._api_key}"
+        return request
+
+    def __repr__(self) -> str:
+        return "BearerAuth(<api key>)"
+
+
+def _still_processing(resp: requests.Response, headers: Mapping[str, str] | None) -> bool:
+    """A 409 for an ``Idempotency-Key`` whose first request is still running.
+
+    It follows a retry after a broken connection whose first try did arrive;
+    asked again after ``Retry-After``, the server answers with the first try's answer.
+    """
+    return (resp.status_code == 409 and bool(headers and "Idempotency-Key" in headers)
+            and "Retry-After" in resp.headers)
 
 
 def _problem(resp: requests.Response) -> dict[str, Any]:

@@ -6,6 +6,7 @@ take messages of other tests' stacks on the same Redis.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import redis as redis_lib
@@ -48,8 +49,8 @@ def connect() -> Iterator[Callable[..., Client]]:
     """``connect(stack)``: a Client with a key for a tenant of its own; closed after the test."""
     made: list[Client] = []
 
-    def make(stack: Stack, **kwargs: object) -> Client:
-        client = Client(stack.url, new_key(stack), **kwargs)  # type: ignore[arg-type]
+    def make(stack: Stack, **kwargs: Any) -> Client:
+        client = Client(stack.url, new_key(stack), **kwargs)
         made.append(client)
         return client
 

@@ -5,7 +5,7 @@ from datetime import datetime
 
 import click
 
-from hookline.cli.context import client
+from hookline.cli.context import client, id_command
 from hookline.cli.output import emit, fields, json_option, table
 from hookline.client.models import Callback
 
@@ -41,10 +41,7 @@ def callbacks_ls(ctx: click.Context) -> None:
          for c in items], ("CALLBACK", "STATE", "URL", "DISABLED REASON")))
 
 
-@callbacks.command("show")
-@click.argument("callback_id")
-@json_option
-@click.pass_context
+@id_command(callbacks, "show", "callback_id")
 def callbacks_show(ctx: click.Context, callback_id: str) -> None:
     """Show one callback."""
     show(client(ctx).callbacks.get(callback_id))
@@ -60,10 +57,7 @@ def callbacks_create(ctx: click.Context, url: str, description: str | None) -> N
     show_secret(dict(client(ctx).callbacks.create(url, description)))
 
 
-@callbacks.command("rotate")
-@click.argument("callback_id")
-@json_option
-@click.pass_context
+@id_command(callbacks, "rotate", "callback_id")
 def callbacks_rotate(ctx: click.Context, callback_id: str) -> None:
     """A new signing secret; the old one keeps signing beside it for a grace period."""
     show_secret(dict(client(ctx).callbacks.rotate(callback_id)))
@@ -82,28 +76,19 @@ def callbacks_recover(ctx: click.Context, callback_id: str, since: datetime) -> 
     emit(answer, lambda: click.echo(f"{answer['count']} deliveries queued for resending"))
 
 
-@callbacks.command("enable")
-@click.argument("callback_id")
-@json_option
-@click.pass_context
+@id_command(callbacks, "enable", "callback_id")
 def callbacks_enable(ctx: click.Context, callback_id: str) -> None:
     """Deliver to this callback again."""
     show(client(ctx).callbacks.enable(callback_id))
 
 
-@callbacks.command("disable")
-@click.argument("callback_id")
-@json_option
-@click.pass_context
+@id_command(callbacks, "disable", "callback_id")
 def callbacks_disable(ctx: click.Context, callback_id: str) -> None:
     """Stop delivering to this callback."""
     show(client(ctx).callbacks.disable(callback_id))
 
 
-@callbacks.command("rm")
-@click.argument("callback_id")
-@json_option
-@click.pass_context
+@id_command(callbacks, "rm", "callback_id")
 def callbacks_rm(ctx: click.Context, callback_id: str) -> None:
     """Delete a callback."""
     client(ctx).callbacks.delete(callback_id)

@@ -5,7 +5,7 @@ import json
 
 import click
 
-from hookline.cli.context import client
+from hookline.cli.context import client, id_command
 from hookline.cli.output import emit, fields, json_option, table
 
 COLLECTION_FIELDS = ("name", "dimension", "dimensions", "metric", "dtype", "count", "bytes", "created_at")
@@ -27,10 +27,7 @@ def collections_ls(ctx: click.Context) -> None:
          for c in items], ("COLLECTION", "DIMENSION", "METRIC", "DTYPE", "VECTORS", "BYTES")))
 
 
-@collections.command("show")
-@click.argument("name")
-@json_option
-@click.pass_context
+@id_command(collections, "show", "name")
 def collections_show(ctx: click.Context, name: str) -> None:
     """Show one collection."""
     record = client(ctx).collections.get(name)

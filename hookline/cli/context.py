@@ -1,8 +1,12 @@
 """What every command shares: the invocation's ``Client``, and how a task ends badly."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import click
 
+from hookline.cli.output import json_option
 from hookline.cli.settings import Settings
 from hookline.client import Client
 
@@ -28,3 +32,11 @@ def client(ctx: click.Context) -> Client:
         root.meta["hookline.client"] = made
         root.call_on_close(made.close)
     return made  # type: ignore[no-any-return]
+
+
+def id_command(group: click.Group, name: str, argument: str) -> Callable[[Callable[..., Any]], click.Command]:
+    """A command of ``group`` that takes one id (``argument``), ``--json`` and the context."""
+    def decorate(func: Callable[..., Any]) -> click.Command:
+        return group.command(name)(click.argument(argument)(json_option(click.pass_context(func))))
+
+    return decorate

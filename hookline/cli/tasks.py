@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from hookline.cli.context import client
+from hookline.cli.context import client, id_command
 from hookline.cli.output import emit, json_option, table
 from hookline.cli.payload import load_job
 from hookline.cli.watch import show_task, watch
@@ -114,19 +114,13 @@ def _delivery(task: Task) -> str | None:
     return callback["delivery"] if callback else None
 
 
-@tasks.command("show")
-@click.argument("task_id")
-@json_option
-@click.pass_context
+@id_command(tasks, "show", "task_id")
 def tasks_show(ctx: click.Context, task_id: str) -> None:
     """Show one task."""
     show_task(client(ctx).tasks.get(task_id))
 
 
-@tasks.command("cancel")
-@click.argument("task_id")
-@json_option
-@click.pass_context
+@id_command(tasks, "cancel", "task_id")
 def tasks_cancel(ctx: click.Context, task_id: str) -> None:
     """Cancel a task: a pending one never runs, a running one stops at its next step."""
     show_task(client(ctx).tasks.cancel(task_id))
@@ -147,10 +141,7 @@ def deliveries() -> None:
     """A task's webhook attempts, and resending its webhook."""
 
 
-@deliveries.command("ls")
-@click.argument("task_id")
-@json_option
-@click.pass_context
+@id_command(deliveries, "ls", "task_id")
 def deliveries_ls(ctx: click.Context, task_id: str) -> None:
     """Every webhook attempt of a task, oldest first."""
     items = list(client(ctx).tasks.iter_deliveries(task_id))
@@ -159,10 +150,7 @@ def deliveries_ls(ctx: click.Context, task_id: str) -> None:
         ("ATTEMPT", "AT", "TRIGGER", "STATUS", "ERROR", "MS")))
 
 
-@deliveries.command("resend")
-@click.argument("task_id")
-@json_option
-@click.pass_context
+@id_command(deliveries, "resend", "task_id")
 def deliveries_resend(ctx: click.Context, task_id: str) -> None:
     """Send a finished task's webhook once more."""
     answer = client(ctx).tasks.retry_delivery(task_id)

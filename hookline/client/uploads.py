@@ -15,6 +15,8 @@ TUS_VERSION = "1.0.0"
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
 #: Times ``upload()`` picks up again after a broken connection or a wrong offset.
 MAX_RESUMES = 10
+#: Seconds before the first resume, doubled for each one after it (at most 30 s).
+RESUME_BACKOFF = 0.5
 
 
 def _path(upload_id: str) -> str:
@@ -101,5 +103,7 @@ class Uploads:
                     resumes += 1
                     if resumes > MAX_RESUMES:
                         raise
+                    # The server may still be writing the broken chunk; its offset settles soon.
+                    self._http.sleep(min(30.0, RESUME_BACKOFF * 2 ** (resumes - 1)))
                     offset = self.head(upload_id)["offset"]
         return upload_id

@@ -11,6 +11,7 @@ from hookline.client.errors import (
     BadRequest,
     Conflict,
     HooklineError,
+    Locked,
     NotFound,
     PayloadTooLarge,
     RateLimited,
@@ -25,7 +26,7 @@ from hookline.client.errors import (
 from hookline.client.models import TERMINAL
 
 __all__ = [
-    "DEFAULT_URL", "TERMINAL", "ApiError", "BadRequest", "Client", "Conflict", "HooklineError", "NotFound",
-    "PayloadTooLarge", "RateLimited", "ServerError", "TransportError", "Unauthorized", "Unavailable",
-    "UnsupportedMediaType", "ValidationFailed", "WaitTimeout",
+    "DEFAULT_URL", "TERMINAL", "ApiError", "BadRequest", "Client", "Conflict", "HooklineError", "Locked",
+    "NotFound", "PayloadTooLarge", "RateLimited", "ServerError", "TransportError", "Unauthorized",
+    "Unavailable", "UnsupportedMediaType", "ValidationFailed", "WaitTimeout",
 ]

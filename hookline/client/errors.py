@@ -79,6 +79,10 @@ class ValidationFailed(ApiError):
     """422: a well-formed request that breaks a rule; see ``errors``."""
 
 
+class Locked(ApiError):
+    """423: another request is writing this upload; retry after ``Retry-After``."""
+
+
 class RateLimited(ApiError):
     """429, still answered after the client's retries."""
 
@@ -93,7 +97,7 @@ class Unavailable(ServerError):
 
 _BY_STATUS: dict[int, type[ApiError]] = {
     400: BadRequest, 401: Unauthorized, 404: NotFound, 409: Conflict, 413: PayloadTooLarge,
-    415: UnsupportedMediaType, 422: ValidationFailed, 429: RateLimited, 503: Unavailable,
+    415: UnsupportedMediaType, 422: ValidationFailed, 423: Locked, 429: RateLimited, 503: Unavailable,
 }
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import quote
 
-from hookline.client.errors import Conflict, TransportError
+from hookline.client.errors import Conflict, Locked, TransportError
 from hookline.client.models import UploadState
 from hookline.client.transport import Transport
 
@@ -67,6 +68,10 @@ class Uploads:
         resp = self._http.request("HEAD", _path(upload_id), headers={"Tus-Resumable": TUS_VERSION})
         return {"offset": int(resp.headers["Upload-Offset"]), "length": int(resp.headers["Upload-Length"])}
 
+    def get(self, upload_id: str) -> dict[str, Any]:
+        """``GET /uploads/{id}``: the upload as JSON (offset, length, state, rows, dimension)."""
+        return cast(dict[str, Any], self._http.json("GET", _path(upload_id)))
+
     def delete(self, upload_id: str) -> None:
         """``DELETE /uploads/{id}``."""
         self._http.request("DELETE", _path(upload_id), headers={"Tus-Resumable": TUS_VERSION})
@@ -78,11 +83,12 @@ class Uploads:
 
         ``format`` defaults from the suffix (``.npy``, else ``f32``). Pass the
         ``upload_id`` of an earlier, interrupted call to carry it on. After a
-        broken connection or a ``409`` the upload's offset is asked for with
-        ``HEAD`` and sending continues from there, up to ``MAX_RESUMES`` times.
+        broken connection, a ``409`` (wrong offset) or a ``423`` (a stalled
+        earlier PATCH still holds the upload) the upload's offset is asked for
+        with ``HEAD`` and sending continues from there, up to ``MAX_RESUMES`` times.
 
         Raises:
-            TransportError, Conflict: still failing after the resumes.
+            TransportError, Conflict, Locked: still failing after the resumes.
         """
         file = Path(path)
         length = file.stat().st_size
@@ -99,7 +105,7 @@ class Uploads:
                 chunk = stream.read(chunk_bytes)
                 try:
                     offset = self.patch(upload_id, offset, chunk)
-                except (TransportError, Conflict):
+                except (TransportError, Conflict, Locked):
                     resumes += 1
                     if resumes > MAX_RESUMES:
                         raise

@@ -142,5 +142,6 @@ def _problem(resp: requests.Response) -> dict[str, Any]:
         body = None
     if isinstance(body, dict):
         return body
-    # Not our server's problem+json (a proxy's page, say): keep the status and a short excerpt.
-    return {"status": resp.status_code, "title": resp.reason or "Error", "detail": resp.text[:200]}
+    # No body (a HEAD) or not our server's problem+json (a proxy's page): the status and an excerpt.
+    detail = resp.text[:200] if resp.text.strip() else f"{resp.request.method} {resp.url} answered {resp.status_code}"
+    return {"status": resp.status_code, "title": resp.reason or "Error", "detail": detail}

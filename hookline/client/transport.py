@@ -143,5 +143,7 @@ def _problem(resp: requests.Response) -> dict[str, Any]:
     if isinstance(body, dict):
         return body
     # No body (a HEAD) or not our server's problem+json (a proxy's page): the status and an excerpt.
-    detail = resp.text[:200] if resp.text.strip() else f"{resp.request.method} {resp.url} answered {resp.status_code}"
+    detail = resp.text[:200]
+    if not detail.strip():
+        detail = f"{resp.request.method} {resp.url} answered {resp.status_code}"
     return {"status": resp.status_code, "title": resp.reason or "Error", "detail": detail}

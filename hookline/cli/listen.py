@@ -112,7 +112,8 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 
 
 @click.command()
-@click.option("--forward-to", required=True, help="Where to forward each webhook (e.g. http://localhost:5000/hook).")
+@click.option("--forward-to", required=True,
+              help="Where to forward each webhook (e.g. http://localhost:5000/hook).")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="The relay's port on 127.0.0.1 (0: any free port).")
 @json_option

@@ -91,7 +91,8 @@ def report(ctx: click.Context, exc: BaseException) -> None:
     click.echo(f"error: {message}", err=True)
 
 
-@click.group(cls=HooklineGroup, epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=HooklineGroup, epilog=EXIT_CODES_HELP,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--url", envvar="HOOKLINE_URL", help="The API's base URL [env HOOKLINE_URL; default "
               "http://127.0.0.1:8000].")
 @click.option("--api-key", envvar="HOOKLINE_API_KEY", help="An API key [env HOOKLINE_API_KEY].")

@@ -83,7 +83,8 @@ def tasks() -> None:
 
 
 @tasks.command("ls")
-@click.option("--status", type=click.Choice(STATUSES, case_sensitive=False), help="Only tasks in this status.")
+@click.option("--status", type=click.Choice(STATUSES, case_sensitive=False),
+              help="Only tasks in this status.")
 @click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True, help="Tasks per page.")
 @click.option("--cursor", help="Where the previous page ended (its next_cursor).")
 @click.option("--all", "every", is_flag=True, help="Every page, not just one.")
@@ -146,7 +147,8 @@ def deliveries_ls(ctx: click.Context, task_id: str) -> None:
     """Every webhook attempt of a task, oldest first."""
     items = list(client(ctx).tasks.iter_deliveries(task_id))
     emit({"items": items, "next_cursor": None}, lambda: table(
-        [(d["attempt"], d["at"], d["trigger"], d["status_code"], d["error"], d["duration_ms"]) for d in items],
+        [(d["attempt"], d["at"], d["trigger"], d["status_code"], d["error"], d["duration_ms"])
+         for d in items],
         ("ATTEMPT", "AT", "TRIGGER", "STATUS", "ERROR", "MS")))
 
 

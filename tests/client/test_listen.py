@@ -61,7 +61,8 @@ def test_listen_verifies_prints_forwards_and_cleans_up(
     forged = requests.post(ready["url"], data=forwarded["body"], timeout=5, headers={
         "webhook-id": forwarded["headers"]["webhook-id"],
         "webhook-timestamp": forwarded["headers"]["webhook-timestamp"],
-        "webhook-signature": "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "content-type": "application/json"})
+        "webhook-signature": "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        "content-type": "application/json"})
     assert forged.status_code == 400
     lines.wait_for(lambda line: "signature rejected" in line, 10, "the refusal is printed")
     assert len(receiver.received("/fwd")) == 1

@@ -65,7 +65,8 @@ def test_429_is_retried_after_retry_after(make_stack: Callable[..., Stack]) -> N
     impatient.close()
 
 
-def test_503_is_retried_after_retry_after_in_seconds_or_as_a_date(scripted: Callable[..., ScriptedServer]) -> None:
+def test_503_is_retried_after_retry_after_in_seconds_or_as_a_date(
+        scripted: Callable[..., ScriptedServer]) -> None:
     date = email.utils.formatdate(time.time() + 3, usegmt=True)
     server = scripted([UNAVAILABLE, (503, {"Retry-After": date}, b"{}")])
     sleeps = Sleeps()

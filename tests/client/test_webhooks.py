@@ -61,7 +61,8 @@ def test_callback_lifecycle_and_its_deliveries(full_stack: Stack, connect: Calla
     assert client.tasks.retry_delivery(task_id)["trigger"] == "manual"
     wait_until(lambda: len(receiver.received("/hook")) == 2, 30, "the resend arrives")
     wait_until(lambda: len(list(client.tasks.iter_deliveries(task_id, page_size=1))) == 2, 10, "logged")
-    assert [d["trigger"] for d in client.tasks.iter_deliveries(task_id, page_size=1)] == ["scheduled", "manual"]
+    triggers = [d["trigger"] for d in client.tasks.iter_deliveries(task_id, page_size=1)]
+    assert triggers == ["scheduled", "manual"]
     # Rotated: later webhooks verify with the new secret
     rotated = client.callbacks.rotate(created["id"])
     assert rotated["secret"] != secret and rotated["previous_secret_expires_at"]

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
@@ -15,28 +16,44 @@ from callbacks import verify
 from hookline.client import Client, NotFound
 from tests.client.support import ROOT, SEED, LineReader, Receiver, Stack, new_key, wait_until
 
+Relay = tuple[subprocess.Popen[str], LineReader, str]
+
 
 @pytest.fixture
-def relay(full_stack: Stack, receiver: Receiver) -> Iterator[tuple[subprocess.Popen[str], LineReader, str]]:
-    """``hookline --json listen --forward-to <receiver>/fwd`` as a real process, and its key."""
-    key = new_key(full_stack)
-    env = {**os.environ, "HOOKLINE_URL": full_stack.url, "HOOKLINE_API_KEY": key, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "hookline.cli", "--json", "listen", "--forward-to",
-                             receiver.url("/fwd")], env=env, cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None
-    yield proc, LineReader(proc.stdout), key
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(timeout=10)
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
+def start_relay(full_stack: Stack, receiver: Receiver) -> Iterator[Callable[..., Relay]]:
+    """``start_relay(*flags)``: ``hookline [flags] listen --forward-to <receiver>/fwd`` as a
+    real process, a reader of its output and its API key; killed after the test if still running."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*flags: str) -> Relay:
+        key = new_key(full_stack)
+        env = {**os.environ, "HOOKLINE_URL": full_stack.url, "HOOKLINE_API_KEY": key, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen([sys.executable, "-m", "hookline.cli", *flags, "listen", "--forward-to",
+                                 receiver.url("/fwd")], env=env, cwd=ROOT, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        procs.append(proc)
+        assert proc.stdout is not None
+        return proc, LineReader(proc.stdout), key
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def relay(start_relay: Callable[..., Relay]) -> Relay:
+    """The relay with ``--json``: one JSON object per line."""
+    return start_relay("--json")
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_listen_verifies_prints_forwards_and_cleans_up(
-        full_stack: Stack, receiver: Receiver, relay: tuple[subprocess.Popen[str], LineReader, str],
+        full_stack: Stack, receiver: Receiver, relay: Relay,
         stop: signal.Signals) -> None:
     proc, lines, key = relay
     client = Client(full_stack.url, key)
@@ -76,7 +93,7 @@ def test_listen_verifies_prints_forwards_and_cleans_up(
 
 
 def test_a_failing_local_app_gets_its_webhook_retried(
-        full_stack: Stack, receiver: Receiver, relay: tuple[subprocess.Popen[str], LineReader, str]) -> None:
+        full_stack: Stack, receiver: Receiver, relay: Relay) -> None:
     proc, lines, key = relay
     client = Client(full_stack.url, key)
     ready = json.loads(lines.wait_for(lambda line: '"ready"' in line, 30, "the relay is ready"))
@@ -92,3 +109,19 @@ def test_a_failing_local_app_gets_its_webhook_retried(
     client.close()
 
 
+
+
+def test_listen_speaks_to_people_without_json(full_stack: Stack, receiver: Receiver,
+                                              start_relay: Callable[..., Relay]) -> None:
+    proc, lines, key = start_relay()
+    found = re.search(r"callback (\S+) to", lines.wait_for(lambda line: "Relaying" in line, 30, "ready"))
+    assert found is not None
+    with Client(full_stack.url, key) as client:
+        task_id = client.tasks.submit(**SEED, callback_id=found.group(1))["task_id"]
+        line = lines.wait_for(lambda text: task_id in text, 30, "the event line")
+        assert "task.succeeded" in line and f"-> 204 {receiver.url('/fwd')}" in line
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert proc.stderr is not None and f"Removed callback {found.group(1)}" in proc.stderr.read()
+        with pytest.raises(NotFound):
+            client.callbacks.get(found.group(1))

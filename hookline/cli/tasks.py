@@ -10,7 +10,7 @@ import click
 from hookline.cli.context import client, id_command
 from hookline.cli.output import emit, json_option, table
 from hookline.cli.payload import load_job
-from hookline.cli.watch import show_task, watch
+from hookline.cli.watch import follow, show_task
 from hookline.client.models import Page, Task
 
 STATUSES = ("PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED")
@@ -58,7 +58,7 @@ def submit(ctx: click.Context, file: Path, collection: str | None, callback: str
                 job.upload_path.unlink(missing_ok=True)
     accepted = api.tasks.submit(**fields)
     if watch:
-        watch_task(ctx, accepted["task_id"], timeout)
+        follow(ctx, api, accepted["task_id"], timeout)
         return
     emit(accepted, lambda: click.echo(accepted["task_id"]))
 
@@ -71,10 +71,6 @@ def _json_object(text: str, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise click.BadParameter("must be a JSON object", param_hint=name)
     return value
-
-
-def watch_task(ctx: click.Context, task_id: str, timeout: float) -> None:
-    watch(ctx, client(ctx), task_id, timeout)
 
 
 @click.group()
@@ -134,7 +130,7 @@ def tasks_cancel(ctx: click.Context, task_id: str) -> None:
 @click.pass_context
 def tasks_wait(ctx: click.Context, task_id: str, timeout: float) -> None:
     """Wait for a task to end, with a progress bar, then print it."""
-    watch_task(ctx, task_id, timeout)
+    follow(ctx, client(ctx), task_id, timeout)
 
 
 @click.group()

@@ -45,7 +45,7 @@ def show_task(task: Task) -> None:
     emit(task, lambda: fields(dict(task), TASK_FIELDS))
 
 
-def watch(ctx: click.Context, api: Client, task_id: str, timeout: float) -> Task:
+def follow(ctx: click.Context, api: Client, task_id: str, timeout: float) -> Task:
     """Wait for the task with a progress bar (none with ``--json``) and print it.
 
     Raises:

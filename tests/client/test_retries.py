@@ -67,16 +67,16 @@ def test_429_is_retried_after_retry_after(make_stack: Callable[..., Stack]) -> N
 
 def test_503_is_retried_after_retry_after_in_seconds_or_as_a_date(
         scripted: Callable[..., ScriptedServer]) -> None:
-    date = email.utils.formatdate(time.time() + 3, usegmt=True)
+    date = email.utils.formatdate(time.time() + 5, usegmt=True)
     server = scripted([UNAVAILABLE, (503, {"Retry-After": date}, b"{}")])
     sleeps = Sleeps()
     started = time.monotonic()
     assert Client(server.url, "k", sleep=sleeps).health() == {"status": "ok"}
     assert len(server.seen) == 3
     assert sleeps.asked[0] == 1.0
-    assert 0.9 <= sleeps.asked[1] <= 3.0  # a date three seconds ahead, to the second, 1 s later
+    assert 1.5 <= sleeps.asked[1] <= 5.0  # a date five seconds ahead, to the second, 1 s later
     assert server.seen[1] - server.seen[0] >= 1.0
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 15
 
 
 def test_retries_are_bounded_and_each_wait_capped(scripted: Callable[..., ScriptedServer]) -> None:

@@ -1,0 +1,127 @@
+"""``hookline listen`` end to end: a real relay process between the stack and a local receiver."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+import requests
+
+from callbacks import verify
+from hookline.client import Client, NotFound
+from tests.client.support import ROOT, SEED, LineReader, Receiver, Stack, new_key, wait_until
+
+Relay = tuple[subprocess.Popen[str], LineReader, str]
+
+
+@pytest.fixture
+def start_relay(full_stack: Stack, receiver: Receiver) -> Iterator[Callable[..., Relay]]:
+    """``start_relay(*flags)``: ``hookline [flags] listen --forward-to <receiver>/fwd`` as a
+    real process, a reader of its output and its API key; killed after the test if still running."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*flags: str) -> Relay:
+        key = new_key(full_stack)
+        env = {**os.environ, "HOOKLINE_URL": full_stack.url, "HOOKLINE_API_KEY": key, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen([sys.executable, "-m", "hookline.cli", *flags, "listen", "--forward-to",
+                                 receiver.url("/fwd")], env=env, cwd=ROOT, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        procs.append(proc)
+        assert proc.stdout is not None
+        return proc, LineReader(proc.stdout), key
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def relay(start_relay: Callable[..., Relay]) -> Relay:
+    """The relay with ``--json``: one JSON object per line."""
+    return start_relay("--json")
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_listen_verifies_prints_forwards_and_cleans_up(
+        full_stack: Stack, receiver: Receiver, relay: Relay,
+        stop: signal.Signals) -> None:
+    proc, lines, key = relay
+    client = Client(full_stack.url, key)
+    # Given the relay registered its own receiver as a callback
+    ready = json.loads(lines.wait_for(lambda line: '"ready"' in line, 30, "the relay is ready"))
+    callback = client.callbacks.get(ready["callback_id"])
+    assert callback["url"] == ready["url"] and ready["url"].startswith("http://127.0.0.1:")
+    # When a task that names it finishes
+    task_id = client.tasks.submit(**SEED, callback_id=callback["id"])["task_id"]
+    client.wait(task_id, timeout=30)
+    # Then the relay prints the event, and forwards the same body and signature to the local app
+    printed = json.loads(lines.wait_for(lambda line: task_id in line, 30, "the event is printed"))
+    assert printed["type"] == "task.succeeded" and printed["forward_status"] == 204
+    assert printed["answered"] == 200
+    forwarded = wait_until(lambda: receiver.received("/fwd"), 10, "the webhook is forwarded")[0]
+    event = verify(forwarded["body"], forwarded["headers"], ready["secret"])
+    assert event["data"]["task_id"] == task_id
+    # And the platform recorded the relay's answer
+    wait_until(lambda: client.tasks.get(task_id)["callback"]["delivery"] == "delivered", 10, "delivered")
+    assert [d["status_code"] for d in client.tasks.deliveries(task_id)["items"]] == [200]
+    # A request without a valid signature is refused and not forwarded
+    forged = requests.post(ready["url"], data=forwarded["body"], timeout=5, headers={
+        "webhook-id": forwarded["headers"]["webhook-id"],
+        "webhook-timestamp": forwarded["headers"]["webhook-timestamp"],
+        "webhook-signature": "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        "content-type": "application/json"})
+    assert forged.status_code == 400
+    lines.wait_for(lambda line: "signature rejected" in line, 10, "the refusal is printed")
+    assert len(receiver.received("/fwd")) == 1
+    # When it is stopped, it removes its callback and exits cleanly
+    proc.send_signal(stop)
+    assert proc.wait(timeout=30) == 0
+    lines.wait_for(lambda line: '"stopped"' in line, 10, "the stop is printed")
+    with pytest.raises(NotFound):
+        client.callbacks.get(callback["id"])
+    client.close()
+
+
+def test_a_failing_local_app_gets_its_webhook_retried(
+        full_stack: Stack, receiver: Receiver, relay: Relay) -> None:
+    proc, lines, key = relay
+    client = Client(full_stack.url, key)
+    ready = json.loads(lines.wait_for(lambda line: '"ready"' in line, 30, "the relay is ready"))
+    # Given a local app that answers 503 once, then 204
+    receiver.script["/fwd"] = lambda n: (503, {}, 0.0) if n == 1 else (204, {}, 0.0)
+    task_id = client.tasks.submit(**SEED, callback_id=ready["callback_id"])["task_id"]
+    # Then the platform saw a 5xx and tried again (the stack's schedule is 1 s)
+    wait_until(lambda: client.tasks.get(task_id)["callback"]["delivery"] == "delivered", 30, "delivered")
+    assert [d["status_code"] for d in client.tasks.deliveries(task_id)["items"]] == [500, 200]
+    assert len(receiver.received("/fwd")) == 2
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    client.close()
+
+
+
+
+def test_listen_speaks_to_people_without_json(full_stack: Stack, receiver: Receiver,
+                                              start_relay: Callable[..., Relay]) -> None:
+    proc, lines, key = start_relay()
+    found = re.search(r"callback (\S+) to", lines.wait_for(lambda line: "Relaying" in line, 30, "ready"))
+    assert found is not None
+    with Client(full_stack.url, key) as client:
+        task_id = client.tasks.submit(**SEED, callback_id=found.group(1))["task_id"]
+        line = lines.wait_for(lambda text: task_id in text, 30, "the event line")
+        assert "task.succeeded" in line and f"-> 204 {receiver.url('/fwd')}" in line
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert proc.stderr is not None and f"Removed callback {found.group(1)}" in proc.stderr.read()
+        with pytest.raises(NotFound):
+            client.callbacks.get(found.group(1))

@@ -15,9 +15,9 @@ from collections.abc import Callable
 import redis as redis_lib
 import requests
 
+from tests.e2e.test_faults import key_for, statuses
 from tests.metrics_util import scrape, value
 from tests.procs import ROOT, Stack, held, settled, wait_until
-from tests.e2e.test_faults import key_for, statuses
 
 SEED = {"vector_data": [[0.1, 0.2, 0.3]] * 4}
 

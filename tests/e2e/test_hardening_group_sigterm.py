@@ -12,8 +12,8 @@ from collections.abc import Callable
 import redis as redis_lib
 import requests
 
-from tests.procs import Stack, held, wait_until
 from tests.e2e.test_faults import key_for, statuses
+from tests.procs import Stack, held, wait_until
 
 SEED = {"vector_data": [[0.1, 0.2, 0.3]] * 4}
 TOTAL = 400

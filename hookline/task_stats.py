@@ -1,0 +1,87 @@
+"""Recent task outcomes for the console's overview, read from the task records.
+
+Counting on every finish would put a write on the hot path; instead the
+overview walks the newest part of each tenant's creation-time index
+(``task_stats.lua``) with a bound on the entries it examines, and says when
+that bound cut it short.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from hookline.tasks import FAILURE, REVOKED, SUCCESS, TaskStore, index_key, task_key
+
+#: Seconds of finished tasks the overview counts, per minute.
+WINDOW_SECONDS = 15 * 60
+#: Seconds back in creation time the overview looks for those tasks.
+LOOKBACK_SECONDS = 2 * 3600
+#: Index entries the overview examines at most, over all tenants.
+STATS_BUDGET = 20_000
+
+_SCRIPT = Path(__file__).with_name("task_stats.lua")
+OUTCOMES = {SUCCESS: "success", FAILURE: "failure", REVOKED: "revoked"}
+
+
+@dataclasses.dataclass
+class RecentStats:
+    """Tasks that ended in the window, per minute and outcome, and their webhooks."""
+
+    #: Minute 0 is the current one; each row maps outcome to count.
+    per_minute: list[dict[str, int]]
+    #: Delivery states of those tasks' webhooks (``delivered``, ``failed`` ...).
+    deliveries: dict[str, int]
+    examined: int
+    #: False when the budget stopped the walk before ``LOOKBACK_SECONDS``.
+    complete: bool
+    window_seconds: int
+
+    @property
+    def webhook_success_rate(self) -> float | None:
+        """Delivered over delivered and failed, or ``None`` with neither."""
+        delivered = self.deliveries.get("delivered", 0)
+        settled = delivered + self.deliveries.get("failed", 0)
+        return delivered / settled if settled else None
+
+    def per_minute_totals(self) -> dict[str, float]:
+        """Average tasks per minute over the window, by outcome."""
+        minutes = self.window_seconds / 60
+        return {outcome: sum(row[outcome] for row in self.per_minute) / minutes
+                for outcome in OUTCOMES.values()}
+
+
+class TaskStats:
+    """Counts recent outcomes through the task store's keys; reads only."""
+
+    def __init__(self, store: TaskStore, *, budget: int = STATS_BUDGET) -> None:
+        self.redis = store.redis
+        self.budget = budget
+        self._count = self.redis.register_script(_SCRIPT.read_text())
+
+    def recent(self, tenants: Sequence[str], *, window: int = WINDOW_SECONDS,
+               now: float | None = None) -> RecentStats:
+        """Outcomes of ``tenants``' tasks that ended in the last ``window`` seconds."""
+        now = time.time() if now is None else now
+        minutes = max(1, window // 60)
+        per_minute = [dict.fromkeys(OUTCOMES.values(), 0) for _ in range(minutes)]
+        deliveries: dict[str, int] = {}
+        examined, complete = 0, True
+        share = max(1000, self.budget // max(1, len(tenants)))
+        for tenant in tenants:
+            slots, states, seen, whole = self._count(
+                keys=[index_key(tenant)],
+                args=[task_key(""), repr(now), window, repr(now - LOOKBACK_SECONDS), share],
+            )
+            examined += int(seen)
+            complete = complete and whole == 1
+            for i in range(0, len(slots), 2):
+                ago, _, status = slots[i].decode().partition(":")
+                outcome = OUTCOMES.get(status)
+                if outcome is not None and int(ago) < minutes:
+                    per_minute[int(ago)][outcome] += int(slots[i + 1])
+            for i in range(0, len(states), 2):
+                state = states[i].decode()
+                deliveries[state] = deliveries.get(state, 0) + int(states[i + 1])
+        return RecentStats(per_minute, deliveries, examined, complete, window)

@@ -43,10 +43,17 @@ while true do
       local ok = id_prefix == '' or string.sub(id, 1, #id_prefix) == id_prefix
       if ok then
         -- An id whose record expired stays in the index until it is trimmed.
-        local record = redis.call('HMGET', prefix .. id, 'status', 'cb')
-        ok = record[1]
-          and (statuses == '' or string.find(statuses, ',' .. record[1] .. ',', 1, true))
-          and (callback == '' or record[2] == callback)
+        -- One field is read when the callback is not asked for: the common case.
+        local status, cb
+        if callback == '' then
+          status = redis.call('HGET', prefix .. id, 'status')
+        else
+          local record = redis.call('HMGET', prefix .. id, 'status', 'cb')
+          status, cb = record[1], record[2]
+        end
+        ok = status
+          and (statuses == '' or string.find(statuses, ',' .. status .. ',', 1, true))
+          and (callback == '' or cb == callback)
       end
       if ok then
         found[#found + 1] = id

@@ -33,7 +33,7 @@ from hookline.tasks import (
 )
 
 #: Index entries one page may examine in all (sets the worst page time).
-PAGE_BUDGET = 30_000
+PAGE_BUDGET = 20_000
 #: Index entries one script call examines at most (sets how long Redis is held).
 CALL_BUDGET = 5_000
 

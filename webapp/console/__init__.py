@@ -83,8 +83,7 @@ def _console_time(value: float | None) -> str:
 
 @bp.context_processor
 def _context() -> dict[str, object]:
-    return {"csrf_token": csrf_token, "viewer": g.get("viewer"), "as_input": _local_input,
-            "collections_enabled": False}
+    return {"csrf_token": csrf_token, "viewer": g.get("viewer"), "as_input": _local_input}
 
 
 def register(app: Flask) -> None:

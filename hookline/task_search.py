@@ -2,7 +2,7 @@
 
 The task store keeps one index per tenant: task ids by creation time
 (``hookline.tasks.index_key``). A search walks it newest first inside Redis
-(``task_search.lua``), reading only the fields it filters on, and examines a
+(``lua/task_search.lua``), reading only the fields it filters on, and examines a
 bounded number of entries per call, so Redis is never held for long and the
 submit and finish scripts carry no extra index. A page that has not found
 enough matches once its budget is spent says how far back it looked and
@@ -37,7 +37,8 @@ PAGE_BUDGET = 20_000
 #: Index entries one script call examines at most (sets how long Redis is held).
 CALL_BUDGET = 5_000
 
-_SCRIPT = Path(__file__).with_name("task_search.lua")
+#: The script's file; its head names its KEYS and ARGV.
+_SCRIPT = Path(__file__).parent / "lua" / "task_search.lua"
 
 
 @dataclasses.dataclass(frozen=True)

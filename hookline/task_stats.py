@@ -2,7 +2,7 @@
 
 Counting on every finish would put a write on the hot path; instead the
 overview walks the newest part of each tenant's creation-time index
-(``task_stats.lua``) with a bound on the entries it examines, and says when
+(``lua/task_stats.lua``) with a bound on the entries it examines, and says when
 that bound cut it short.
 """
 from __future__ import annotations
@@ -21,7 +21,8 @@ LOOKBACK_SECONDS = 2 * 3600
 #: Index entries the overview examines at most, over all tenants.
 STATS_BUDGET = 20_000
 
-_SCRIPT = Path(__file__).with_name("task_stats.lua")
+#: The script's file; its head names its KEYS and ARGV.
+_SCRIPT = Path(__file__).parent / "lua" / "task_stats.lua"
 OUTCOMES = {SUCCESS: "success", FAILURE: "failure", REVOKED: "revoked"}
 
 

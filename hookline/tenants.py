@@ -84,11 +84,11 @@ class KeyStore:
     def tenants(self) -> builtins.list[str]:
         """Every tenant that was ever given a key, sorted.
 
-        Keys made before ``hl:tenants`` existed are found once by a scan,
-        which fills the set.
+        Keys made before ``hl:tenants`` existed are found by one scan, the
+        first time the set is asked for, which fills it.
         """
         names = {name.decode() for name in self.redis.smembers(self.tenants_key)}
-        if not names:
+        if not names and self.redis.set(f"{self.tenants_key}:scanned", "1", nx=True):
             pattern = f"{self.prefix}tenant-keys:*"
             names = {key.decode().split(":", 2)[2]
                      for key in self.redis.scan_iter(match=pattern, count=1000)}

@@ -12,6 +12,7 @@ import requests
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
+from callbacks import verify
 from tests.console.browser import Console, chromium, create_key, start_receiver, stop_receiver
 from tests.procs import Receiver, Stack, wait_until
 
@@ -131,6 +132,15 @@ def test_operator_walkthrough(make_stack: Callable[..., Stack], receiver: Receiv
     assert secret.startswith("whsec_") and secret != callback["secret"]
     console.open("/console/callbacks")
     assert secret not in driver.page_source
+
+    # The task page's resend button sends the webhook once more, signed with the new secret
+    before = len(delivered_to_receiver(receiver, ids[0]))
+    console.open(f"/console/tasks/{ids[0]}")
+    console.click("#resend", confirm=True)
+    wait_until(lambda: "queued to be sent once more" in console.text(".flash"), 10, "resend queued")
+    resent = wait_until(lambda: delivered_to_receiver(receiver, ids[0])[before:], 30,
+                        "the resent webhook arrives")
+    assert verify(resent[0]["body"], resent[0]["headers"], secret)["data"]["task_id"] == ids[0]
 
     # Another tenant cannot reach this tenant's task by its URL
     console.sign_out()

@@ -187,3 +187,19 @@ def test_bad_filters_are_a_400_page_not_an_error(console: FlaskClient) -> None:
         assert resp.status_code == 400, query
         assert resp.mimetype == "text/html"
     assert console.get("/console/deliveries/failed?since=nope").status_code == 400
+
+
+def test_tenants_made_before_the_tenant_set_are_found_once(app: Flask, api_key: str,
+                                                           redis: redis_lib.Redis) -> None:
+    keys = app.extensions["hookline"].keys
+    keys.create("ops", operator=True)
+    assert keys.tenants() == ["acme"]
+    redis.delete(keys.tenants_key)  # as a store written before the set existed
+    assert keys.tenants() == ["acme"]
+    assert redis.smembers(keys.tenants_key) == {b"acme"}
+
+
+def test_keys_list_marks_operator_keys(runner, operator_key: str, api_key: str) -> None:  # type: ignore[no-untyped-def]
+    lines = runner.invoke(args=["keys", "list"]).output.strip().splitlines()
+    assert sorted(line.split("\t")[1:] for line in lines) == [["acme"], ["ops", "operator"]]
+    assert all(operator_key not in line and api_key not in line for line in lines)

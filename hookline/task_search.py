@@ -36,6 +36,8 @@ from hookline.tasks import (
 PAGE_BUDGET = 20_000
 #: Index entries one script call examines at most (sets how long Redis is held).
 CALL_BUDGET = 5_000
+#: Index entries each tenant's walk may examine however many tenants share a page.
+MIN_SHARE = 100
 
 #: The script's file; its head names its KEYS and ARGV.
 _SCRIPT = Path(__file__).parent / "lua" / "task_search.lua"
@@ -105,10 +107,13 @@ class TaskSearch:
         if query.created_to is not None and (top == "+inf" or query.created_to < float(top)):
             top, after = repr(query.created_to), ""
         walks = [_Walk(tenant, top, after) for tenant in tenants]
-        budget = max(self.call_budget, self.page_budget // max(1, len(walks)))
         examined = 0
-        for walk in walks:
-            examined += self._run(walk, query, limit, budget)
+        for done, walk in enumerate(walks):
+            # The page's budget is shared out as it goes: a tenant that
+            # needed little leaves more for the rest; each gets a minimum so
+            # that the merged page always moves on.
+            share = (self.page_budget - examined) // (len(walks) - done)
+            examined += self._run(walk, query, limit, max(MIN_SHARE, share))
         return self._merge(walks, limit, examined)
 
     def _run(self, walk: _Walk, query: TaskQuery, limit: int, budget: int) -> int:

@@ -20,6 +20,8 @@ WINDOW_SECONDS = 15 * 60
 LOOKBACK_SECONDS = 2 * 3600
 #: Index entries the overview examines at most, over all tenants.
 STATS_BUDGET = 20_000
+#: Index entries each tenant gets however many tenants there are.
+MIN_SHARE = 100
 
 #: The script's file; its head names its KEYS and ARGV.
 _SCRIPT = Path(__file__).parent / "lua" / "task_stats.lua"
@@ -69,8 +71,8 @@ class TaskStats:
         per_minute = [dict.fromkeys(OUTCOMES.values(), 0) for _ in range(minutes)]
         deliveries: dict[str, int] = {}
         examined, complete = 0, True
-        share = max(1000, self.budget // max(1, len(tenants)))
-        for tenant in tenants:
+        for done, tenant in enumerate(tenants):
+            share = max(MIN_SHARE, (self.budget - examined) // (len(tenants) - done))
             slots, states, seen, whole = self._count(
                 keys=[index_key(tenant)],
                 args=[task_key(""), repr(now), window, repr(now - LOOKBACK_SECONDS), share],

@@ -116,3 +116,15 @@ def test_recent_stats_count_outcomes_per_minute_and_webhooks(store: TaskStore) -
     assert stats.deliveries == {"delivered": 2, "failed": 1}
     assert stats.webhook_success_rate == pytest.approx(2 / 3)
     assert stats.complete
+
+
+def test_many_tenants_share_one_small_budget_and_still_miss_nothing(store: TaskStore) -> None:
+    tenants = tuple(f"t{n:02d}" for n in range(30))
+    made = fill(store, 900, tenants)
+    search = TaskSearch(store, page_budget=200, call_budget=50)
+    page = search.search(list(tenants), TaskQuery(statuses=(FAILURE,)), limit=20)
+    assert page.examined <= 30 * 100
+    seen, _ = walk(search, list(tenants), TaskQuery(statuses=(FAILURE,)), limit=20)
+    assert seen == newest_first([t for t in made if t["status"] == FAILURE])
+    seen, _ = walk(search, list(tenants), TaskQuery(), limit=64)
+    assert seen == newest_first(made)

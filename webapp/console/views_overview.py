@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Response, jsonify, render_template
 
+from hookline.task_stats import LOOKBACK_SECONDS
 from webapp.console import bp
 from webapp.console.access import viewer
 from webapp.console.readers import readers
@@ -45,9 +46,11 @@ def _figures() -> dict[str, Any]:
     live["webhook_success"] = "—" if rate is None else f"{rate * 100:.1f} %"
     for state in ("delivered", "failed", "retrying", "pending", "disabled"):
         live[f"delivery.{state}"] = str(stats.deliveries.get(state, 0))
+    hours = LOOKBACK_SECONDS / 3600
     live["stats_note"] = (
-        f"From the newest {stats.examined:,} tasks" if not stats.complete
-        else f"{stats.examined:,} recent tasks examined")
+        f"Counted from the newest {stats.examined:,} tasks (a bound that keeps this page fast)."
+        if not stats.complete else
+        f"Counted from the {stats.examined:,} tasks created in the last {hours:g} h.")
     return {"live": live, "queues": sorted(queues), "minutes": len(stats.per_minute),
             "window_minutes": stats.window_seconds // 60}
 

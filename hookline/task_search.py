@@ -35,7 +35,7 @@ from hookline.tasks import (
 #: Index entries one page may examine in all (sets the worst page time).
 PAGE_BUDGET = 20_000
 #: Index entries one script call examines at most (sets how long Redis is held).
-CALL_BUDGET = 5_000
+CALL_BUDGET = 2_000
 #: Index entries each tenant's walk may examine however many tenants share a page.
 MIN_SHARE = 100
 

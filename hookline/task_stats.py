@@ -22,6 +22,8 @@ LOOKBACK_SECONDS = 2 * 3600
 STATS_BUDGET = 20_000
 #: Index entries each tenant gets however many tenants there are.
 MIN_SHARE = 100
+#: Index entries one script call examines at most (sets how long Redis is held).
+CALL_BUDGET = 2_000
 
 #: The script's file; its head names its KEYS and ARGV.
 _SCRIPT = Path(__file__).parent / "lua" / "task_stats.lua"
@@ -58,9 +60,11 @@ class RecentStats:
 class TaskStats:
     """Counts recent outcomes through the task store's keys; reads only."""
 
-    def __init__(self, store: TaskStore, *, budget: int = STATS_BUDGET) -> None:
+    def __init__(self, store: TaskStore, *, budget: int = STATS_BUDGET,
+                 call_budget: int = CALL_BUDGET) -> None:
         self.redis = store.redis
         self.budget = budget
+        self.call_budget = call_budget
         self._count = self.redis.register_script(_SCRIPT.read_text())
 
     def recent(self, tenants: Sequence[str], *, window: int = WINDOW_SECONDS,
@@ -73,18 +77,36 @@ class TaskStats:
         examined, complete = 0, True
         for done, tenant in enumerate(tenants):
             share = max(MIN_SHARE, (self.budget - examined) // (len(tenants) - done))
-            slots, states, seen, whole = self._count(
+            seen, whole = self._walk(tenant, now, window, share, per_minute, deliveries)
+            examined += seen
+            complete = complete and whole
+        return RecentStats(per_minute, deliveries, examined, complete, window)
+
+    def _walk(self, tenant: str, now: float, window: int, budget: int,
+              per_minute: list[dict[str, int]], deliveries: dict[str, int]) -> tuple[int, bool]:
+        """Add one tenant's counts, ``call_budget`` entries per script call.
+
+        Returns the entries examined and whether the walk reached ``LOOKBACK_SECONDS``.
+        """
+        start, examined = "+inf", 0
+        while examined < budget:
+            slots, states, seen, whole, last = self._count(
                 keys=[index_key(tenant)],
-                args=[task_key(""), repr(now), window, repr(now - LOOKBACK_SECONDS), share],
+                args=[task_key(""), repr(now), window, repr(now - LOOKBACK_SECONDS),
+                      min(self.call_budget, budget - examined), start],
             )
             examined += int(seen)
-            complete = complete and whole == 1
             for i in range(0, len(slots), 2):
                 ago, _, status = slots[i].decode().partition(":")
                 outcome = OUTCOMES.get(status)
-                if outcome is not None and int(ago) < minutes:
+                if outcome is not None and int(ago) < len(per_minute):
                     per_minute[int(ago)][outcome] += int(slots[i + 1])
             for i in range(0, len(states), 2):
                 state = states[i].decode()
                 deliveries[state] = deliveries.get(state, 0) + int(states[i + 1])
-        return RecentStats(per_minute, deliveries, examined, complete, window)
+            if whole == 1:
+                return examined, True
+            # Entries created at exactly the same time as the last one are
+            # skipped: a count, not a list, can afford that.
+            start = "(" + last.decode()
+        return examined, False

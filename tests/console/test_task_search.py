@@ -128,3 +128,18 @@ def test_many_tenants_share_one_small_budget_and_still_miss_nothing(store: TaskS
     assert seen == newest_first([t for t in made if t["status"] == FAILURE])
     seen, _ = walk(search, list(tenants), TaskQuery(), limit=64)
     assert seen == newest_first(made)
+
+
+def test_recent_stats_walk_in_small_calls_and_say_when_cut_short(store: TaskStore) -> None:
+    now = 3_000_000.0
+    for i in range(150):
+        store.submit(task_id=f"s{i:03d}", tenant="a", vectors=b"\0" * 8, count=1, dimension=1,
+                     metadata_json=b"{}", collection="default", callback=None, message=MESSAGE,
+                     now=now - 1000 - i)
+        store.finish(f"s{i:03d}", SUCCESS, delivery=None, finished_at=now - 30 - i * 5)
+    whole = TaskStats(store, call_budget=7).recent(["a"], now=now)
+    assert sum(row["success"] for row in whole.per_minute) == 150 and whole.complete
+    assert whole.examined == 150
+    cut = TaskStats(store, budget=120, call_budget=50).recent(["a"], now=now)
+    assert cut.examined == 120 and not cut.complete
+    assert sum(row["success"] for row in cut.per_minute) == 120

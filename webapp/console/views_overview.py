@@ -36,7 +36,7 @@ def _figures() -> dict[str, Any]:
                 live[f"queue.{queue}.{state}"] = text
         live["workers"] = _number(figures["workers"])
         live["webhook_pending"] = _number(figures["webhook_pending"])
-    stats = readers().stats.recent(who.tenants())
+    stats = readers().recent_stats(who.tenants())
     for outcome, per_minute in stats.per_minute_totals().items():
         live[f"rate.{outcome}"] = f"{per_minute:.1f}"
     for minute, row in enumerate(stats.per_minute):

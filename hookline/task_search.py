@@ -2,12 +2,12 @@
 
 The task store keeps one index per tenant: task ids by creation time
 (``hookline.tasks.index_key``). A search walks it newest first inside Redis
-(``lua/task_search.lua``), reading only the fields it filters on, and examines a
-bounded number of entries per call, so Redis is never held for long and the
-submit and finish scripts carry no extra index. A page that has not found
-enough matches once its budget is spent says how far back it looked and
-carries a cursor to continue from there: the whole retention period stays
-searchable, page by page.
+(``lua/task_search.lua``), reading only the fields it filters on, and
+examines a bounded number of entries per call, so Redis is never held for
+long and the submit and finish scripts carry no extra index. A page that has
+not found enough matches once its budget (entries, and time) is spent says
+how far back it looked and carries a cursor to continue from there: the
+whole retention period stays searchable, page by page.
 
 Several tenants (an operator's view) are walked one after the other and
 merged in creation order; the merged page is cut at the shallowest point any
@@ -16,6 +16,7 @@ tenant stopped at, so it never skips a task.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,8 +33,11 @@ from hookline.tasks import (
     task_key,
 )
 
-#: Index entries one page may examine in all (sets the worst page time).
+#: Index entries one page may examine in all.
 PAGE_BUDGET = 20_000
+#: Seconds one page may spend searching: on a busy host it examines fewer
+#: entries and says so, rather than answering late.
+PAGE_SECONDS = 0.15
 #: Index entries one script call examines at most (sets how long Redis is held).
 CALL_BUDGET = 2_000
 #: Index entries each tenant's walk may examine however many tenants share a page.
@@ -85,11 +89,12 @@ class TaskSearch:
     """Searches tasks through the task store's keys; reads only."""
 
     def __init__(self, store: TaskStore, *, page_budget: int = PAGE_BUDGET,
-                 call_budget: int = CALL_BUDGET) -> None:
+                 call_budget: int = CALL_BUDGET, page_seconds: float = PAGE_SECONDS) -> None:
         self.store = store
         self.redis: redis.Redis = store.redis
         self.page_budget = page_budget
         self.call_budget = call_budget
+        self.page_seconds = page_seconds
         self._walk = self.redis.register_script(_SCRIPT.read_text())
         self._prefix = task_key("")
 
@@ -107,20 +112,23 @@ class TaskSearch:
         if query.created_to is not None and (top == "+inf" or query.created_to < float(top)):
             top, after = repr(query.created_to), ""
         walks = [_Walk(tenant, top, after) for tenant in tenants]
+        deadline = time.monotonic() + self.page_seconds
         examined = 0
         for done, walk in enumerate(walks):
             # The page's budget is shared out as it goes: a tenant that
             # needed little leaves more for the rest; each gets a minimum so
             # that the merged page always moves on.
             share = (self.page_budget - examined) // (len(walks) - done)
-            examined += self._run(walk, query, limit, max(MIN_SHARE, share))
+            examined += self._run(walk, query, limit, max(MIN_SHARE, share), deadline)
         return self._merge(walks, limit, examined)
 
-    def _run(self, walk: _Walk, query: TaskQuery, limit: int, budget: int) -> int:
+    def _run(self, walk: _Walk, query: TaskQuery, limit: int, budget: int, deadline: float) -> int:
         statuses = "," + ",".join(query.statuses) + "," if query.statuses else ""
         bottom = "-inf" if query.created_from is None else repr(query.created_from)
         examined = 0
-        while not walk.ended and len(walk.matches) < limit and examined < budget:
+        # One call at least, past the deadline too, so that the page moves on.
+        while (not walk.ended and len(walk.matches) < limit and examined < budget
+               and (examined == 0 or time.monotonic() < deadline)):
             found, score, after, ended, seen = self._walk(
                 keys=[index_key(walk.tenant)],
                 args=[self._prefix, walk.score, walk.after, bottom, statuses, query.callback_id,

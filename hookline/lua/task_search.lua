@@ -20,6 +20,11 @@ local top, after, bottom = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local statuses, callback, id_prefix = ARGV[5], ARGV[6], ARGV[7]
 local want, budget = tonumber(ARGV[8]), tonumber(ARGV[9])
 local top_score = tonumber(top)
+local wanted = nil
+if statuses ~= '' then
+  wanted = {}
+  for status in string.gmatch(statuses, '[^,]+') do wanted[status] = true end
+end
 
 local rank = 0
 if top ~= '+inf' then rank = redis.call('ZCOUNT', index, '(' .. top, '+inf') end
@@ -51,9 +56,7 @@ while true do
           local record = redis.call('HMGET', prefix .. id, 'status', 'cb')
           status, cb = record[1], record[2]
         end
-        ok = status
-          and (statuses == '' or string.find(statuses, ',' .. status .. ',', 1, true))
-          and (callback == '' or cb == callback)
+        ok = status and (wanted == nil or wanted[status]) and (callback == '' or cb == callback)
       end
       if ok then
         found[#found + 1] = id

@@ -203,3 +203,40 @@ def test_keys_list_marks_operator_keys(runner, operator_key: str, api_key: str) 
     lines = runner.invoke(args=["keys", "list"]).output.strip().splitlines()
     assert sorted(line.split("\t")[1:] for line in lines) == [["acme"], ["ops", "operator"]]
     assert all(operator_key not in line and api_key not in line for line in lines)
+
+
+def test_every_web_process_accepts_the_same_session(config, api_key: str,  # type: ignore[no-untyped-def]
+                                                    redis: redis_lib.Redis) -> None:
+    from webapp import create_app
+
+    first, second = create_app(config), create_app(config)
+    try:
+        signed = sign_in(first.test_client(), api_key)
+        cookie = signed.get_cookie("hookline_console", path="/console")
+        assert cookie is not None
+        other = second.test_client()
+        other.set_cookie("hookline_console", cookie.value, path="/console")
+        assert other.get("/console/tasks").status_code == 200
+        assert redis.exists("hl:console:secret-key")
+        # A process with a configured key refuses what the generated one signed.
+        configured = create_app(config.replace(secret_key="s" * 40))
+        stranger = configured.test_client()
+        stranger.set_cookie("hookline_console", cookie.value, path="/console")
+        assert stranger.get("/console/tasks").status_code == 302
+        configured.extensions["hookline"].redis.connection_pool.disconnect()
+    finally:
+        for app in (first, second):
+            app.extensions["hookline"].redis.connection_pool.disconnect()
+
+
+def test_operator_filters_failed_deliveries_and_callbacks_by_tenant(app: Flask, operator_key: str,
+                                                                    api_key: str) -> None:
+    operator = sign_in(app.test_client(), operator_key)
+    for path in ("/console/deliveries/failed?tenant=acme", "/console/callbacks?tenant=acme"):
+        page = operator.get(path)
+        assert page.status_code == 200
+        assert '<option value="acme" selected>acme</option>' in page.text
+    # An operator has no callbacks of its own to register.
+    token = csrf_of(operator.get("/console/callbacks").text)
+    assert operator.post("/console/callbacks", data={"csrf_token": token,
+                                                     "url": "http://127.0.0.1:9/x"}).status_code == 404

@@ -63,12 +63,6 @@ def _http_error(exc: HTTPException) -> Response:
     return _error(exc.code or 500, messages.get(exc.code or 0, exc.description or exc.name))
 
 
-def _timestamp(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return dt.datetime.fromtimestamp(value, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def _local_input(value: float | None) -> str:
     """Unix seconds as a ``datetime-local`` input's value (UTC)."""
     if value is None:
@@ -78,7 +72,10 @@ def _local_input(value: float | None) -> str:
 
 @bp.app_template_filter("console_time")
 def _console_time(value: float | None) -> str:
-    return _timestamp(value)
+    """Unix seconds as the pages show them (UTC), or a dash."""
+    if value is None:
+        return "—"
+    return dt.datetime.fromtimestamp(value, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @bp.context_processor

@@ -16,6 +16,7 @@ tenant stopped at, so it never skips a task.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +41,8 @@ PAGE_BUDGET = 20_000
 PAGE_SECONDS = 0.15
 #: Index entries one script call examines at most (sets how long Redis is held).
 CALL_BUDGET = 2_000
+#: Longest task id a cursor may carry.
+MAX_CURSOR_ID = 128
 #: Index entries each tenant's walk may examine however many tenants share a page.
 MIN_SHARE = 100
 
@@ -108,6 +111,8 @@ class TaskSearch:
         top, after = "+inf", ""
         if cursor:
             score, after = decode_cursor(cursor)
+            if not math.isfinite(score) or len(after) > MAX_CURSOR_ID:
+                raise ValueError("not a cursor from this search")
             top = repr(score)
         if query.created_to is not None and (top == "+inf" or query.created_to < float(top)):
             top, after = repr(query.created_to), ""

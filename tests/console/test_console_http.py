@@ -240,3 +240,44 @@ def test_operator_filters_failed_deliveries_and_callbacks_by_tenant(app: Flask, 
     token = csrf_of(operator.get("/console/callbacks").text)
     assert operator.post("/console/callbacks", data={"csrf_token": token,
                                                      "url": "http://127.0.0.1:9/x"}).status_code == 404
+
+
+def test_forged_cursors_are_a_400_page(console: FlaskClient, submit: Callable[..., str]) -> None:
+    import base64
+
+    submit()
+    for raw in (b"nan|x", b"inf|x", b"-inf|", b"1e400|x", b"12|" + b"z" * 300, b"|", b"abc"):
+        cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        resp = console.get(f"/console/tasks?cursor={cursor}")
+        assert resp.status_code in (200, 400), (raw, resp.status_code)
+        assert resp.mimetype == "text/html"
+
+
+NASTY = ("", " ", "0", "-1", "nan", "inf", "9" * 40, "0001-01-01T00:00", "9999-12-31T23:59:59",
+         "2026-13-45T99:99", "<script>", "%00", "\u202e", "a" * 600, "cb_" + "x" * 22, "../..")
+
+
+def test_no_query_value_makes_a_page_fail(app: Flask, operator_key: str, console: FlaskClient,
+                                          submit: Callable[..., str], client: FlaskClient,
+                                          auth: dict[str, str]) -> None:
+    from urllib.parse import quote
+
+    task_id = submit()
+    cb = client.post("/callbacks", json={"url": "http://127.0.0.1:9/h"}, headers=auth).get_json()
+    operator = sign_in(app.test_client(), operator_key)
+    pages = {
+        "/console/tasks": ("status", "from", "to", "callback", "id_prefix", "cursor", "tenant"),
+        "/console/deliveries/failed": ("callback", "since", "until", "tenant"),
+        f"/console/callbacks/{cb['id']}/recover": ("since",),
+        "/console/callbacks": ("tenant",),
+        "/console/": ("tenant",),
+        f"/console/tasks/{task_id}": ("tenant",),
+    }
+    for viewer in (console, operator):
+        for path, params in pages.items():
+            for param in params:
+                for value in NASTY:
+                    resp = viewer.get(f"{path}?{param}={quote(value)}")
+                    assert resp.status_code < 500, (path, param, value, resp.status_code)
+    for value in NASTY:
+        assert console.get(f"/console/tasks/{quote(value, safe='')}").status_code in (200, 404)

@@ -66,23 +66,44 @@ def resend_webhook(svc: WebServices, task: Task) -> None:
 
 def count_failed(svc: WebServices, cb_id: str, since: float, until: float | None = None) -> int:
     """How many of ``cb_id``'s deliveries failed between ``since`` and ``until`` (Unix seconds)."""
-    return int(svc.redis.zcount(FAILED_INDEX.format(cb_id), since,
-                                "+inf" if until is None else until))
+    return failed_summary(svc, [cb_id], since, until, limit=0)[0]
+
+
+def failed_summary(svc: WebServices, cb_ids: list[str], since: float, until: float | None = None,
+                   limit: int = 50) -> tuple[int, list[tuple[str, str, float]]]:
+    """Failed deliveries of ``cb_ids`` in the range: how many, and up to ``limit`` of each callback's.
+
+    The rows are ``(callback id, task id, failed at)``, newest first; one round trip in all.
+    """
+    top = "+inf" if until is None else until
+    pipe = svc.redis.pipeline(transaction=False)
+    for cb_id in cb_ids:
+        pipe.zcount(FAILED_INDEX.format(cb_id), since, top)
+        if limit:
+            pipe.zrevrangebyscore(FAILED_INDEX.format(cb_id), top, since, start=0, num=limit,
+                                  withscores=True)
+    replies = iter(pipe.execute())
+    count, rows = 0, []
+    for cb_id in cb_ids:
+        count += int(next(replies))
+        if limit:
+            rows += [(cb_id, member.decode(), float(score)) for member, score in next(replies)]
+    rows.sort(key=lambda row: row[2], reverse=True)
+    return count, rows
 
 
 def failed_task_ids(svc: WebServices, cb_id: str, since: float, until: float | None = None,
-                    limit: int = RECOVER_LIMIT) -> list[tuple[str, float]]:
-    """``(task id, failed at)`` of ``cb_id``'s failed deliveries in the range, oldest first."""
+                    limit: int = RECOVER_LIMIT) -> list[str]:
+    """The task ids of ``cb_id``'s failed deliveries in the range, oldest first."""
     rows = svc.redis.zrangebyscore(FAILED_INDEX.format(cb_id), since,
-                                   "+inf" if until is None else until,
-                                   start=0, num=limit, withscores=True)
-    return [(member.decode(), float(score)) for member, score in rows]
+                                   "+inf" if until is None else until, start=0, num=limit)
+    return [member.decode() for member in rows]
 
 
 def recover_failed(svc: WebServices, cb_id: str, since: float, until: float | None = None) -> int:
     """Resend, once each, ``cb_id``'s deliveries that failed in the range; returns how many."""
     failed = failed_task_ids(svc, cb_id, since, until)
-    for task_id, _ in failed:
+    for task_id in failed:
         svc.store.write_message(delivery_message(task_id, "manual"))
     log.info("recovery queued", extra={"callback_id": cb_id, "count": len(failed)})
     return len(failed)

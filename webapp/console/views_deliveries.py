@@ -48,14 +48,10 @@ def failed() -> Response | str:
     except FormError as exc:
         return Response(render_template("console/failed.html", error=str(exc), count=0, rows=[],
                                         args=request.args, tenants=who.known_tenants()), 400)
-    count = 0
-    rows: list[dict[str, Any]] = []
-    for callback in chosen:
-        count += actions.count_failed(svc, callback["id"], since, until)
-        rows += [{"task_id": task_id, "at": at, "callback": callback}
-                 for task_id, at in actions.failed_task_ids(svc, callback["id"], since, until,
-                                                            limit=PAGE_SIZE)]
-    rows.sort(key=lambda row: row["at"], reverse=True)
+    by_id = {callback["id"]: callback for callback in chosen}
+    count, found = actions.failed_summary(svc, list(by_id), since, until, limit=PAGE_SIZE)
+    rows = [{"task_id": task_id, "at": at, "callback": by_id[cb_id]}
+            for cb_id, task_id, at in found]
     return render_template("console/failed.html", error=None, count=count, rows=rows[:PAGE_SIZE],
                            args=request.args, tenants=who.known_tenants())
 

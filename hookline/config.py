@@ -129,6 +129,10 @@ class Config:
     job_max_retries: int = 5
     #: Milliseconds without a heartbeat before a worker is taken for dead.
     heartbeat_timeout_ms: int = 30_000
+    #: Signs console sessions; empty: one is generated and kept in Redis.
+    secret_key: str = field(default="", repr=False)
+    #: Seconds a console session may sit idle before it must sign in again.
+    console_idle_timeout: int = 1800
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -183,6 +187,10 @@ class Config:
             job_max_retries=_int(env, "HOOKLINE_JOB_MAX_RETRIES", cls.job_max_retries, 0),
             heartbeat_timeout_ms=_int(
                 env, "HOOKLINE_HEARTBEAT_TIMEOUT_MS", cls.heartbeat_timeout_ms, 1000
+            ),
+            secret_key=env.get("HOOKLINE_SECRET_KEY", ""),
+            console_idle_timeout=_int(
+                env, "HOOKLINE_CONSOLE_IDLE_TIMEOUT", cls.console_idle_timeout, 1
             ),
         )
         values.update(overrides)

@@ -62,6 +62,19 @@ def tenant_api_keys(tenant: str) -> str:
     return f"{PREFIX}tenant-keys:{tenant}"
 
 
+def operator_api_keys(name: str) -> str:
+    """The ids of an operator's API keys (a set)."""
+    return f"{PREFIX}operator-keys:{name}"
+
+
+#: Every tenant's name that was ever given an API key (a set).
+TENANTS = f"{PREFIX}tenants"
+#: Set once the tenants set was filled from keys made before it existed.
+TENANTS_SCANNED = f"{PREFIX}tenants:scanned"
+#: Matches every tenant's set of API key ids.
+TENANT_API_KEYS_PATTERN = f"{PREFIX}tenant-keys:*"
+
+
 def rate_limit(key_id: str) -> str:
     """An API key's token bucket."""
     return f"{PREFIX}ratelimit:{key_id}"
@@ -74,3 +87,7 @@ COUNTED_ACTOR = "process_vectors"
 def finished_counts(actor: str = COUNTED_ACTOR) -> str:
     """Hash of outcome -> tasks of ``actor`` ended so, counted in the step that ends each."""
     return f"{PREFIX}finished:{actor}"
+
+
+#: The console's session signing key, generated once when none is configured.
+CONSOLE_SECRET_KEY = f"{PREFIX}console:secret-key"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import builtins
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -83,8 +84,39 @@ class TaskDeliveries:
         raw_task, raw_other = pipe.execute()
         return decode_present(task_id, raw_task), raw_other
 
-    def failed_since(self, callback_id: str, since: float, limit: int) -> builtins.list[str]:
-        """Up to ``limit`` tasks whose webhook to ``callback_id`` failed at or after ``since``."""
-        rows = self.redis.zrangebyscore(keys.failed_deliveries(callback_id), since, "+inf",
-                                        start=0, num=limit)
+    def failed_since(self, callback_id: str, since: float, limit: int,
+                     until: float | None = None) -> builtins.list[str]:
+        """Up to ``limit`` tasks whose webhook to ``callback_id`` failed in ``[since, until]``, oldest first."""
+        rows = self.redis.zrangebyscore(keys.failed_deliveries(callback_id), since,
+                                        "+inf" if until is None else until, start=0, num=limit)
         return [row.decode() for row in rows]
+
+    def failed_counts(self, callback_ids: Sequence[str]) -> builtins.list[int]:
+        """How many deliveries to each of ``callback_ids`` have failed and not been delivered since."""
+        pipe = self.redis.pipeline(transaction=False)
+        for cb_id in callback_ids:
+            pipe.zcard(keys.failed_deliveries(cb_id))
+        return [int(n) for n in pipe.execute()]
+
+    def failed_summary(
+        self, callback_ids: Sequence[str], since: float, until: float | None = None, limit: int = 50,
+    ) -> tuple[int, builtins.list[tuple[str, str, float]]]:
+        """Failed deliveries of ``callback_ids`` in the range: how many, and up to ``limit`` of each's.
+
+        The rows are ``(callback id, task id, failed at)``, newest first; one round trip in all.
+        """
+        top = "+inf" if until is None else until
+        pipe = self.redis.pipeline(transaction=False)
+        for cb_id in callback_ids:
+            pipe.zcount(keys.failed_deliveries(cb_id), since, top)
+            if limit:
+                pipe.zrevrangebyscore(keys.failed_deliveries(cb_id), top, since, start=0, num=limit,
+                                      withscores=True)
+        replies = iter(pipe.execute())
+        count, rows = 0, []
+        for cb_id in callback_ids:
+            count += int(next(replies))
+            if limit:
+                rows += [(cb_id, member.decode(), float(score)) for member, score in next(replies)]
+        rows.sort(key=lambda row: row[2], reverse=True)
+        return count, rows

@@ -38,7 +38,7 @@ def _security_headers(resp: Response) -> None:
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the application from ``config`` (default: the environment)."""
-    from webapp import bodylimit, callbacks_api, cli, ops, problems, tasks
+    from webapp import bodylimit, callbacks_api, cli, console, ops, problems, tasks
     from webapp.services import WebServices
 
     config = config or Config.from_env()
@@ -53,6 +53,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(tasks.bp)
     app.register_blueprint(callbacks_api.bp)
     app.register_blueprint(ops.bp)
+    console.register(app)
     cli.register(app)
     metrics.initialise()
 

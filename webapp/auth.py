@@ -28,6 +28,9 @@ def authenticate() -> None:
             401, "Unauthorized", "The API key is not valid.",
             headers={"WWW-Authenticate": 'Bearer realm="hookline", error="invalid_token"'},
         )
+    if principal.operator:
+        raise Problem(403, "Forbidden",
+                      "An operator key signs in to the console; the tenant API needs a tenant's key.")
     wait = svc.limiter.check(principal.key_id)
     if wait:
         raise Problem(

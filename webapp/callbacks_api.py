@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from typing import Any
 
 from flask import Blueprint, Response, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from actors.messages import delivery_message
 from callbacks import UnsafeUrlError
 from hookline.ids import isoformat, parse_isoformat
+from webapp import actions
 from webapp.auth import authenticate, tenant
 from webapp.jsonio import json_body, reply
 from webapp.problems import Problem, not_found, unprocessable
@@ -22,9 +21,6 @@ log = logging.getLogger("hookline.callbacks")
 
 bp = Blueprint("callbacks", __name__)
 bp.before_request(authenticate)
-
-#: Most deliveries one ``recover`` call resends.
-RECOVER_LIMIT = 10_000
 
 
 class CallbackCreateSchema(Schema):
@@ -136,16 +132,11 @@ def delete(cb_id: str) -> Response:
 @bp.post("/callbacks/<cb_id>/rotate-secret")
 def rotate(cb_id: str) -> Response:
     _get(cb_id)
-    svc = services()
-    secret = svc.registry.rotate_secret(tenant(), cb_id)
-    if secret is None:
+    rotated = actions.rotate_secret(services(), tenant(), cb_id)
+    if rotated is None:
         raise not_found("callback")
-    log.info("callback secret rotated", extra={"callback_id": cb_id})
-    return reply({
-        "id": cb_id,
-        "secret": secret,
-        "previous_secret_expires_at": isoformat(time.time() + svc.config.secret_grace),
-    })
+    secret, expires_at = rotated
+    return reply({"id": cb_id, "secret": secret, "previous_secret_expires_at": expires_at})
 
 
 @bp.post("/callbacks/<cb_id>/recover")
@@ -157,12 +148,8 @@ def recover(cb_id: str) -> Response:
     except (ValueError, OverflowError):
         raise unprocessable("since must be an ISO 8601 timestamp.",
                             errors={"since": ["Not an ISO 8601 timestamp."]}) from None
-    svc = services()
-    failed = svc.store.failed_since(cb_id, since, RECOVER_LIMIT)
-    for task_id in failed:
-        svc.store.write_message(delivery_message(task_id, "manual"))
-    log.info("recovery queued", extra={"callback_id": cb_id, "count": len(failed)})
-    return reply({"id": cb_id, "since": isoformat(since), "count": len(failed)}, 202)
+    count = actions.recover_failed(services(), cb_id, since)
+    return reply({"id": cb_id, "since": isoformat(since), "count": count}, 202)
 
 
 @bp.get("/tasks/<task_id>/deliveries")
@@ -185,10 +172,8 @@ def deliveries(task_id: str) -> Response:
 @bp.post("/tasks/<task_id>/deliveries/retry")
 def retry(task_id: str) -> Response:
     task = _get_task(task_id)
-    if task.callback_id is None:
-        raise Problem(409, "Conflict", "This task has no callback to deliver to.")
-    if not task.finished:
-        raise Problem(409, "Conflict", "The task has not finished; its webhook is sent when it does.")
-    services().store.write_message(delivery_message(task_id, "manual"))
-    log.info("manual resend queued", extra={"task_id": task_id})
+    try:
+        actions.resend_webhook(services(), task)
+    except actions.Refused as exc:
+        raise Problem(409, "Conflict", str(exc)) from None
     return reply({"task_id": task_id, "status": "queued", "trigger": "manual"}, 202)

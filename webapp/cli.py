@@ -13,20 +13,24 @@ def register(app: Flask) -> None:
 
     @keys.command("create")
     @click.argument("name")
-    def create(name: str) -> None:
+    @click.option("--operator", is_flag=True,
+                  help="An operator's key: signs in to the console across tenants; "
+                       "the tenant API refuses it.")
+    def create(name: str, operator: bool) -> None:
         """Create an API key for tenant NAME; the key is printed once, on the last line."""
         try:
-            key = services().keys.create(name)
+            key = services().keys.create(name, operator=operator)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="NAME") from None
-        click.echo(f"Created an API key for tenant {name!r}. Store it now; it is not shown again:")
+        whose = f"operator {name!r}" if operator else f"tenant {name!r}"
+        click.echo(f"Created an API key for {whose}. Store it now; it is not shown again:")
         click.echo(key)
 
     @keys.command("list")
     def list_keys() -> None:
-        """List key ids and their tenants (never the keys)."""
-        for key_id, tenant in services().keys.list():
-            click.echo(f"{key_id}\t{tenant}")
+        """List key ids and their tenants (never the keys); operators' keys are marked."""
+        for key_id, tenant, operator in services().keys.list():
+            click.echo(f"{key_id}\t{tenant}" + ("\toperator" if operator else ""))
 
     @keys.command("revoke")
     @click.argument("key_id")

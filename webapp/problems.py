@@ -18,7 +18,8 @@ log = logging.getLogger("hookline.web")
 UNAVAILABLE_RETRY_AFTER = 5
 
 _TYPES = {
-    400: "bad-request", 401: "unauthorized", 404: "not-found", 405: "method-not-allowed",
+    400: "bad-request", 401: "unauthorized", 403: "forbidden",
+    404: "not-found", 405: "method-not-allowed",
     409: "conflict", 413: "payload-too-large", 414: "uri-too-long",
     415: "unsupported-media-type", 417: "expectation-failed", 422: "validation-error",
     429: "rate-limited", 431: "header-fields-too-large", 500: "internal-error",

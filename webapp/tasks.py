@@ -7,10 +7,11 @@ import orjson
 from flask import Blueprint, Response, g, request
 from marshmallow import ValidationError
 
-from actors.messages import delivery_message, job_message
+from actors.messages import job_message
 from hookline import metrics
 from hookline.ids import new_task_id
 from hookline.task_record import TERMINAL, Task
+from webapp import actions
 from webapp.auth import authenticate, tenant
 from webapp.idempotency import Claimed, IdempotencyKeys, run_once
 from webapp.jsonio import json_body, reply
@@ -133,19 +134,13 @@ def index() -> Response:
 @bp.post("/tasks/<task_id>/cancel")
 def cancel(task_id: str) -> Response:
     task = _get_task(task_id)
-    svc = services()
-    outcome, previous = svc.store.cancel(
-        tenant(), task_id, delivery_message(task_id) if task.callback_id else None
-    )
-    if outcome == "missing":
-        raise not_found()
-    if outcome == "finished":
-        raise Problem(409, "Conflict", f"The task has already finished ({previous}).")
-    if outcome == "revoked":
-        log.info("task revoked", extra={"task_id": task_id, "status": "REVOKED", "previous": previous})
-    else:
-        log.info("task cancel requested", extra={"task_id": task_id, "status": previous})
-    updated = svc.store.get(task_id, tenant())
+    try:
+        actions.cancel_task(services(), task)
+    except LookupError:
+        raise not_found() from None
+    except actions.Refused as exc:
+        raise Problem(409, "Conflict", str(exc)) from None
+    updated = services().store.get(task_id, tenant())
     if updated is None:
         raise not_found()
     return _task_response(updated, 202)

@@ -257,6 +257,9 @@ def run() -> int:
         wait_for_port(int(env["PORT"]), 60)
         say(f"Hookline is up at {url}  (Ctrl-C stops everything)")
         say(f"API key for tenant 'dev': {key}")
+        say(f"console: {url}/console/  (sign in with that key)")
+        say(f"command line: export HOOKLINE_URL={url} HOOKLINE_API_KEY={key}; "
+            ".venv/bin/python -m hookline.cli tasks ls")
         say("try it:")
         print(
             f"curl -s -X POST {url}/tasks -H 'Authorization: Bearer {key}' "

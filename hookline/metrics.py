@@ -77,6 +77,9 @@ http_duration = Histogram(
     ["method", "route"],
     buckets=FAST_BUCKETS,
 )
+upload_bytes = Counter(
+    "hookline_upload_bytes", "Bytes of uploads recorded in the blob store."
+)
 build_info = Gauge(
     "hookline_build_info", "Build information.", ["version"], multiprocess_mode="livemax"
 )

@@ -1,10 +1,10 @@
 """Retention: an upload that no task uses is deleted after ``HOOKLINE_UPLOAD_TTL``.
 
 ``sweep_expired`` deletes the blob, then the record, of every such upload
-older than the time to live. ``RetentionSweeper`` runs it now and then in a
-background thread of whichever process calls ``maybe_run`` (the web, on
-upload requests; a worker's upkeep may call it too), and a Redis lock lets
-one process at a time sweep.
+older than the time to live. ``RetentionSweeper`` runs it periodically in a
+background thread of each process that starts it (each web process, from its
+first upload request; a worker's upkeep may call ``run_once`` too), and a
+Redis lock lets one process at a time sweep.
 """
 from __future__ import annotations
 
@@ -56,7 +56,12 @@ def sweep_expired(store: UploadStore, blobs: BlobStore, ttl: float, now: float |
 
 
 class RetentionSweeper:
-    """Runs ``sweep_expired`` at most once per interval, across all processes."""
+    """Runs ``sweep_expired`` every interval in a background thread.
+
+    The thread starts with the first call to ``start`` in a process; a Redis
+    lock lets one process at a time sweep, so many processes sweep no more
+    often than one would.
+    """
 
     def __init__(self, store: UploadStore, blobs: BlobStore, ttl: float) -> None:
         self.store = store
@@ -64,34 +69,38 @@ class RetentionSweeper:
         self.ttl = ttl
         # At least twice per time to live, so nothing outlives it by half.
         self.interval = min(SWEEP_INTERVAL, max(0.5, ttl / 2))
-        self._due = 0.0
         self._guard = threading.Lock()
-        self._running: threading.Thread | None = None
+        self._thread: threading.Thread | None = None
+        self.stopping = threading.Event()
 
-    def maybe_run(self) -> None:
-        """Start a sweep in the background if one is due; never raises."""
-        now = time.monotonic()
-        if now < self._due or not self._guard.acquire(blocking=False):
+    def start(self) -> None:
+        """Start the sweeping thread unless it runs already; cheap to call often."""
+        if self._thread is not None and self._thread.is_alive():
             return
-        try:
-            if now < self._due or (self._running is not None and self._running.is_alive()):
-                return
-            self._due = now + self.interval
-            thread = threading.Thread(target=self._run, name="hookline-upload-sweep", daemon=True)
-            self._running = thread
-            thread.start()
-        finally:
-            self._guard.release()
+        with self._guard:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="hookline-upload-sweep",
+                                                daemon=True)
+                self._thread.start()
 
-    def _run(self) -> None:
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def _loop(self) -> None:
+        while not self.stopping.wait(self.interval):
+            self.run_once()
+
+    def run_once(self) -> int:
+        """One sweep if no other process swept within the interval; never raises."""
         try:
             if not self.store.redis.set(SWEEP_LOCK_KEY, "1", nx=True,
                                         px=int(self.interval * 1000 * 0.9)):
-                return
-            sweep_expired(self.store, self.blobs, self.ttl)
+                return 0
+            return sweep_expired(self.store, self.blobs, self.ttl)
         except UNAVAILABLE:
             log.warning("upload sweep skipped: Redis unavailable")
         except BlobError as exc:
             log.warning("upload sweep stopped: %s", exc)
         except Exception:
             log.exception("upload sweep failed")
+        return 0

@@ -27,6 +27,8 @@ def api_schema(app: Flask, api_key: str):  # type: ignore[no-untyped-def]
     return schemathesis.openapi.from_wsgi("/openapi.json", app)
 
 
+# tus PATCH bodies are raw bytes under their own media type.
+schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 

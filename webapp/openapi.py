@@ -16,7 +16,8 @@ def _problem_ref() -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "Malformed request", 401: "Missing or invalid API key", 404: "Not found",
-            409: "Conflict", 413: "Body too large", 415: "Not JSON", 422: "Invalid input",
+            409: "Conflict", 411: "Content-Length missing", 412: "Tus-Resumable missing or not 1.0.0",
+            413: "Body too large", 415: "Not JSON", 422: "Invalid input", 423: "Another request writes it",
             429: "Rate limited", 503: "Redis unavailable"}
     return {str(c): {"description": text[c], "content": _problem_ref()} for c in codes}
 
@@ -28,6 +29,12 @@ def _json(ref: str) -> dict[str, Any]:
 _COMMON = (401, 429, 503)
 _ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _CB = {"name": "cb_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_UP = {"name": "upload_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_TUS = {"name": "Tus-Resumable", "in": "header", "required": True,
+        "schema": {"type": "string", "enum": ["1.0.0"]}}
+_TUS_OPTIONS = {"204": {"description": "The protocol version, extensions and largest upload",
+                        "headers": {n: {"schema": {"type": "string"}}
+                                    for n in ("Tus-Version", "Tus-Extension", "Tus-Max-Size")}}}
 _PAGE = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
@@ -145,6 +152,18 @@ def document() -> dict[str, Any]:
             "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}},
                            "next_cursor": {"type": "string", "nullable": True}},
         },
+        "Upload": {
+            "type": "object",
+            "required": ["id", "format", "length", "offset", "state", "created_at"],
+            "properties": {
+                "id": {"type": "string"}, "format": {"type": "string", "enum": ["npy", "f32"]},
+                "length": {"type": "integer"}, "offset": {"type": "integer"},
+                "state": {"type": "string", "enum": ["open", "complete"]},
+                "rows": {"type": "integer", "nullable": True},
+                "dimension": {"type": "integer", "nullable": True},
+                "dtype": {"type": "string", "nullable": True}, "created_at": _ISO,
+            },
+        },
         "Accepted": {"type": "object", "additionalProperties": {}},
         "Status": {"type": "object", "additionalProperties": {}},
     }
@@ -226,6 +245,48 @@ def document() -> dict[str, Any]:
             "responses": {"202": {"description": "Queued", "content": _json("Accepted")},
                           **_errors(400, 404, 413, 415, 422, *_COMMON)},
         }},
+        "/uploads": {
+            "post": {
+                "summary": "Create a tus upload", "operationId": "createUpload",
+                "parameters": [_TUS,
+                               {"name": "Upload-Length", "in": "header", "required": True,
+                                "schema": {"type": "string"}},
+                               {"name": "Upload-Metadata", "in": "header", "required": True,
+                                "description": "format (npy | f32) and, for f32, dimension; "
+                                               "comma-separated 'key base64(value)' pairs",
+                                "schema": {"type": "string"}}],
+                "responses": {"201": {"description": "Created; Location: /uploads/{id}"},
+                              **_errors(400, 412, 413, 422, *_COMMON)},
+            },
+            "options": {"summary": "tus discovery", "operationId": "uploadOptions", "security": [],
+                        "responses": _TUS_OPTIONS},
+        },
+        "/uploads/{upload_id}": {
+            "head": {"summary": "The upload's offset (Upload-Offset, Upload-Length)",
+                     "operationId": "headUpload", "parameters": [_UP, _TUS],
+                     "responses": {"200": {"description": "Upload-Offset and Upload-Length headers"},
+                                   **_errors(404, 412, *_COMMON)}},
+            "get": {"summary": "The upload's record", "operationId": "getUpload", "parameters": [_UP],
+                    "responses": {"200": {"description": "The upload", "content": _json("Upload")},
+                                  **_errors(404, *_COMMON)}},
+            "patch": {
+                "summary": "Append bytes at Upload-Offset", "operationId": "patchUpload",
+                "parameters": [_UP, _TUS, {"name": "Upload-Offset", "in": "header", "required": True,
+                                           "schema": {"type": "string"}}],
+                "requestBody": {"required": True, "content": {"application/offset+octet-stream": {
+                    "schema": {"type": "string", "format": "binary"}}}},
+                "responses": {"204": {"description": "Stored; Upload-Offset is the new offset"},
+                              "415": {"description": "Not application/offset+octet-stream",
+                                      "content": _problem_ref()},
+                              **_errors(400, 404, 409, 411, 412, 413, 422, 423, *_COMMON)},
+            },
+            "delete": {"summary": "Delete an upload (tus termination)", "operationId": "deleteUpload",
+                       "parameters": [_UP, _TUS],
+                       "responses": {"204": {"description": "Deleted"},
+                                     **_errors(404, 409, 412, 423, *_COMMON)}},
+            "options": {"summary": "tus discovery", "operationId": "uploadResourceOptions",
+                        "parameters": [_UP], "security": [], "responses": _TUS_OPTIONS},
+        },
         "/healthz": {"get": {"summary": "Process alive", "operationId": "healthz", "security": [],
                              "responses": {"200": {"description": "Alive", "content": _json("Status")}}}},
         "/readyz": {"get": {"summary": "Redis reachable", "operationId": "readyz", "security": [],

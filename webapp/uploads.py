@@ -76,7 +76,7 @@ def _tus_request() -> None:
         raise Problem(412, "Precondition Failed",
                       f"Send Tus-Resumable: {TUS_VERSION}; it is the protocol version this server speaks.",
                       headers={"Tus-Version": TUS_VERSION})
-    _svc().sweeper.maybe_run()
+    _svc().sweeper.start()
 
 
 @bp.after_request

@@ -20,7 +20,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import ClientDisconnected
 
 from hookline import metrics
-from hookline.blobs import BlobError, BlobStore, open_blob_store
+from hookline.blobs import BlobConflict, BlobError, BlobStore, open_blob_store
 from hookline.config import Config
 from hookline.ids import isoformat
 from hookline.npy import PREAMBLE_BYTES, NpyHeaderError, header_size, parse_header
@@ -297,6 +297,21 @@ def _npy_header(svc: UploadServices, upload: Upload, body: _Body) -> tuple[bytes
                          "dtype": layout.dtype, "data_offset": layout.data_offset}
 
 
+def _repair(svc: UploadServices, upload: Upload, token: str) -> Problem:
+    """The store holds fewer bytes than the record says (lost with a machine,
+    since appends are not synced one by one): take the offset back to what
+    is stored, and tell the client to resume from there.
+    """
+    stored = min(svc.blobs.size(upload.blob_key), upload.offset)
+    if upload.format == "npy" and stored < upload.data_offset:
+        stored = 0  # the header is checked again from the first byte
+    svc.store.advance(upload, token, stored)
+    log.warning("upload shorter than its record; offset taken back",
+                extra={"upload_id": upload.id, "recorded": upload.offset, "stored": stored})
+    return Problem(409, "Conflict", f"The store holds {stored} bytes of this upload; resume from there.",
+                   headers={"Upload-Offset": str(stored)})
+
+
 def _patch(svc: UploadServices, upload: Upload) -> Response:
     if request.mimetype != OFFSET_TYPE:
         raise Problem(415, "Unsupported Media Type", f"Send the bytes as Content-Type: {OFFSET_TYPE}.")
@@ -330,8 +345,11 @@ def _patch(svc: UploadServices, upload: Upload) -> Response:
             if not first:
                 return Response(status=400)  # the client went away before the header
         lost: list[bool] = []
-        new_offset = svc.blobs.append(current.blob_key, current.offset,
-                                      _pieces(svc, current, token, first, body, lost))
+        try:
+            new_offset = svc.blobs.append(current.blob_key, current.offset,
+                                          _pieces(svc, current, token, first, body, lost))
+        except BlobConflict:
+            raise _repair(svc, current, token) from None
         if lost:
             raise Problem(409, "Conflict", "This PATCH stalled and another took over the upload.")
         if new_offset > current.length:  # the body is bounded above; this is a broken store

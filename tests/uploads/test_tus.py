@@ -1,6 +1,7 @@
 """tus 1.0 uploads end to end: real gunicorn (two processes), real Redis, file:// blobs."""
 from __future__ import annotations
 
+import os
 import random
 import socket
 from collections.abc import Callable
@@ -269,3 +270,21 @@ def test_a_disconnect_before_any_byte_changes_nothing(web: Stack, auth: dict[str
     sock.close()
     wait_until(lambda: tus.patch(url, auth, 0, b"\0" * 4000).status_code == 204, 10,
                "the upload takes a PATCH from offset 0")
+
+
+def test_bytes_lost_with_the_machine_are_sent_again(web: Stack, auth: dict[str, str],
+                                                    blob_dir: Path) -> None:
+    data = random.Random(8).randbytes(3 * MiB)
+    url = tus.created(web.url, auth, len(data), format="f32", dimension=8)
+    assert tus.patch(url, auth, 0, data[: 2 * MiB]).status_code == 204
+    # Given a machine that went down before the page cache reached the disk
+    # (appends are not synced one by one): the file is shorter than its record
+    partial = blob_dir / "uploads" / (url.rsplit("/", 1)[1] + ".partial")
+    os.truncate(partial, MiB + 5)
+    # When the client sends the next piece at the recorded offset
+    resp = tus.patch(url, auth, 2 * MiB, data[2 * MiB :])
+    # Then it is told where the stored bytes end, and resuming there makes it whole
+    assert resp.status_code == 409 and resp.headers["Upload-Offset"] == str(MiB + 5)
+    assert tus.offset(url, auth) == MiB + 5
+    assert tus.patch(url, auth, MiB + 5, data[MiB + 5 :]).status_code == 204
+    assert stored(blob_dir, url) == data

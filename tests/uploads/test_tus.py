@@ -88,6 +88,10 @@ def test_a_64_mib_patch_is_not_held_to_the_json_body_limit(web: Stack, auth: dic
     assert resp.status_code == 204, resp.text
     assert resp.headers["Upload-Offset"] == str(len(data))
     assert stored(blob_dir, url) == data
+    # while a JSON body is still held to HOOKLINE_MAX_BODY_BYTES
+    big = requests.post(f"{web.url}/tasks", headers={**auth, "Content-Type": "application/json"},
+                        data=b'{"vector_data": [' + b"0.5," * 20_000 + b"0.5]}", timeout=10)
+    assert big.status_code == 413
 
 
 def test_an_upload_resumes_after_a_broken_connection(web: Stack, auth: dict[str, str],

@@ -1,5 +1,8 @@
 """Retention: an upload that no task uses is deleted after ``HOOKLINE_UPLOAD_TTL``.
 
+An upload that tasks read stays while any of their records does (a record
+expires ``HOOKLINE_RESULT_TTL`` after its task ends), then goes too.
+
 ``sweep_expired`` deletes the blob, then the record, of every such upload
 older than the time to live. ``RetentionSweeper`` runs it periodically in a
 background thread of each process that starts it (each web process, from its
@@ -14,33 +17,38 @@ import time
 
 from hookline.blobs import BlobError, BlobStore
 from hookline.redis import UNAVAILABLE
+from hookline.tasks import task_key
 from hookline.uploads import SWEEP_LOCK_KEY, UPLOADS_INDEX, UploadStore
 
 log = logging.getLogger("hookline.uploads")
 
 #: Uploads looked at per sweep.
 SWEEP_BATCH = 200
+#: Seconds before an upload that a readable task still uses is looked at again.
+RECHECK_AFTER = 86400.0
 #: Longest time between two sweeps, in seconds (shorter for short time to live).
 SWEEP_INTERVAL = 60.0
 
 
 def sweep_expired(store: UploadStore, blobs: BlobStore, ttl: float, now: float | None = None) -> int:
-    """Delete uploads created more than ``ttl`` seconds ago that no task uses.
+    """Delete uploads created more than ``ttl`` seconds ago that no readable task uses.
 
     An upload being written right now (its lock is held) waits for the next
-    sweep. An upload that a task reads leaves the index: the task's own
-    expiry deletes it. Returns how many were deleted.
+    sweep. An upload that a task with a record still reads is looked at
+    again ``RECHECK_AFTER`` seconds later. Returns how many were deleted.
 
     Raises:
         BlobError: the blob store failed (the record is kept for the next sweep).
     """
-    cutoff = (time.time() if now is None else now) - ttl
+    now = time.time() if now is None else now
     removed = 0
-    for upload_id in store.created_before(cutoff, SWEEP_BATCH):
+    for upload_id in store.created_before(now - ttl, SWEEP_BATCH):
         upload = store.get(upload_id)
         if upload is not None and upload.task:
-            store.redis.zrem(UPLOADS_INDEX, upload_id)
-            continue
+            readers = store.tasks_of(upload_id)
+            if readers and store.redis.exists(*(task_key(task_id) for task_id in readers)):
+                store.redis.zadd(UPLOADS_INDEX, {upload_id: now - ttl + RECHECK_AFTER})
+                continue
         token = store.lock(upload_id)
         if token is None:
             continue

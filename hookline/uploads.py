@@ -35,6 +35,11 @@ def upload_lock_key(upload_id: str) -> str:
     return f"hl:upload:{upload_id}:lock"
 
 
+def upload_tasks_key(upload_id: str) -> str:
+    """Set: the tasks that read the upload (it stays while any of them is readable)."""
+    return f"hl:upload:{upload_id}:tasks"
+
+
 #: Sorted set: upload id -> creation time (Unix seconds), read by the retention sweep.
 UPLOADS_INDEX = "hl:uploads:created"
 #: String: held by the process that runs the retention sweep.
@@ -171,13 +176,27 @@ class UploadStore:
             args += [name, value]
         return int(self._advance(keys=[upload_key(upload.id), upload_lock_key(upload.id)], args=args))
 
+    def pin(self, upload_id: str, task_id: str) -> None:
+        """Note that ``task_id`` reads the upload, so retention keeps it for the task.
+
+        The submit step of a task from an upload makes the same two writes
+        in its own transaction (docs/large-jobs.md, section 2).
+        """
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(upload_key(upload_id), "task", task_id)
+        pipe.sadd(upload_tasks_key(upload_id), task_id)
+        pipe.execute()
+
+    def tasks_of(self, upload_id: str) -> list[str]:
+        return sorted(member.decode() for member in self.redis.smembers(upload_tasks_key(upload_id)))
+
     def mark_complete(self, upload_id: str) -> None:
         self.redis.hset(upload_key(upload_id), "state", COMPLETE)
 
     def forget(self, upload_id: str) -> None:
         """Delete the record (the caller deletes the blob first)."""
         pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(upload_key(upload_id))
+        pipe.delete(upload_key(upload_id), upload_tasks_key(upload_id))
         pipe.zrem(UPLOADS_INDEX, upload_id)
         pipe.execute()
 

@@ -83,7 +83,7 @@ def legacy_payload_key(task_id: str) -> str:
 #: the whole hash, which holds the payload until the task ends.
 RECORD_FIELDS = (b"tenant", b"status", b"created", b"started", b"finished", b"attempts", b"done",
                  b"total", b"dim", b"result", b"error", b"meta", b"cb", b"cburl", b"delivery",
-                 b"coll", b"cancel")
+                 b"coll", b"cancel", b"ch_total", b"ch_done", b"ch_failed")
 
 
 def index_key(tenant: str) -> str:
@@ -276,6 +276,9 @@ class Task:
     delivery: str | None = None
     collection: str = "default"
     cancel_requested: bool = False
+    #: A job from an upload runs as chunks: ``(done, failed, total)``; ``None`` otherwise.
+    chunks: tuple[int, int, int] | None = None
+
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL
@@ -293,6 +296,7 @@ class Task:
             finished_at=isoformat(self.finished_at),
             attempts=self.attempts,
             progress={"done": self.done, "total": self.total},
+            **({"chunks": dict(zip(("done", "failed", "total"), self.chunks))} if self.chunks else {}),
             metadata=self.metadata,
             callback=(
                 {"id": self.callback_id, "url": self.callback_url, "delivery": self.delivery}
@@ -334,6 +338,8 @@ def _decode(task_id: str, raw: Mapping[bytes, bytes]) -> Task:
         delivery=get(b"delivery", b"").decode() or None,
         collection=get(b"coll", b"default").decode(),
         cancel_requested=get(b"cancel") == b"1",
+        chunks=((int(get(b"ch_done") or 0), int(get(b"ch_failed") or 0), int(raw[b"ch_total"]))
+                if b"ch_total" in raw else None),
     )
 
 

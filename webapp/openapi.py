@@ -69,6 +69,18 @@ def document() -> dict[str, Any]:
                 "callback_id": {"type": "string"},
             },
         },
+        "TaskFromUpload": {
+            "type": "object",
+            "required": ["upload_id"],
+            "additionalProperties": False,
+            "properties": {
+                "upload_id": {"type": "string", "description": "a complete upload of this tenant's"},
+                "collection": {"type": "string"},
+                "metadata": {"type": "object", "additionalProperties": {}},
+                "callback_url": {"type": "string"},
+                "callback_id": {"type": "string"},
+            },
+        },
         "TaskAccepted": {
             "type": "object",
             "required": ["task_id", "status", "links"],
@@ -90,6 +102,9 @@ def document() -> dict[str, Any]:
                 "attempts": {"type": "integer"},
                 "progress": {"type": "object", "properties": {
                     "done": {"type": "integer"}, "total": {"type": "integer"}}},
+                "chunks": {"type": "object", "properties": {
+                    "done": {"type": "integer"}, "failed": {"type": "integer"},
+                    "total": {"type": "integer"}}},
                 "metadata": {"type": "object", "additionalProperties": {}},
                 "callback": {"type": "object", "nullable": True, "properties": {
                     "id": {"type": "string"}, "url": {"type": "string"},
@@ -173,9 +188,11 @@ def document() -> dict[str, Any]:
                 "summary": "Submit a job", "operationId": "submitTask",
                 "parameters": [{"name": "Idempotency-Key", "in": "header",
                                 "schema": {"type": "string", "maxLength": 255}}],
-                "requestBody": {"required": True, "content": _json("TaskSubmit")},
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "oneOf": [{"$ref": "#/components/schemas/TaskSubmit"},
+                              {"$ref": "#/components/schemas/TaskFromUpload"}]}}}},
                 "responses": {"202": {"description": "Accepted", "content": _json("TaskAccepted")},
-                              **_errors(400, 409, 413, 415, 422, *_COMMON)},
+                              **_errors(400, 404, 409, 413, 415, 422, *_COMMON)},
             },
             "get": {
                 "summary": "List tasks, newest first", "operationId": "listTasks",

@@ -13,6 +13,7 @@ from actors.messages import delivery_message, job_message
 from hookline import metrics
 from hookline.ids import new_task_id
 from hookline.tasks import TERMINAL, Task
+from webapp import upload_jobs
 from webapp.auth import authenticate, tenant
 from webapp.idempotency import MAX_KEY_LENGTH, IdempotencyKeys
 from webapp.jsonio import json_body, reply
@@ -142,6 +143,8 @@ def _submit(svc: WebServices, owner: str, idem: tuple[str, str, IdempotencyKeys]
     if not isinstance(body, dict):
         raise Problem(422, "Unprocessable Content", "The body must be a JSON object.",
                       errors={"_schema": ["Must be a JSON object."]})
+    if "upload_id" in body:  # the vectors are in an upload (webapp/upload_jobs.py)
+        return upload_jobs.submit(svc, owner, body, idem, _resolve_callback)
     try:
         data = _schema(svc).load(body)
     except ValidationError as exc:

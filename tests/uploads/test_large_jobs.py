@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -106,3 +108,63 @@ def test_tasks_name_only_complete_uploads_of_their_own_tenant(large: Stack) -> N
         assert resp.headers["Content-Type"] == "application/problem+json"
     listed = requests.get(f"{large.url}/tasks", headers=auth, timeout=5).json()["items"]
     assert listed == []
+
+
+def many_chunks(make_stack: Callable[..., Stack], tmp_path: Path, receiver: Receiver,
+                ) -> tuple[Stack, dict[str, str], str, dict]:
+    """A stack without job workers, and a task of 300 chunks of 10 vectors, accepted."""
+    stack = make_stack(HOOKLINE_BLOB_URL=f"file://{tmp_path / 'blobs'}", HOOKLINE_CHUNK_VECTORS="10")
+    stack.start_web()
+    stack.start_callbacks()
+    auth = key_for(stack)
+    callback = register(stack, auth, receiver.url())
+    upload_id = uploaded(stack, auth, np.random.default_rng(9).standard_normal((3_000, 8)).astype("<f4"))
+    resp = requests.post(f"{stack.url}/tasks", headers=auth, timeout=5,
+                         json={"upload_id": upload_id, "callback_id": callback["id"]})
+    assert resp.status_code == 202
+    return stack, auth, resp.json()["task_id"], callback
+
+
+def chunks_of(stack: Stack, auth: dict[str, str], task_id: str) -> dict:
+    return requests.get(f"{stack.url}/tasks/{task_id}", headers=auth, timeout=5).json().get("chunks") or {}
+
+
+def test_cancel_stops_the_chunks_and_ends_the_task_once(
+        make_stack: Callable[..., Stack], tmp_path: Path, receiver: Receiver,
+        redis: redis_lib.Redis) -> None:
+    stack, auth, task_id, _ = many_chunks(make_stack, tmp_path, receiver)
+    stack.start_worker(processes=1, threads=1)
+    wait_until(lambda: chunks_of(stack, auth, task_id).get("done", 0) >= 5, 60, "chunks run")
+    # When the task is cancelled while its chunks run
+    resp = requests.post(f"{stack.url}/tasks/{task_id}/cancel", headers=auth, timeout=5)
+    assert resp.status_code == 202
+    # Then it ends REVOKED, with the chunks that had not run left unrun
+    done = wait_until(lambda: finished(stack, auth, task_id), 60, "the task ends")
+    assert done["status"] == "REVOKED", done
+    assert done["chunks"]["done"] < 300, "the cancel came too late to test anything"
+    assert done["progress"]["done"] < 3_000
+    wait_until(lambda: settled(redis, "callbacks") and settled(redis, "jobs"), 60, "queues settle")
+    hooks = receiver.received("/hook")
+    assert len(hooks) == 1 and json.loads(hooks[0]["body"])["type"] == "task.revoked"
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_job_loses_nothing_and_counts_nothing_twice(
+        make_stack: Callable[..., Stack], tmp_path: Path, receiver: Receiver,
+        redis: redis_lib.Redis) -> None:
+    stack, auth, task_id, _ = many_chunks(make_stack, tmp_path, receiver)
+    first = stack.start_worker("worker", processes=2, threads=2)
+    wait_until(lambda: chunks_of(stack, auth, task_id).get("done", 0) >= 20, 60, "chunks run")
+    # When every job worker process is SIGKILLed mid-job
+    os.killpg(first.pid, signal.SIGKILL)
+    first.proc.wait(timeout=10)
+    assert chunks_of(stack, auth, task_id)["done"] < 300, "the kill came too late to test anything"
+    # Then a new worker finishes it: each vector counted once, one ending, one webhook
+    stack.start_worker("worker2", processes=2, threads=2)
+    done = wait_until(lambda: finished(stack, auth, task_id), 120, "the task ends")
+    assert done["status"] == "SUCCESS", done
+    assert done["progress"] == {"done": 3_000, "total": 3_000}
+    assert done["chunks"] == {"done": 300, "failed": 0, "total": 300}
+    assert done["result"]["processed_vectors"] == 3_000
+    wait_until(lambda: settled(redis, "callbacks") and settled(redis, "jobs"), 60, "queues settle")
+    assert len(receiver.received("/hook")) == 1

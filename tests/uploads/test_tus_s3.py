@@ -5,10 +5,12 @@ import random
 from collections.abc import Callable
 
 import boto3
+import numpy as np
+import pytest
 import requests
 
 from tests.procs import Stack, wait_until
-from tests.test_e2e_core import key_for
+from tests.test_e2e_core import finished, key_for
 from tests.uploads import tus
 from tests.uploads.conftest import S3Server
 
@@ -47,3 +49,23 @@ def test_an_upload_lands_whole_in_s3_across_parts_and_a_broken_connection(
     assert requests.delete(url, headers={**auth, **tus.TUS}, timeout=5).status_code == 204
     assert s3.list_objects_v2(Bucket=s3_bucket, Prefix="hl/").get("KeyCount") == 0
     s3.close()
+
+
+def test_a_job_reads_its_chunks_from_s3(make_stack: Callable[..., Stack], s3_server: S3Server,
+                                        s3_bucket: str, s3_env: dict[str, str]) -> None:
+    stack = make_stack(HOOKLINE_BLOB_URL=f"s3://{s3_bucket}/hl", HOOKLINE_S3_ENDPOINT_URL=s3_server.url,
+                       HOOKLINE_CHUNK_VECTORS="1000", **s3_env)
+    stack.start_web()
+    stack.start_worker(processes=1, threads=2)
+    auth = key_for(stack)
+    vectors = np.random.default_rng(11).standard_normal((2_500, 6)).astype("<f4")
+    url = tus.created(stack.url, auth, vectors.nbytes, format="f32", dimension=6)
+    assert tus.patch(url, auth, 0, vectors.tobytes()).status_code == 204
+    resp = requests.post(f"{stack.url}/tasks", headers=auth, timeout=5,
+                         json={"upload_id": url.rsplit("/", 1)[1]})
+    task_id = resp.json()["task_id"]
+    done = wait_until(lambda: finished(stack, auth, task_id), 60, "the task ends")
+    assert done["status"] == "SUCCESS", done
+    assert done["chunks"] == {"done": 3, "failed": 0, "total": 3}
+    norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
+    assert done["result"]["norms"]["norm_min"] == pytest.approx(norms.min(), rel=1e-5)

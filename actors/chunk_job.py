@@ -16,6 +16,7 @@ from typing import Any
 
 import dramatiq
 import orjson
+from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from actors.delivery import Event
 from actors.jobs import patiently, retry_delay
@@ -164,6 +165,11 @@ class ChunkJob(ChunkWork):
             try:
                 self._run(task_id, index)
                 return
+            except TimeLimitExceeded:
+                limit = self.services.config.job_time_limit
+                self._account(task_id, index, CHUNK_FAILURE,
+                              error=f"chunk {index}: time limit of {limit} s exceeded")
+                return
             except (BlobError, *UNAVAILABLE) as exc:
                 if attempt == attempts:
                     self._account(task_id, index, CHUNK_FAILURE,
@@ -173,6 +179,13 @@ class ChunkJob(ChunkWork):
                 log.info("chunk will retry", extra={"task_id": task_id, "chunk": index,
                                                     "error": type(exc).__name__})
                 time.sleep(retry_delay(attempt))
+            except Exception:
+                # A bug, not bad input: the chunk ends visibly, so the task
+                # still ends once instead of waiting for it for ever.
+                log.exception("chunk failed unexpectedly", extra={"task_id": task_id, "chunk": index})
+                self._account(task_id, index, CHUNK_FAILURE,
+                              error=f"chunk {index}: internal error while processing")
+                return
 
     def _run(self, task_id: str, index: int) -> None:
         status, cancel, upload_id = list(self.redis.hmget(task_key(task_id), "status", "cancel", "upload"))

@@ -12,6 +12,7 @@ import pytest
 import redis as redis_lib
 import requests
 
+from tests.metrics_util import scrape, value
 from tests.procs import Receiver, Stack, settled, wait_until
 from tests.test_e2e_core import finished, key_for
 from tests.test_e2e_webhooks import register
@@ -66,6 +67,10 @@ def test_a_job_from_an_upload_runs_as_chunks_and_ends_once(
     hooks = receiver.received("/hook")
     assert len(hooks) == 1
     assert json.loads(hooks[0]["body"])["data"]["task_id"] == task_id
+    # And the chunks are counted in the metrics, once each
+    samples = scrape(large.url + "/metrics")
+    assert value(samples, "hookline_task_chunks_total", outcome="success") == 4
+    assert value(samples, "hookline_tasks_finished_total", outcome="success") == 1
     # And the upload may not be deleted while the task reads it
     gone = requests.delete(f"{large.url}/uploads/{upload_id}", headers={**auth, **tus.TUS}, timeout=5)
     assert gone.status_code == 409

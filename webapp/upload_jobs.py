@@ -22,11 +22,12 @@ from hookline.uploads import UploadStore
 from webapp.idempotency import IdempotencyKeys
 from webapp.problems import Problem
 from webapp.schemas import TaskSubmitSchema
+from webapp.services import WebServices
 
 log = logging.getLogger("hookline.tasks")
 
 #: Resolves ``callback_id`` / ``callback_url`` to ``(id, url)`` or ``None``.
-CallbackResolver = Callable[[Any, str, dict[str, Any]], "tuple[str, str] | None"]
+CallbackResolver = Callable[[WebServices, str, dict[str, Any]], "tuple[str, str] | None"]
 
 
 class UploadTaskSchema(Schema):
@@ -53,7 +54,7 @@ def _invalid(field: str, message: str, status: int = 422) -> Problem:
     return Problem(status, title, message, errors={field: [message]})
 
 
-def submit(svc: Any, owner: str, body: dict[str, Any],
+def submit(svc: WebServices, owner: str, body: dict[str, Any],
            idem: tuple[str, str, IdempotencyKeys] | None, resolve_callback: CallbackResolver) -> Response:
     """Accept a job from a complete upload of ``owner``'s: ``202``, as an inline job.
 

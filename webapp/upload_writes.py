@@ -155,7 +155,7 @@ def _npy_header(svc: UploadServices, upload: Upload, body: _Body) -> tuple[bytes
                          "dtype": layout.dtype, "data_offset": layout.data_offset}
 
 
-def _repair(svc: UploadServices, upload: Upload, token: str) -> Problem:
+def repair(svc: UploadServices, upload: Upload, token: str) -> Problem:
     """The store holds fewer bytes than the record says (lost with a machine,
     since appends are not synced one by one): take the offset back to what
     is stored, and tell the client to resume from there.
@@ -215,7 +215,7 @@ def patch(svc: UploadServices, upload: Upload) -> Response:
             new_offset = svc.blobs.append(current.blob_key, current.offset,
                                           _pieces(svc, current, token, first, body, lost))
         except BlobConflict:
-            raise _repair(svc, current, token) from None
+            raise repair(svc, current, token) from None
         if lost:
             raise Problem(409, "Conflict", "This PATCH stalled and another took over the upload.")
         if new_offset > current.length:  # the body is bounded above; this is a broken store

@@ -14,7 +14,7 @@ import logging
 import redis
 from flask import Blueprint, Flask, Response, current_app, request
 
-from hookline.blobs import BlobError, open_blob_store
+from hookline.blobs import BlobConflict, BlobError, open_blob_store
 from hookline.config import Config
 from hookline.ids import isoformat
 from hookline.npy import PREAMBLE_BYTES
@@ -23,7 +23,7 @@ from hookline.uploads import FORMATS, Upload, UploadStore
 from webapp.auth import authenticate, tenant
 from webapp.jsonio import reply
 from webapp.problems import Problem, not_found
-from webapp.upload_writes import UploadServices, delete, header_int, invalid, patch
+from webapp.upload_writes import UploadServices, delete, header_int, invalid, patch, repair
 
 log = logging.getLogger("hookline.uploads")
 
@@ -164,12 +164,27 @@ def _finish_if_whole(svc: UploadServices, upload: Upload) -> Upload:
     """Seal an upload whose last byte is recorded but that is not yet complete.
 
     The last PATCH seals it; this finishes the job if that PATCH was cut off
-    between recording its offset and sealing the blob.
+    between recording its offset and sealing the blob. If the blob turns out
+    shorter than its record (bytes lost with the machine), the offset is
+    taken back to what is stored, and the client resumes from there.
     """
     if upload.complete or upload.offset != upload.length:
         return upload
-    svc.blobs.seal(upload.blob_key, upload.length)
-    svc.store.mark_complete(upload.id)
+    token = svc.store.lock(upload.id)
+    if token is None:
+        return upload  # a writer holds it, and will seal it
+    try:
+        current = svc.store.get(upload.id)
+        if current is None or current.complete or current.offset != current.length:
+            return current or upload
+        try:
+            svc.blobs.seal(current.blob_key, current.length)
+        except BlobConflict:
+            repair(svc, current, token)
+        else:
+            svc.store.mark_complete(current.id)
+    finally:
+        svc.store.unlock(upload.id, token)
     return svc.store.get(upload.id) or upload
 
 

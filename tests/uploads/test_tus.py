@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import redis as redis_lib
 import requests
 
 from tests.metrics_util import scrape, value
@@ -291,4 +292,24 @@ def test_bytes_lost_with_the_machine_are_sent_again(web: Stack, auth: dict[str, 
     assert resp.status_code == 409 and resp.headers["Upload-Offset"] == str(MiB + 5)
     assert tus.offset(url, auth) == MiB + 5
     assert tus.patch(url, auth, MiB + 5, data[MiB + 5 :]).status_code == 204
+    assert stored(blob_dir, url) == data
+
+
+def test_a_whole_upload_found_unsealed_and_short_resumes_from_its_bytes(
+        web: Stack, auth: dict[str, str], blob_dir: Path, redis: redis_lib.Redis) -> None:
+    data = random.Random(9).randbytes(MiB)
+    url = tus.created(web.url, auth, len(data), format="f32", dimension=4)
+    assert tus.patch(url, auth, 0, data).status_code == 204
+    # Given the machine went down after the last PATCH recorded its offset but
+    # before the blob was sealed, and with part of the bytes
+    upload_id = url.rsplit("/", 1)[1]
+    sealed = blob_dir / "uploads" / upload_id
+    partial = sealed.with_name(upload_id + ".partial")
+    sealed.rename(partial)
+    os.truncate(partial, 1000)
+    redis.hset(f"hl:upload:{upload_id}", "state", "open")
+    # Then HEAD says where the stored bytes end, and the client finishes from there
+    assert tus.offset(url, auth) == 1000
+    assert tus.patch(url, auth, 1000, data[1000:]).status_code == 204
+    assert requests.get(url, headers=auth, timeout=5).json()["state"] == "complete"
     assert stored(blob_dir, url) == data

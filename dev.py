@@ -235,6 +235,8 @@ def run() -> int:
     env.setdefault("HOOKLINE_METRICS_BIND", "127.0.0.1")
     # Local development delivers webhooks to receivers on this machine.
     env.setdefault("HOOKLINE_CALLBACK_ALLOW", "127.0.0.0/8,::1")
+    # Uploads (tus) keep their bytes here unless HOOKLINE_BLOB_URL says otherwise.
+    env.setdefault("HOOKLINE_BLOB_URL", f"file://{STATE / 'blobs'}")
     redis_proc = start_redis(env) if not env.get("REDIS_URL") else None
     metrics_dir = STATE / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)

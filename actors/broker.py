@@ -19,7 +19,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from actors import delivery, jobs
+from actors import chunk_job, delivery, jobs
 from actors.messages import CALLBACKS_QUEUE, JOB_ACTOR, JOBS_QUEUE, NAMESPACE
 from actors.priority import session_nice_applied
 from actors.redis_broker import LeanRedisBroker
@@ -96,5 +96,7 @@ def setup(config: Config | None = None) -> LeanRedisBroker:
         broker=broker,
         time_limit=config.job_time_limit * 1000,
     )
+    chunk_job.declare(broker, services, queue_name=JOBS_QUEUE,
+                      time_limit_ms=config.job_time_limit * 1000)
     delivery.declare(broker, services, queue_name=CALLBACKS_QUEUE)
     return broker

@@ -22,7 +22,7 @@ from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from actors.events import Event
 from actors.held import give_back, held_message
-from actors.messages import JOB_ACTOR, delivery_message
+from actors.messages import JOB_ACTOR, JOBS_QUEUE, delivery_message
 from actors.services import Services
 from actors.vectors import Cancelled, InvalidJob, load, normalise
 from hookline import keys, metrics
@@ -74,6 +74,11 @@ class VectorJob:
         self.store = services.store
         self.owner = owner
         self.config = services.config
+        # A job whose vectors are in an upload runs as chunks. Imported here:
+        # actors.chunk_job uses this module's retry helpers.
+        from actors.chunk_job import ChunkPlanner
+
+        self.chunks = ChunkPlanner(services, JOBS_QUEUE)
 
     def __call__(self, task_id: str) -> None:
         try:
@@ -126,6 +131,8 @@ class VectorJob:
             running.dec()
 
     def _run(self, task_id: str, task: Task | None, payload: bytes | None, started: float) -> None:
+        if payload is None and task is not None and self.chunks.plan(task_id):
+            return  # fanned out: the chunk that ends last ends the task
         try:
             if task is None:
                 raise InvalidJob("the task record is gone")

@@ -62,6 +62,26 @@ def _list(env: Mapping[str, str], name: str, default: str = "") -> tuple[str, ..
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _blob_url(env: Mapping[str, str]) -> str:
+    """``HOOKLINE_BLOB_URL``: ``file:///absolute/path`` or ``s3://bucket[/prefix]``.
+
+    Unset, it is a folder under the working directory's ``.hookline/`` (what
+    ``dev.py run`` uses too).
+    """
+    raw = env.get("HOOKLINE_BLOB_URL", "").strip()
+    if not raw:
+        return "file://" + os.path.abspath(os.path.join(".hookline", "blobs"))
+    if raw.startswith("file://"):
+        if not raw[len("file://"):].startswith("/"):
+            raise ConfigError(f"HOOKLINE_BLOB_URL must be file:///absolute/path, got {raw!r}")
+        return raw
+    if raw.startswith("s3://"):
+        if not raw[len("s3://"):].split("/", 1)[0]:
+            raise ConfigError("HOOKLINE_BLOB_URL must name a bucket: s3://bucket/prefix")
+        return raw
+    raise ConfigError(f"HOOKLINE_BLOB_URL must start with file:// or s3://, got {raw!r}")
+
+
 def _schedule(env: Mapping[str, str], name: str, default: str) -> tuple[float, ...]:
     parts = _list(env, name, default)
     try:
@@ -133,6 +153,16 @@ class Config:
     secret_key: str = field(default="", repr=False)
     #: Seconds a console session may sit idle before it must sign in again.
     console_idle_timeout: int = 1800
+    #: Where upload bytes live: ``file:///path`` or ``s3://bucket/prefix``.
+    blob_url: str = "file:///var/lib/hookline/blobs"
+    #: Endpoint of a non-AWS S3-compatible store; empty means AWS.
+    s3_endpoint_url: str = ""
+    #: Largest upload, in bytes.
+    max_upload_bytes: int = 8 * 1024 ** 3
+    #: Vectors per chunk of a large job.
+    chunk_vectors: int = 10_000
+    #: Seconds an upload that no task uses is kept.
+    upload_ttl: int = 86400
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -192,6 +222,11 @@ class Config:
             console_idle_timeout=_int(
                 env, "HOOKLINE_CONSOLE_IDLE_TIMEOUT", cls.console_idle_timeout, 1
             ),
+            blob_url=_blob_url(env),
+            s3_endpoint_url=env.get("HOOKLINE_S3_ENDPOINT_URL", "").strip(),
+            max_upload_bytes=_int(env, "HOOKLINE_MAX_UPLOAD_BYTES", cls.max_upload_bytes, 1),
+            chunk_vectors=_int(env, "HOOKLINE_CHUNK_VECTORS", cls.chunk_vectors, 1),
+            upload_ttl=_int(env, "HOOKLINE_UPLOAD_TTL", cls.upload_ttl, 1),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -91,3 +91,29 @@ def finished_counts(actor: str = COUNTED_ACTOR) -> str:
 
 #: The console's session signing key, generated once when none is configured.
 CONSOLE_SECRET_KEY = f"{PREFIX}console:secret-key"
+
+
+def upload(upload_id: str) -> str:
+    """An upload's record (a hash); its bytes live in the blob store, never here."""
+    return f"{PREFIX}upload:{upload_id}"
+
+
+def upload_lock(upload_id: str) -> str:
+    """The token of the PATCH or DELETE that holds an upload (a string)."""
+    return f"{PREFIX}upload:{upload_id}:lock"
+
+
+def upload_tasks(upload_id: str) -> str:
+    """The tasks that read an upload (a set): it stays while any of them is readable."""
+    return f"{PREFIX}upload:{upload_id}:tasks"
+
+
+#: Upload id -> creation time, Unix seconds (a sorted set the retention sweep reads).
+UPLOADS_INDEX = f"{PREFIX}uploads:created"
+#: Held by the process that runs the upload retention sweep (a string).
+UPLOADS_SWEEP_LOCK = f"{PREFIX}uploads:sweep:lock"
+
+
+def ended_chunks(task_id: str) -> str:
+    """The numbers of a task's chunks that have ended (a set: each counts once)."""
+    return f"{PREFIX}task:{task_id}:chunks:ended"

@@ -85,6 +85,12 @@ http_duration = Histogram(
     ["method", "route"],
     buckets=FAST_BUCKETS,
 )
+task_chunks = Counter(
+    "hookline_task_chunks", "Chunks of large jobs that ended, by outcome.", ["outcome"]
+)
+upload_bytes = Counter(
+    "hookline_upload_bytes", "Bytes of uploads recorded in the blob store."
+)
 build_info = Gauge(
     "hookline_build_info", "Build information.", ["version"], multiprocess_mode="livemax"
 )
@@ -163,6 +169,9 @@ def initialise() -> None:
             webhook_attempts.labels(result=result, status_class=cls)
     for reason in DISABLE_REASONS:
         callbacks_disabled.labels(reason=reason)
+    for outcome in OUTCOMES:
+        task_chunks.labels(outcome=outcome)
+    tasks_running.labels(actor="process_chunk")
 
 
 class FinishedCollector(Collector):

@@ -29,12 +29,14 @@ VERSION_FIELD = "v"
 
 #: The record's field that holds the job's vectors until the task ends.
 PAYLOAD_FIELD = "payload"
+#: The record's field that names the upload holding a large job's vectors.
+UPLOAD_FIELD = "upload"
 
 #: The fields of a record that ``Task`` shows: what a read takes instead of
 #: the whole hash, which holds the payload until the task ends.
 RECORD_FIELDS = (b"tenant", b"status", b"created", b"started", b"finished", b"attempts", b"done",
                  b"total", b"dim", b"result", b"error", b"meta", b"cb", b"cburl", b"delivery",
-                 b"coll", b"cancel", VERSION_FIELD.encode())
+                 b"coll", b"cancel", VERSION_FIELD.encode(), b"ch_total", b"ch_done", b"ch_failed")
 
 
 class RecordError(Exception):
@@ -68,6 +70,8 @@ class Task:
     delivery: str | None = None
     collection: str = "default"
     cancel_requested: bool = False
+    #: A job from an upload runs as chunks: ``(done, failed, total)``; ``None`` otherwise.
+    chunks: tuple[int, int, int] | None = None
 
     @property
     def finished(self) -> bool:
@@ -86,6 +90,7 @@ class Task:
             finished_at=isoformat(self.finished_at),
             attempts=self.attempts,
             progress={"done": self.done, "total": self.total},
+            **({"chunks": dict(zip(("done", "failed", "total"), self.chunks))} if self.chunks else {}),
             metadata=self.metadata,
             callback=(
                 {"id": self.callback_id, "url": self.callback_url, "delivery": self.delivery}
@@ -151,6 +156,8 @@ def decode(task_id: str, raw: Mapping[bytes, bytes]) -> Task:
             delivery=get(b"delivery", b"").decode() or None,
             collection=get(b"coll", b"default").decode(),
             cancel_requested=get(b"cancel") == b"1",
+            chunks=((int(get(b"ch_done") or 0), int(get(b"ch_failed") or 0), int(raw[b"ch_total"]))
+                    if b"ch_total" in raw else None),
         )
     except (KeyError, ValueError, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
         raise RecordError(task_id, f"unreadable record ({type(exc).__name__})") from exc

@@ -25,6 +25,7 @@ from hookline.task_record import (
     PAYLOAD_FIELD,
     PENDING,
     RECORD_FIELDS,
+    UPLOAD_FIELD,
     VERSION_FIELD,
     Task,
     decode_present,
@@ -57,6 +58,7 @@ class TaskStore(TaskRuns, TaskDeliveries):
         self.result_ttl = result_ttl
         self.heartbeats_key = heartbeats_key
         self._submit = scripts.register(client, "hookline", "task_submit")
+        self._submit_upload = scripts.register(client, "hookline", "task_submit_upload")
         self._finish = scripts.register(client, "hookline", "task_finish")
         self._attempt = scripts.register(client, "hookline", "task_attempt")
         self._cancel = scripts.register(client, "hookline", "task_cancel")
@@ -87,21 +89,8 @@ class TaskStore(TaskRuns, TaskDeliveries):
         the same request (the idempotency record). Returns the creation time.
         """
         now = time.time() if now is None else now
-        record: dict[str, Any] = {
-            "tenant": tenant,
-            "status": PENDING,
-            "created": repr(now),
-            "total": count,
-            "dim": dimension,
-            "meta": metadata_json,
-            VERSION_FIELD: FORMAT_VERSION,
-            PAYLOAD_FIELD: vectors,
-        }
-        if collection != "default":
-            record["coll"] = collection
-        if callback:
-            record["cb"], record["cburl"] = callback
-            record["delivery"] = "pending"
+        record = self._record(tenant, now, count, dimension, metadata_json, collection, callback)
+        record[PAYLOAD_FIELD] = vectors
         pairs = [item for field in record.items() for item in field]
         trim = ""
         if hash(task_id) % int(1 / INDEX_TRIM_CHANCE) == 0:
@@ -120,6 +109,71 @@ class TaskStore(TaskRuns, TaskDeliveries):
             pipe.set(key, value, ex=ttl)
         pipe.execute()
         return now
+
+    def submit_from_upload(
+        self,
+        *,
+        task_id: str,
+        tenant: str,
+        upload_id: str,
+        count: int,
+        dimension: int,
+        metadata_json: bytes,
+        collection: str,
+        callback: tuple[str, str] | None,
+        message: QueuedMessage,
+        extra: Sequence[tuple[str, bytes, int]] = (),
+        now: float | None = None,
+    ) -> bool:
+        """Write a task whose vectors are in an upload, its message and the upload's pin, in one step.
+
+        ``extra`` as for ``submit``. Returns ``False``, writing nothing, if
+        the upload is gone (deleted or swept since it was read).
+        """
+        now = time.time() if now is None else now
+        record = self._record(tenant, now, count, dimension, metadata_json, collection, callback)
+        record[UPLOAD_FIELD] = upload_id
+        pairs = [item for field in record.items() for item in field]
+        script_keys = [keys.task(task_id), keys.task_index(tenant), keys.ACTIVE, message.list_key,
+                       keys.upload(upload_id), keys.upload_tasks(upload_id)]
+        args = [task_id, repr(now), message.data, *pairs]
+        if not extra:
+            return bool(self._submit_upload(keys=script_keys, args=args))
+        pipe = self.redis.pipeline(transaction=True)
+        self._submit_upload(keys=script_keys, args=args, client=pipe)
+        for key, value, ttl in extra:
+            pipe.set(key, value, ex=ttl)
+        written = pipe.execute()[0]
+        if not written:
+            # The upload went between the read and the write: the answer
+            # stored with it must not stand.
+            self.redis.delete(*(key for key, _, _ in extra))
+        return bool(written)
+
+    def upload_of(self, task_id: str) -> str | None:
+        """The upload a task reads, or ``None`` for an inline task."""
+        raw = self.redis.hget(keys.task(task_id), UPLOAD_FIELD)
+        return raw.decode() if raw else None
+
+    @staticmethod
+    def _record(tenant: str, now: float, count: int, dimension: int, metadata_json: bytes,
+                collection: str, callback: tuple[str, str] | None) -> dict[str, Any]:
+        """A new task's record, without its vectors."""
+        record: dict[str, Any] = {
+            "tenant": tenant,
+            "status": PENDING,
+            "created": repr(now),
+            "total": count,
+            "dim": dimension,
+            "meta": metadata_json,
+            VERSION_FIELD: FORMAT_VERSION,
+        }
+        if collection != "default":
+            record["coll"] = collection
+        if callback:
+            record["cb"], record["cburl"] = callback
+            record["delivery"] = "pending"
+        return record
 
     def write_message(self, message: QueuedMessage) -> None:
         """Put ``message`` on its queue (outside any state change)."""

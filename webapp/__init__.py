@@ -38,7 +38,7 @@ def _security_headers(resp: Response) -> None:
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the application from ``config`` (default: the environment)."""
-    from webapp import bodylimit, callbacks_api, cli, console, ops, problems, tasks
+    from webapp import bodylimit, callbacks_api, cli, console, ops, problems, tasks, uploads
     from webapp.services import WebServices
 
     config = config or Config.from_env()
@@ -54,6 +54,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(callbacks_api.bp)
     app.register_blueprint(ops.bp)
     console.register(app)
+    uploads.register(app, config, app.extensions["hookline"].redis)
     cli.register(app)
     metrics.initialise()
 

@@ -18,8 +18,10 @@ def _problem_ref() -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "Malformed request (or a body whose framing is broken)",
             401: "Missing or invalid API key", 404: "Not found", 409: "Conflict",
-            413: "Body over HOOKLINE_MAX_BODY_BYTES (whatever its framing)", 415: "Not JSON",
-            422: "Invalid input", 429: "Rate limited", 503: "Redis unavailable"}
+            411: "Content-Length missing", 412: "Tus-Resumable missing or not 1.0.0",
+            413: "Body over its limit (whatever its framing)", 415: "Not JSON",
+            422: "Invalid input", 423: "Another request writes it", 429: "Rate limited",
+            503: "Redis unavailable"}
     return {str(c): {"description": text[c], "content": _problem_ref()} for c in codes}
 
 
@@ -52,6 +54,14 @@ _DELIVERY_PAGE = [_LIMIT, {
 _URL = {"type": "string", "minLength": 1, "maxLength": 2048}
 #: What ``metadata.collection`` must look like (SPEC section 8).
 _COLLECTION = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}
+_UP = {"name": "upload_id", "in": "path", "required": True, "schema": {"type": "string"}}
+#: tus 1.0's Upload-Metadata: comma-separated "key base64(value)" pairs.
+_TUS_METADATA = r"^[!-+\--~]+( [A-Za-z0-9+/]*={0,2})?(,[!-+\--~]+( [A-Za-z0-9+/]*={0,2})?)*$"
+_TUS = {"name": "Tus-Resumable", "in": "header", "required": True,
+        "schema": {"type": "string", "enum": ["1.0.0"]}}
+_TUS_OPTIONS = {"204": {"description": "The protocol version, extensions and largest upload",
+                        "headers": {n: {"schema": {"type": "string"}}
+                                    for n in ("Tus-Version", "Tus-Extension", "Tus-Max-Size")}}}
 
 
 def document(max_vectors: int = 100_000, max_dimension: int = 4096) -> dict[str, Any]:
@@ -87,6 +97,21 @@ def document(max_vectors: int = 100_000, max_dimension: int = 4096) -> dict[str,
                 "callback_id": {"type": "string", "minLength": 1, "maxLength": 64},
             },
         },
+        "TaskFromUpload": {
+            "type": "object",
+            "required": ["upload_id"],
+            "additionalProperties": False,
+            "properties": {
+                "upload_id": {"type": "string", "minLength": 1, "maxLength": 64,
+                              "description": "A complete upload of this tenant's."},
+                "collection": _COLLECTION,
+                "metadata": {"type": "object", "additionalProperties": {},
+                             "properties": {"collection": _COLLECTION},
+                             "description": "Echoed back; at most 16 KiB as JSON."},
+                "callback_url": {**_URL, "description": "A URL this tenant registered."},
+                "callback_id": {"type": "string", "minLength": 1, "maxLength": 64},
+            },
+        },
         "TaskAccepted": {
             "type": "object",
             "required": ["task_id", "status", "links"],
@@ -108,6 +133,9 @@ def document(max_vectors: int = 100_000, max_dimension: int = 4096) -> dict[str,
                 "attempts": {"type": "integer"},
                 "progress": {"type": "object", "properties": {
                     "done": {"type": "integer"}, "total": {"type": "integer"}}},
+                "chunks": {"type": "object", "properties": {
+                    "done": {"type": "integer"}, "failed": {"type": "integer"},
+                    "total": {"type": "integer"}}},
                 "metadata": {"type": "object", "additionalProperties": {}},
                 "callback": {"type": "object", "nullable": True, "properties": {
                     "id": {"type": "string"}, "url": {"type": "string"},
@@ -170,6 +198,18 @@ def document(max_vectors: int = 100_000, max_dimension: int = 4096) -> dict[str,
             "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}},
                            "next_cursor": {"type": "string", "nullable": True}},
         },
+        "Upload": {
+            "type": "object",
+            "required": ["id", "format", "length", "offset", "state", "created_at"],
+            "properties": {
+                "id": {"type": "string"}, "format": {"type": "string", "enum": ["npy", "f32"]},
+                "length": {"type": "integer"}, "offset": {"type": "integer"},
+                "state": {"type": "string", "enum": ["open", "complete"]},
+                "rows": {"type": "integer", "nullable": True},
+                "dimension": {"type": "integer", "nullable": True},
+                "dtype": {"type": "string", "nullable": True}, "created_at": _ISO,
+            },
+        },
         "Accepted": {"type": "object", "additionalProperties": {}},
         "Status": {"type": "object", "additionalProperties": {}},
     }
@@ -180,9 +220,11 @@ def document(max_vectors: int = 100_000, max_dimension: int = 4096) -> dict[str,
                 "parameters": [{"name": "Idempotency-Key", "in": "header",
                                 "schema": {"type": "string", "minLength": 1,
                                            "maxLength": MAX_KEY_LENGTH}}],
-                "requestBody": {"required": True, "content": _json("TaskSubmit")},
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "oneOf": [{"$ref": "#/components/schemas/TaskSubmit"},
+                              {"$ref": "#/components/schemas/TaskFromUpload"}]}}}},
                 "responses": {"202": {"description": "Accepted", "content": _json("TaskAccepted")},
-                              **_errors(409, 415, 422, *_COMMON)},
+                              **_errors(404, 409, 415, 422, *_COMMON)},
             },
             "get": {
                 "summary": "List tasks, newest first", "operationId": "listTasks",
@@ -252,6 +294,48 @@ def document(max_vectors: int = 100_000, max_dimension: int = 4096) -> dict[str,
             "responses": {"202": {"description": "Queued", "content": _json("Accepted")},
                           **_errors(404, 415, 422, *_COMMON)},
         }},
+        "/uploads": {
+            "post": {
+                "summary": "Create a tus upload", "operationId": "createUpload",
+                "parameters": [_TUS,
+                               {"name": "Upload-Length", "in": "header", "required": True,
+                                "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"}},
+                               {"name": "Upload-Metadata", "in": "header", "required": True,
+                                "description": "format (npy | f32) and, for f32, dimension; "
+                                               "comma-separated 'key base64(value)' pairs",
+                                "schema": {"type": "string", "pattern": _TUS_METADATA}}],
+                "responses": {"201": {"description": "Created; Location: /uploads/{id}"},
+                              **_errors(400, 412, 413, 422, *_COMMON)},
+            },
+            "options": {"summary": "tus discovery", "operationId": "uploadOptions", "security": [],
+                        "responses": {**_TUS_OPTIONS, **_errors(400, 413)}},
+        },
+        "/uploads/{upload_id}": {
+            "head": {"summary": "The upload's offset (Upload-Offset, Upload-Length)",
+                     "operationId": "headUpload", "parameters": [_UP, _TUS],
+                     "responses": {"200": {"description": "Upload-Offset and Upload-Length headers"},
+                                   **_errors(404, 412, *_COMMON)}},
+            "get": {"summary": "The upload's record", "operationId": "getUpload", "parameters": [_UP],
+                    "responses": {"200": {"description": "The upload", "content": _json("Upload")},
+                                  **_errors(404, *_COMMON)}},
+            "patch": {
+                "summary": "Append bytes at Upload-Offset", "operationId": "patchUpload",
+                "parameters": [_UP, _TUS, {"name": "Upload-Offset", "in": "header", "required": True,
+                                           "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"}}],
+                "requestBody": {"required": True, "content": {"application/offset+octet-stream": {
+                    "schema": {"type": "string", "format": "binary"}}}},
+                "responses": {"204": {"description": "Stored; Upload-Offset is the new offset"},
+                              "415": {"description": "Not application/offset+octet-stream",
+                                      "content": _problem_ref()},
+                              **_errors(400, 404, 409, 411, 412, 413, 422, 423, *_COMMON)},
+            },
+            "delete": {"summary": "Delete an upload (tus termination)", "operationId": "deleteUpload",
+                       "parameters": [_UP, _TUS],
+                       "responses": {"204": {"description": "Deleted"},
+                                     **_errors(404, 409, 412, 423, *_COMMON)}},
+            "options": {"summary": "tus discovery", "operationId": "uploadResourceOptions",
+                        "parameters": [_UP], "security": [], "responses": {**_TUS_OPTIONS, **_errors(400, 413)}},
+        },
         "/healthz": {"get": {"summary": "Process alive", "operationId": "healthz", "security": [],
                              "responses": {"200": {"description": "Alive", "content": _json("Status")},
                                            **_errors(400, 413)}}},

@@ -20,8 +20,9 @@ UNAVAILABLE_RETRY_AFTER = 5
 _TYPES = {
     400: "bad-request", 401: "unauthorized", 403: "forbidden",
     404: "not-found", 405: "method-not-allowed",
-    409: "conflict", 413: "payload-too-large", 414: "uri-too-long",
-    415: "unsupported-media-type", 417: "expectation-failed", 422: "validation-error",
+    409: "conflict", 411: "length-required", 412: "precondition-failed",
+    413: "payload-too-large", 414: "uri-too-long",
+    415: "unsupported-media-type", 417: "expectation-failed", 422: "validation-error", 423: "locked",
     429: "rate-limited", 431: "header-fields-too-large", 500: "internal-error",
     501: "not-implemented", 503: "unavailable",
 }

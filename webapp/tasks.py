@@ -11,7 +11,7 @@ from actors.messages import job_message
 from hookline import metrics
 from hookline.ids import new_task_id
 from hookline.task_record import TERMINAL, Task
-from webapp import actions
+from webapp import actions, upload_jobs
 from webapp.auth import authenticate, tenant
 from webapp.idempotency import Claimed, IdempotencyKeys, run_once
 from webapp.jsonio import json_body, reply
@@ -47,6 +47,8 @@ def _submit(svc: WebServices, owner: str, claimed: Claimed | None) -> Response:
     if not isinstance(body, dict):
         raise unprocessable("The body must be a JSON object.",
                             errors={"_schema": ["Must be a JSON object."]})
+    if "upload_id" in body:  # the vectors are in an upload (webapp/upload_jobs.py)
+        return upload_jobs.submit(svc, owner, body, claimed)
     try:
         data = svc.submit_schema.load(body)
     except ValidationError as exc:

@@ -1,0 +1,235 @@
+"""Jobs from an upload: the planner and the ``process_chunk(task_id, k)`` actor.
+
+The job actor hands a task that names an upload to ``ChunkPlanner.plan``,
+which writes the chunk counters into the record and one small message per
+chunk onto the ``jobs`` queue. Any job worker then runs the chunks in
+parallel; each reads only its own byte range of the blob, and
+``ChunkLedger.end`` tells exactly one of them that it ended the last chunk:
+that one ends the task, once, with its webhook (docs/large-jobs.md).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import dramatiq
+import orjson
+from dramatiq.middleware.time_limit import TimeLimitExceeded
+
+from actors.events import Event
+from actors.jobs import patiently, retry_delay
+from actors.messages import JOB_ACTOR, delivery_message, queued
+from actors.services import Services
+from actors.vectors import Cancelled, normalise
+from hookline import keys, metrics
+from hookline.blobs import BlobError, open_blob_store
+from hookline.redis_client import UNAVAILABLE
+from hookline.task_chunks import FAILURE as CHUNK_FAILURE
+from hookline.task_chunks import REVOKED as CHUNK_REVOKED
+from hookline.task_chunks import SUCCESS as CHUNK_SUCCESS
+from hookline.task_chunks import ChunkLedger, ChunkPlan, InvalidChunk, read_chunk
+from hookline.task_record import FAILURE, REVOKED, STARTED, SUCCESS, TERMINAL
+from hookline.task_store import QueuedMessage
+from hookline.uploads import Upload, UploadStore
+
+log = logging.getLogger("hookline.jobs")
+
+CHUNK_ACTOR = "process_chunk"
+
+
+def chunk_message(queue: str, task_id: str, index: int) -> QueuedMessage:
+    return queued(queue, CHUNK_ACTOR, task_id, index)
+
+
+class ChunkWork:
+    """What the planner and the chunks share: stores, the ledger, the task's ending."""
+
+    def __init__(self, services: Services, queue: str) -> None:
+        self.services = services
+        self.redis = services.redis
+        self.queue = queue
+        self.uploads = UploadStore(services.redis)
+        self.ledger = ChunkLedger(services.redis, ended_ttl=services.config.result_ttl + 86400)
+        self.blobs = open_blob_store(services.config.blob_url,
+                                     s3_endpoint_url=services.config.s3_endpoint_url)
+
+    def plan_of(self, upload: Upload) -> ChunkPlan:
+        return ChunkPlan.for_upload(upload, self.services.config.chunk_vectors)
+
+    def end_task(self, task_id: str, status: str, *, result: dict | None = None,
+                 error: str | None = None) -> bool:
+        """End the task once (``STARTED`` -> ``status``), queueing its webhook in the same step."""
+        store = self.services.store
+        task = store.get(task_id)
+        if task is None or task.finished:
+            return False
+        finished = time.time()
+        delivery = None
+        if task.callback_id:
+            ended = dataclasses.replace(task, status=status, finished_at=finished, result=result,
+                                        error=error)
+            delivery = delivery_message(task_id, callback_id=task.callback_id,
+                                        event=Event.of(ended).in_message())
+        changed = patiently(store.finish, task_id, status, delivery=delivery, result=result,
+                            error=error, allowed_from=(STARTED,), finished_at=finished)
+        if changed:
+            outcome = {SUCCESS: "success", FAILURE: "failure", REVOKED: "revoked"}[status]
+            # Counted in Redis by the ending itself; the histogram is per process.
+            metrics.child(metrics.task_end_to_end, JOB_ACTOR, outcome).observe(
+                max(0.0, finished - task.created_at))
+            log.info("task finished", extra={"task_id": task_id, "status": status, "error": error})
+        return bool(changed)
+
+    def finish_from_ledger(self, task_id: str) -> None:
+        """End the task from its chunks' outcomes (called by the end that was last)."""
+        total, failed, revoked, reason = list(self.redis.hmget(
+            keys.task(task_id), "ch_total", "ch_failed", "ch_revoked", "chunk_error"))
+        if int(failed or 0):
+            self.end_task(task_id, FAILURE, error=(reason or b"a chunk failed").decode())
+            return
+        if int(revoked or 0):
+            self.end_task(task_id, REVOKED, error="cancelled while running")
+            return
+        count = int(total or 0)
+        parts = self.redis.hmget(keys.task(task_id), [f"s:{k}" for k in range(count)])
+        stats = [orjson.loads(p) for p in parts if p]
+        vectors = sum(s["n"] for s in stats)
+        task = self.services.store.get(task_id)
+        result: dict[str, Any] = {
+            "processed_vectors": vectors,
+            "dimension": task.dimension if task else None,
+            # Indexing into collections comes with the collections work.
+            "status": "processed",
+            "chunks": count,
+            "metadata_processed": task.metadata if task else {},
+            "norms": {"norm_mean": sum(s["sum"] for s in stats) / vectors if vectors else 0.0,
+                      "norm_min": min((s["min"] for s in stats), default=0.0),
+                      "norm_max": max((s["max"] for s in stats), default=0.0)},
+            "collection": task.collection if task else "default",
+        }
+        self.end_task(task_id, SUCCESS, result=result)
+
+
+class ChunkPlanner(ChunkWork):
+    """Fans a task from an upload out into chunk messages."""
+
+    def plan(self, task_id: str) -> bool:
+        """Plan ``task_id`` if it reads an upload; ``False`` for an inline task.
+
+        Running again (a redelivered message, the reconciler) sends again the
+        messages of chunks that have not ended: a chunk counts once whatever
+        runs it twice.
+        """
+        upload_id = self.services.store.upload_of(task_id)
+        if upload_id is None:
+            return False
+        upload = self.uploads.get(upload_id)
+        if upload is None or not upload.complete:
+            self.end_task(task_id, FAILURE, error="the task's upload is gone")
+            return True
+        plan = self.plan_of(upload)
+        ended = {int(k) for k in self.redis.smembers(keys.ended_chunks(task_id))}
+        planned = self.redis.hexists(keys.task(task_id), "ch_total")
+        pipe = self.redis.pipeline(transaction=True)
+        if not planned:
+            pipe.hset(keys.task(task_id), mapping=self.ledger.plan_fields(plan, progress_events=False))
+        for chunk in plan:
+            if chunk.index not in ended:
+                message = chunk_message(self.queue, task_id, chunk.index)
+                pipe.lpush(message.list_key, message.data)
+        pipe.execute()
+        log.info("task planned", extra={"task_id": task_id, "chunks": plan.count})
+        return True
+
+
+class ChunkJob(ChunkWork):
+    """Callable registered as the ``process_chunk`` actor."""
+
+    __name__ = CHUNK_ACTOR
+
+    def __call__(self, task_id: str, index: int) -> None:
+        running = metrics.child(metrics.tasks_running, CHUNK_ACTOR)
+        running.inc()
+        try:
+            self._with_retries(task_id, index)
+        finally:
+            running.dec()
+
+    def _with_retries(self, task_id: str, index: int) -> None:
+        attempts = self.services.config.job_max_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                self._run(task_id, index)
+                return
+            except TimeLimitExceeded:
+                limit = self.services.config.job_time_limit
+                self._account(task_id, index, CHUNK_FAILURE,
+                              error=f"chunk {index}: time limit of {limit} s exceeded")
+                return
+            except (BlobError, *UNAVAILABLE) as exc:
+                if attempt == attempts:
+                    self._account(task_id, index, CHUNK_FAILURE,
+                                  error=f"chunk {index}: gave up after {attempt} attempts; "
+                                        f"last: {type(exc).__name__}")
+                    return
+                log.info("chunk will retry", extra={"task_id": task_id, "chunk": index,
+                                                    "error": type(exc).__name__})
+                time.sleep(retry_delay(attempt))
+            except Exception:
+                # A bug, not bad input: the chunk ends visibly, so the task
+                # still ends once instead of waiting for it for ever.
+                log.exception("chunk failed unexpectedly", extra={"task_id": task_id, "chunk": index})
+                self._account(task_id, index, CHUNK_FAILURE,
+                              error=f"chunk {index}: internal error while processing")
+                return
+
+    def _run(self, task_id: str, index: int) -> None:
+        status, cancel, upload_id = list(self.redis.hmget(keys.task(task_id), "status", "cancel", "upload"))
+        if status is None or status.decode() in TERMINAL:
+            return  # the task is over (or gone): nothing to count
+        if cancel == b"1":
+            self._account(task_id, index, CHUNK_REVOKED)
+            return
+        upload = self.uploads.get(upload_id.decode()) if upload_id else None
+        if upload is None:
+            self._account(task_id, index, CHUNK_FAILURE, error=f"chunk {index}: the upload is gone")
+            return
+        plan = self.plan_of(upload)
+        chunk = plan.chunk(index)
+        try:
+            values = read_chunk(self.blobs, upload.blob_key, plan, chunk)
+            _, stats = normalise(values, lambda done: self._progress(task_id, index, done))
+        except InvalidChunk as exc:
+            self._account(task_id, index, CHUNK_FAILURE, error=str(exc))
+            return
+        except Cancelled:
+            self._account(task_id, index, CHUNK_REVOKED)
+            return
+        summary = orjson.dumps({"n": stats["processed_vectors"],
+                                "sum": stats["norm_mean"] * stats["processed_vectors"],
+                                "min": stats["norm_min"], "max": stats["norm_max"],
+                                "zeros": stats["zero_vectors"]}).decode()
+        self._account(task_id, index, CHUNK_SUCCESS, rows=chunk.rows, stats=summary)
+
+    def _progress(self, task_id: str, index: int, done: int) -> None:
+        cancel, _ = self.ledger.progress(task_id, index, done, time.time())
+        if cancel:
+            raise Cancelled()
+
+    def _account(self, task_id: str, index: int, outcome: str, **details: Any) -> None:
+        end = patiently(self.ledger.end, task_id, index, outcome, now=time.time(), **details)
+        if end.first:
+            metrics.child(metrics.task_chunks, outcome).inc()
+            log.info("chunk ended", extra={"task_id": task_id, "chunk": index, "outcome": outcome,
+                                           "error": details.get("error")})
+        if end.last:
+            self.finish_from_ledger(task_id)
+
+
+def declare(broker: dramatiq.Broker, services: Services, *, queue_name: str, time_limit_ms: int) -> None:
+    """Declare ``process_chunk`` on ``broker`` (its messages share the jobs queue)."""
+    dramatiq.actor(  # type: ignore[call-overload]
+        ChunkJob(services, queue_name), actor_name=CHUNK_ACTOR, queue_name=queue_name,
+        broker=broker, time_limit=time_limit_ms)

@@ -1,0 +1,242 @@
+"""Chunks of a large job: which rows and bytes each reads, and the ledger of their ends.
+
+A job from an upload runs as chunks of ``HOOKLINE_CHUNK_VECTORS`` rows on any
+job worker (docs/large-jobs.md). ``ChunkPlan`` says where each chunk's bytes
+are, so a chunk reads only its own range of the blob. ``ChunkLedger`` keeps,
+in the task's record, what the chunks have done: per-chunk progress that a
+chunk run twice cannot count twice, and one Lua step per chunk end that
+counts each chunk once and answers *last* to exactly one caller, which then
+ends the task (so the task ends once, and its webhook goes out once).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import redis
+
+from hookline import keys
+from hookline.blobs import BlobStore
+from hookline.uploads import Upload
+
+# Fields of the task's record (``hl:task:{id}``) that the ledger writes:
+# ``ch_total``, ``ch_done``, ``ch_failed``, ``ch_revoked``, ``done``,
+# ``c:{k}`` (rows chunk k has done), ``s:{k}`` (chunk k's statistics, JSON),
+# ``chunk_error`` (the first failure's message), ``cancel``, ``ending``, and
+# ``pe`` / ``pe_at`` (progress events on / the last one's time).
+# -----------------------------------------------------------------------------
+
+SUCCESS, FAILURE, REVOKED = "success", "failure", "revoked"
+OUTCOMES = (SUCCESS, FAILURE, REVOKED)
+#: Seconds between two ``task.progress`` events of one task, at least.
+PROGRESS_EVENT_INTERVAL = 5.0
+
+
+class InvalidChunk(ValueError):
+    """A chunk's bytes cannot be processed; running it again would not help."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    index: int
+    first_row: int
+    rows: int
+    #: Where its bytes start in the blob, and how many there are.
+    start: int
+    length: int
+
+    def describe(self) -> str:
+        return f"chunk {self.index} (rows {self.first_row}-{self.first_row + self.rows - 1})"
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """How a job of ``rows`` vectors splits into chunks of ``chunk_vectors``."""
+
+    rows: int
+    dimension: int
+    #: ``<f4`` or ``<f8``.
+    dtype: str
+    #: Bytes before the first value (the ``.npy`` header; 0 for ``f32``).
+    data_offset: int
+    chunk_vectors: int
+
+    @classmethod
+    def for_upload(cls, upload: Upload, chunk_vectors: int) -> "ChunkPlan":
+        """The plan for a complete upload.
+
+        Raises:
+            ValueError: the upload is not complete, or has no rows.
+        """
+        if not upload.complete or upload.rows < 1 or upload.dimension < 1:
+            raise ValueError("only a complete upload with rows can be planned")
+        return cls(rows=upload.rows, dimension=upload.dimension, dtype=upload.dtype,
+                   data_offset=upload.data_offset, chunk_vectors=chunk_vectors)
+
+    @property
+    def row_bytes(self) -> int:
+        return self.dimension * np.dtype(self.dtype).itemsize
+
+    @property
+    def count(self) -> int:
+        return math.ceil(self.rows / self.chunk_vectors)
+
+    def chunk(self, index: int) -> Chunk:
+        """Chunk ``index`` (0-based).
+
+        Raises:
+            IndexError: there is no such chunk.
+        """
+        if not 0 <= index < self.count:
+            raise IndexError(f"no chunk {index} in a job of {self.count}")
+        first = index * self.chunk_vectors
+        rows = min(self.chunk_vectors, self.rows - first)
+        return Chunk(index=index, first_row=first, rows=rows,
+                     start=self.data_offset + first * self.row_bytes, length=rows * self.row_bytes)
+
+    def __iter__(self) -> Iterator[Chunk]:
+        return (self.chunk(index) for index in range(self.count))
+
+
+def read_chunk(blobs: BlobStore, key: str, plan: ChunkPlan, chunk: Chunk) -> np.ndarray:
+    """Chunk's rows as a read-only ``(rows, dimension)`` array, every value finite.
+
+    Only the chunk's own byte range is read.
+
+    Raises:
+        InvalidChunk: the blob ends early, or a value is not finite (the
+            message names the chunk and the first such row).
+        BlobError: the store failed (a transient error: retry).
+    """
+    data = blobs.read(key, chunk.start, chunk.length)
+    if len(data) != chunk.length:
+        raise InvalidChunk(f"{chunk.describe()}: the upload ends {chunk.length - len(data)} bytes early")
+    values = np.frombuffer(data, dtype=plan.dtype).reshape(chunk.rows, plan.dimension)
+    finite = np.isfinite(values).all(axis=1)
+    if not finite.all():
+        row = chunk.first_row + int(np.argmin(finite))
+        raise InvalidChunk(f"{chunk.describe()}: row {row} holds a value that is not a finite number")
+    return values
+
+
+# The progress-event gate, shared by both scripts: '1' if this caller may
+# send a task.progress event now (and the next may not for ARGV interval).
+_GATE_LUA = """
+local function gate(task, now, interval)
+  if redis.call('HGET', task, 'pe') ~= '1' then return 0 end
+  local last = tonumber(redis.call('HGET', task, 'pe_at') or '0')
+  if now - last < interval then return 0 end
+  redis.call('HSET', task, 'pe_at', now)
+  return 1
+end
+"""
+
+# KEYS: task. ARGV: chunk, rows done in it, now, event interval.
+# Returns {cancel, emit}; a record that is gone reads as a cancel.
+_PROGRESS_LUA = _GATE_LUA + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {1, 0} end
+local field = 'c:' .. ARGV[1]
+local old = tonumber(redis.call('HGET', KEYS[1], field) or '0')
+local n = tonumber(ARGV[2])
+if n > old then
+  redis.call('HSET', KEYS[1], field, n)
+  redis.call('HINCRBY', KEYS[1], 'done', n - old)
+end
+local cancel = redis.call('HGET', KEYS[1], 'cancel') == '1' and 1 or 0
+return {cancel, gate(KEYS[1], tonumber(ARGV[3]), tonumber(ARGV[4]))}
+"""
+
+# KEYS: task, ended set. ARGV: chunk, outcome, rows, statistics (JSON or ''),
+# error (or ''), now, event interval, seconds the ended set lives.
+# Returns {first, last, cancel, emit}: first is 0 when this chunk had already
+# ended (nothing changes); last is 1 for the one end that accounts for the
+# task's last chunk.
+_END_LUA = _GATE_LUA + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, 1, 0} end
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then
+  return {0, 0, redis.call('HGET', KEYS[1], 'cancel') == '1' and 1 or 0, 0}
+end
+redis.call('EXPIRE', KEYS[2], ARGV[8])
+local counters = {success = 'ch_done', failure = 'ch_failed', revoked = 'ch_revoked'}
+redis.call('HINCRBY', KEYS[1], counters[ARGV[2]], 1)
+if ARGV[2] == 'success' then
+  local field = 'c:' .. ARGV[1]
+  local old = tonumber(redis.call('HGET', KEYS[1], field) or '0')
+  redis.call('HSET', KEYS[1], field, ARGV[3])
+  redis.call('HINCRBY', KEYS[1], 'done', tonumber(ARGV[3]) - old)
+  if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 's:' .. ARGV[1], ARGV[4]) end
+elseif ARGV[2] == 'failure' then
+  -- The others stop at their next progress point; the first reason is kept.
+  redis.call('HSET', KEYS[1], 'cancel', '1')
+  redis.call('HSETNX', KEYS[1], 'chunk_error', ARGV[5])
+end
+local counts = redis.call('HMGET', KEYS[1], 'ch_done', 'ch_failed', 'ch_revoked', 'ch_total')
+local ended = (tonumber(counts[1]) or 0) + (tonumber(counts[2]) or 0) + (tonumber(counts[3]) or 0)
+local last = 0
+if counts[4] and ended >= tonumber(counts[4]) and redis.call('HSETNX', KEYS[1], 'ending', '1') == 1 then
+  last = 1
+end
+local cancel = redis.call('HGET', KEYS[1], 'cancel') == '1' and 1 or 0
+return {1, last, cancel, gate(KEYS[1], tonumber(ARGV[6]), tonumber(ARGV[7]))}
+"""
+
+
+@dataclass(frozen=True)
+class ChunkEnd:
+    """What ``ChunkLedger.end`` answers."""
+
+    #: This was the chunk's first end (count it in metrics); ``False`` for a repeat.
+    first: bool
+    #: This end accounted for the task's last chunk: the caller ends the task.
+    last: bool
+    cancel: bool
+    #: The caller sends a ``task.progress`` event.
+    emit: bool
+
+
+class ChunkLedger:
+    """Chunk progress and ends, kept in the task's record, each an atomic step."""
+
+    def __init__(self, client: redis.Redis, *, ended_ttl: int,
+                 event_interval: float = PROGRESS_EVENT_INTERVAL) -> None:
+        self.redis = client
+        self.ended_ttl = ended_ttl
+        self.event_interval = event_interval
+        self._progress = client.register_script(_PROGRESS_LUA)
+        self._end = client.register_script(_END_LUA)
+
+    def plan_fields(self, plan: ChunkPlan, *, progress_events: bool) -> dict[str, int | str]:
+        """The fields the planner writes into the record with the chunks' messages."""
+        return {"ch_total": plan.count, "total": plan.rows, "ch_done": 0, "ch_failed": 0,
+                "ch_revoked": 0, "done": 0, "pe": "1" if progress_events else "0"}
+
+    def progress(self, task_id: str, chunk: int, rows_done: int, now: float) -> tuple[bool, bool]:
+        """Record that ``chunk`` has done ``rows_done`` rows; returns ``(cancel, emit)``."""
+        cancel, emit = self._progress(keys=[keys.task(task_id)],
+                                      args=[chunk, rows_done, repr(now), self.event_interval])
+        return bool(cancel), bool(emit)
+
+    def end(self, task_id: str, chunk: int, outcome: str, *, rows: int = 0, stats: str = "",
+            error: str = "", now: float) -> ChunkEnd:
+        """Account for the end of ``chunk`` (``success``, ``failure`` or ``revoked``).
+
+        Raises:
+            ValueError: an unknown outcome.
+        """
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown chunk outcome {outcome!r}")
+        first, last, cancel, emit = self._end(
+            keys=[keys.task(task_id), keys.ended_chunks(task_id)],
+            args=[chunk, outcome, rows, stats, error, repr(now), self.event_interval, self.ended_ttl])
+        return ChunkEnd(first=bool(first), last=bool(last), cancel=bool(cancel), emit=bool(emit))
+
+    def counts(self, task_id: str) -> dict[str, object]:
+        """``progress`` and ``chunks`` as ``GET /tasks/{id}`` shows them."""
+        done, total, ch_done, ch_failed, ch_revoked, ch_total = (
+            int(v or 0) for v in self.redis.hmget(
+                keys.task(task_id), "done", "total", "ch_done", "ch_failed", "ch_revoked", "ch_total"))
+        return {"progress": {"done": done, "total": total},
+                "chunks": {"done": ch_done, "failed": ch_failed, "revoked": ch_revoked,
+                           "total": ch_total}}

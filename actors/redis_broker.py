@@ -234,7 +234,7 @@ class LeanConsumer(Consumer):
             broker.heartbeat()
             broker.client.sadd(self.keys.holders, broker.broker_id)
             self._adopt()
-        except redis.ConnectionError as exc:
+        except UNAVAILABLE as exc:
             raise ConnectionClosed(exc) from None
 
     def _adopt(self) -> None:
@@ -259,7 +259,7 @@ class LeanConsumer(Consumer):
                 if not self.cache:
                     return None
             raw = self.cache.popleft()
-        except redis.ConnectionError as exc:
+        except UNAVAILABLE as exc:
             raise ConnectionClosed(exc) from None
         try:
             message = decode(raw)
@@ -364,7 +364,7 @@ class LeanConsumer(Consumer):
         try:
             self.broker.scripts["nack"](
                 keys=[self.held_key, self.keys.dead], args=[message.raw, DEAD_LETTERS_KEPT])
-        except redis.ConnectionError as exc:
+        except UNAVAILABLE as exc:
             raise ConnectionClosed(exc) from None
         self._settled(message.raw)
 

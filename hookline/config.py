@@ -106,6 +106,11 @@ class Config:
     job_max_retries: int = 5
     #: Milliseconds without a heartbeat before a worker is taken for dead.
     heartbeat_timeout_ms: int = 30_000
+    #: Replicas that must hold a submitted task before its ``202`` (SPEC §12);
+    #: 0 answers as soon as the primary has it.
+    redis_min_replicas: int = 0
+    #: Milliseconds a submit waits for those replicas before answering ``503``.
+    redis_replica_timeout_ms: int = 200
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -158,6 +163,10 @@ class Config:
             job_max_retries=_int(env, "HOOKLINE_JOB_MAX_RETRIES", cls.job_max_retries, 0),
             heartbeat_timeout_ms=_int(
                 env, "HOOKLINE_HEARTBEAT_TIMEOUT_MS", cls.heartbeat_timeout_ms, 1000
+            ),
+            redis_min_replicas=_int(env, "HOOKLINE_REDIS_MIN_REPLICAS", cls.redis_min_replicas, 0),
+            redis_replica_timeout_ms=_int(
+                env, "HOOKLINE_REDIS_REPLICA_TIMEOUT_MS", cls.redis_replica_timeout_ms, 1
             ),
         )
         values.update(overrides)

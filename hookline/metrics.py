@@ -77,6 +77,10 @@ http_duration = Histogram(
     ["method", "route"],
     buckets=FAST_BUCKETS,
 )
+redis_failovers = Counter(
+    "hookline_redis_failovers",
+    "Times this process found the Redis primary at a new address (Sentinel).",
+)
 build_info = Gauge(
     "hookline_build_info", "Build information.", ["version"], multiprocess_mode="livemax"
 )

@@ -14,6 +14,7 @@ from hookline import metrics
 from hookline.ids import new_task_id
 from hookline.tasks import TERMINAL, Task
 from webapp.auth import authenticate, tenant
+from webapp.durability import wait_replicas
 from webapp.idempotency import MAX_KEY_LENGTH, IdempotencyKeys
 from webapp.jsonio import json_body, reply
 from webapp.problems import Problem, not_found
@@ -98,6 +99,14 @@ def _lookup_callback(
 
 @bp.post("/tasks")
 def submit() -> Response:
+    resp = _accept()
+    if resp.status_code == 202:
+        # A replayed 202 too: its task may not have reached the replicas yet.
+        wait_replicas(services(), resp.headers["Location"].rsplit("/", 1)[-1])
+    return resp
+
+
+def _accept() -> Response:
     svc = services()
     owner = tenant()
     idem_header = request.headers.get("Idempotency-Key")

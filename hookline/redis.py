@@ -125,6 +125,10 @@ class SentinelThreadPool(ThreadConnectionPool):
     def __init__(self, service_name: str, sentinel: Sentinel, **kwargs: Any) -> None:
         self.service_name = service_name
         self.sentinel = sentinel
+        #: Which primary this is, for the process-wide failover count.
+        self.watched = (tuple(sorted(
+            (s.connection_pool.connection_kwargs["host"], s.connection_pool.connection_kwargs["port"])
+            for s in sentinel.sentinels)), service_name)
         # What SentinelManagedConnection asks its pool for.
         self.is_master = True
         self.check_connection = True
@@ -145,7 +149,7 @@ class SentinelThreadPool(ThreadConnectionPool):
         if address != self.master_address:
             with self._address_lock:
                 self.master_address = address
-            _saw_primary(self.service_name, address)
+            _saw_primary(self.watched, address)
         return address
 
     def rotate_slaves(self) -> Any:
@@ -171,23 +175,22 @@ class SentinelThreadPool(ThreadConnectionPool):
             or (connection.host, connection.port) == self.master_address)
 
 
-#: Service name -> the primary this process last saw, to count failovers once
-#: per process whatever the number of its clients.
-_primaries: dict[str, tuple[str, int]] = {}
+#: (Sentinels, service name) -> the primary this process last saw, to count
+#: failovers once per process whatever the number of its clients.
+_primaries: dict[tuple[Any, str], tuple[str, int]] = {}
 _primaries_lock = threading.Lock()
 
 
-def _saw_primary(service_name: str, address: tuple[str, int]) -> None:
+def _saw_primary(watched: tuple[Any, str], address: tuple[str, int]) -> None:
     with _primaries_lock:
-        previous = _primaries.get(service_name)
+        previous = _primaries.get(watched)
         if previous == address:
             return
-        _primaries[service_name] = address
+        _primaries[watched] = address
     if previous is not None:
         metrics.redis_failovers.inc()
-        log.warning("Redis primary moved", extra={
-            "service": service_name, "primary": f"{address[0]}:{address[1]}",
-            "previous": f"{previous[0]}:{previous[1]}"})
+        log.warning("Redis primary of %s moved from %s:%d to %s:%d", watched[1],
+                    previous[0], previous[1], address[0], address[1])
 
 
 @dataclass(frozen=True)

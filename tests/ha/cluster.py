@@ -34,8 +34,8 @@ def sentinel_binary() -> str:
     return redis_binary()
 
 
-class RedisNode:
-    """One redis-server (primary or replica) that can be killed and started again in place."""
+class Server:
+    """A server process of the set-up: a name, an address, a folder of its own."""
 
     def __init__(self, root: Path, name: str, host: str = "127.0.0.1") -> None:
         self.name = name
@@ -51,6 +51,13 @@ class RedisNode:
 
     def client(self, timeout: float = 1.0) -> redis.Redis:
         return redis.Redis(self.host, self.port, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class RedisNode(Server):
+    """One redis-server (primary or replica) that can be killed and started again in place."""
 
     def start(self, replica_of: "RedisNode | None" = None) -> None:
         argv = [redis_binary(), "--port", str(self.port), "--bind", self.host, "--dir", str(self.dir),
@@ -114,19 +121,14 @@ class RedisNode:
             self.proc = None
 
 
-class SentinelProcess:
+class SentinelProcess(Server):
     """One redis-sentinel with a config file of its own (Sentinel rewrites it)."""
 
     def __init__(self, root: Path, name: str, host: str = "127.0.0.1") -> None:
-        self.name = name
-        self.host = host
-        self.port = free_port()
-        self.dir = root / name
-        self.dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(root, name, host)
         self.config = self.dir / "sentinel.conf"
         #: Sentinel's run id, given in advance so that the others can be told of it.
         self.id = secrets.token_hex(20)
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, primary: RedisNode, replicas: list[RedisNode], others: list["SentinelProcess"]) -> None:
         # The replicas and the other Sentinels are named up front: found by
@@ -148,9 +150,6 @@ class SentinelProcess:
         self.proc = subprocess.Popen([sentinel_binary(), str(self.config), "--sentinel"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def client(self) -> redis.Redis:
-        return redis.Redis(self.host, self.port, socket_timeout=1, socket_connect_timeout=1)
-
     def primary(self) -> tuple[str, int] | None:
         client = self.client()
         try:
@@ -162,11 +161,9 @@ class SentinelProcess:
         host = found[0].decode() if isinstance(found[0], bytes) else str(found[0])
         return host, int(found[1])
 
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        if self.alive():
+            assert self.proc is not None
             self.proc.terminate()
             self.proc.wait(timeout=20)
 

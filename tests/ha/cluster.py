@@ -66,6 +66,9 @@ class RedisNode(Server):
                 # A replica's full sync starts at once, not after Redis's 5 s
                 # wait for more replicas to share it.
                 "--repl-diskless-sync-delay", "0",
+                # Without a password Redis answers loopback clients only; the
+                # worker-host tests reach it over a private test bridge.
+                "--protected-mode", "no",
                 "--logfile", str(self.dir / "redis.log")]
         if replica_of is not None:
             argv += ["--replicaof", replica_of.host, str(replica_of.port)]

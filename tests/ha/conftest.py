@@ -1,8 +1,6 @@
 """Fixtures for the high-availability tests: a real Sentinel set-up, an app pointed at it."""
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -10,18 +8,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from hookline.config import Config
+from tests.deploy.tools import find_tool
 from tests.ha.cluster import SentinelCluster
 from tests.procs import wait_until
 from webapp import create_app
 
-IN_CI = bool(os.environ.get("CI"))
-
 
 def need_sentinel() -> None:
-    if shutil.which("redis-sentinel") is None:
-        if IN_CI:
-            pytest.fail("redis-sentinel is not installed (apt-get install redis-sentinel)")
-        pytest.skip("redis-sentinel is not installed here (CI installs it)")
+    find_tool("redis-sentinel", "redis-sentinel", required_in_ci=True)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ broker-wide gauges (queue depth, live workers) are the same from every host.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -21,6 +20,7 @@ import pytest
 import requests
 import yaml
 
+from tests.deploy.tools import find_tool
 from tests.ha.cluster import RedisNode
 from tests.ha.hosts import Host, HostNetwork
 from tests.ha.test_failover_e2e import api_key
@@ -44,15 +44,6 @@ def network() -> Iterator[HostNetwork]:
         yield made
     finally:
         made.close()
-
-
-def tool(name: str) -> str:
-    found = shutil.which(name)
-    if found:
-        return found
-    if IN_CI:
-        pytest.fail(f"{name} is not installed (apt-get install prometheus)")
-    pytest.skip(f"{name} is not installed here (CI installs it)")
 
 
 def listen_also(receiver: Receiver, address: str) -> ThreadingHTTPServer:
@@ -89,7 +80,7 @@ def start_prometheus(targets: dict[str, list[str]], tmp_path: Path) -> tuple[Pro
     config.pop("rule_files", None)
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
-    prom = Process("prometheus", [tool("prometheus"), f"--config.file={tmp_path / 'prometheus.yml'}",
+    prom = Process("prometheus", [find_tool("prometheus", "prometheus", required_in_ci=True), f"--config.file={tmp_path / 'prometheus.yml'}",
                                   f"--storage.tsdb.path={tempfile.mkdtemp(dir=tmp_path)}",
                                   f"--web.listen-address=127.0.0.1:{port}"], dict(os.environ), tmp_path)
     api = f"http://127.0.0.1:{port}/api/v1"

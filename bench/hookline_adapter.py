@@ -44,7 +44,7 @@ def _authorise_driver() -> None:
     driver.JSON_HEADERS = {**driver.JSON_HEADERS, **_AUTH}  # type: ignore[attr-defined]
     plain_get_json = driver.get_json  # type: ignore[attr-defined]
 
-    async def get_json(session: Any, url: str) -> Any:
+    async def get_json(session: Any, url: str, headers: Any = None) -> Any:
         if "/_stats" in url or "/_dump" in url:  # the driver's own receiver
             return await plain_get_json(session, url)
         async with session.get(url, headers=_AUTH) as resp:

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tests.ha.cluster import SentinelCluster
-from tests.procs import ROOT, Receiver, Stack, wait_until
+from tests.procs import ROOT, Process, Receiver, Stack, free_port, wait_until
 
 #: Tasks submitted, and how many are accepted before the primary is killed.
 TASKS = 500
@@ -100,8 +100,13 @@ def test_every_acknowledged_task_survives_a_primary_killed_under_load(
     stack = Stack(cluster.url, tmp_path, HOOKLINE_REDIS_MIN_REPLICAS="1",
                   HOOKLINE_REDIS_REPLICA_TIMEOUT_MS="500",
                   HOOKLINE_WEBHOOK_RETRY_SCHEDULE="1,2,4,8,8")
+    metrics_port = free_port()
+    metrics_server: Process | None = None
     try:
         stack.start()
+        # And a metrics server, as a worker-only host runs it, for the same folder
+        metrics_server = Process("metrics", [sys.executable, "-m", "actors.metrics_server"],
+                                 {**stack.env, "HOOKLINE_METRICS_PORT": str(metrics_port)}, tmp_path)
         auth = api_key(stack)
         callback = requests.post(f"{stack.url}/callbacks", json={"url": receiver.url("/hook")},
                                  headers=auth, timeout=10).json()
@@ -172,5 +177,20 @@ def test_every_acknowledged_task_survives_a_primary_killed_under_load(
         sent = len(receiver.received("/hook"))
         print(f"{len(accepted)} webhooks expected, {sent} requests received "
               f"({sent - len(accepted)} sent again under the same webhook-id)")
+        # And the metrics server reads the queues from the new primary, and the
+        # processes counted the primary they followed (the workers at least)
+        page = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        assert 'hookline_queue_messages{queue="jobs",state="ready"} 0.0' in page
+        assert sample(page, "hookline_redis_failovers_total") >= 2
     finally:
+        if metrics_server is not None:
+            metrics_server.stop()
         stack.stop()
+
+
+def sample(page: str, name: str) -> float:
+    """The value of the unlabelled series ``name`` on a Prometheus text page."""
+    for line in page.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} is not on the page")

@@ -13,6 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from hookline.config import Config, ConfigError
 from hookline.redis import SOCKET_TIMEOUT
 from hookline.tasks import task_key
 from tests.ha.cluster import SentinelCluster
@@ -113,3 +114,13 @@ def test_without_min_replicas_a_stalled_replica_does_not_hold_up_a_submit(
         assert submit(app.test_client(), auth, "k-fast")[0] == 202
     finally:
         cluster.nodes[1].resume()
+
+
+def test_the_replica_settings_default_to_today_and_refuse_bad_values() -> None:
+    config = Config.from_env(env={})
+    assert (config.redis_min_replicas, config.redis_replica_timeout_ms) == (0, 200)
+    assert Config.from_env(env=DURABLE).redis_min_replicas == 1
+    for name, value in (("HOOKLINE_REDIS_MIN_REPLICAS", "-1"), ("HOOKLINE_REDIS_MIN_REPLICAS", "one"),
+                        ("HOOKLINE_REDIS_REPLICA_TIMEOUT_MS", "0")):
+        with pytest.raises(ConfigError, match=name):
+            Config.from_env(env={name: value})

@@ -34,13 +34,27 @@ def sentinel_binary() -> str:
     return redis_binary()
 
 
+#: Ports handed out in this test session: two servers started one after the
+#: other may otherwise be given the same free port, and one then answers for
+#: the other.
+_ports: set[int] = set()
+
+
+def unique_port() -> int:
+    while True:
+        port = free_port()
+        if port not in _ports:
+            _ports.add(port)
+            return port
+
+
 class Server:
     """A server process of the set-up: a name, an address, a folder of its own."""
 
     def __init__(self, root: Path, name: str, host: str = "127.0.0.1") -> None:
         self.name = name
         self.host = host
-        self.port = free_port()
+        self.port = unique_port()
         self.dir = root / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -54,6 +68,16 @@ class Server:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def wait_answering(self) -> None:
+        """Wait until this process, and no other, answers on the port."""
+        client = self.client()
+        try:
+            wait_until(lambda: self.proc is not None and self.proc.poll() is None
+                       and int(client.info("server")["process_id"]) == self.proc.pid,
+                       20, f"{self.name} answers")
+        finally:
+            client.close()
 
 
 class RedisNode(Server):
@@ -73,9 +97,7 @@ class RedisNode(Server):
         if replica_of is not None:
             argv += ["--replicaof", replica_of.host, str(replica_of.port)]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = self.client()
-        wait_until(client.ping, 20, f"{self.name} answers PING")
-        client.close()
+        self.wait_answering()
 
     def kill(self) -> None:
         """SIGKILL: the host dies, with whatever it had not replicated."""
@@ -152,6 +174,7 @@ class SentinelProcess(Server):
         ]))
         self.proc = subprocess.Popen([sentinel_binary(), str(self.config), "--sentinel"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.wait_answering()
 
     def primary(self) -> tuple[str, int] | None:
         client = self.client()
@@ -228,7 +251,27 @@ class SentinelCluster:
     def restart(self, node: RedisNode) -> None:
         """Start a killed node again: the Sentinels make it a replica of the new primary."""
         node.start()
-        wait_until(lambda: node.role() == "slave" and node.synced(), 30, f"{node.name} rejoins as a replica")
+        try:
+            # Sentinel waits until the node has been up, and reporting itself
+            # a primary, for 8 s each before it turns it into a replica.
+            wait_until(lambda: node.role() == "slave" and node.synced(), 45, f"{node.name} rejoins as a replica")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; {self.describe(node)}") from None
+
+    def describe(self, node: RedisNode) -> str:
+        """What the node and each Sentinel say about it, for a failure message."""
+        seen = []
+        for sentinel in self.sentinels:
+            client = sentinel.client()
+            try:
+                replicas = client.sentinel_slaves(SERVICE)
+                flags = [r.get("flags") for r in replicas if int(r["port"]) == node.port]
+                seen.append(f"{sentinel.name}: primary {sentinel.primary()}, node flags {flags}")
+            finally:
+                client.close()
+        replication = node.client().info("replication")
+        return (f"{node.name} role {replication.get('role')}, link {replication.get('master_link_status')}; "
+                + "; ".join(seen))
 
     def stop(self) -> None:
         for sentinel in self.sentinels:

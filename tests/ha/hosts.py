@@ -8,13 +8,14 @@ they reach Redis and the receiver over the bridge, not loopback. Everything
 is removed again by ``close``.
 
 When this machine refuses network namespaces (a container without
-CAP_NET_ADMIN), the fallback gives each host a loopback address of its own
+CAP_NET_ADMIN, or no iproute2), the fallback gives each host a loopback address of its own
 (127.0.0.2, 127.0.0.3, ...) and a port of its own for its metrics server;
 ``isolated`` says which layout is in use.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 
@@ -69,7 +70,7 @@ class HostNetwork:
         return f"{self.prefix}.0/24" if self.isolated else "127.0.0.0/8"
 
     def _make_bridge(self) -> bool:
-        if _ip("netns", "add", f"hl{os.getpid()}probe").returncode != 0:
+        if shutil.which("ip") is None or _ip("netns", "add", f"hl{os.getpid()}probe").returncode != 0:
             return False
         _ip("netns", "del", f"hl{os.getpid()}probe")
         self._run("link", "add", self.bridge, "type", "bridge", undo=("link", "del", self.bridge))

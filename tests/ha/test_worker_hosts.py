@@ -94,6 +94,7 @@ def query(api: str, expr: str) -> dict[str, float]:
     return {r["metric"].get("instance", ""): float(r["value"][1]) for r in result}
 
 
+@pytest.mark.slow
 def test_workers_on_two_other_hosts_run_tasks_and_add_up_in_prometheus(
     network: HostNetwork, receiver: Receiver, tmp_path: Path
 ) -> None:

@@ -100,9 +100,10 @@ def _lookup_callback(
 @bp.post("/tasks")
 def submit() -> Response:
     resp = _accept()
-    if resp.status_code == 202:
+    svc = services()
+    if resp.status_code == 202 and svc.config.redis_min_replicas:
         # A replayed 202 too: its task may not have reached the replicas yet.
-        wait_replicas(services(), resp.headers["Location"].rsplit("/", 1)[-1])
+        wait_replicas(svc, resp.headers["Location"].rsplit("/", 1)[-1])
     return resp
 
 

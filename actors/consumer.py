@@ -70,7 +70,7 @@ class LeanConsumer(Consumer):
             broker.heartbeat()
             broker.client.sadd(self.keys.holders, broker.broker_id)
             self._adopt()
-        except redis.ConnectionError as exc:
+        except UNAVAILABLE as exc:
             raise ConnectionClosed(exc) from None
 
     def _adopt(self) -> None:
@@ -95,7 +95,7 @@ class LeanConsumer(Consumer):
                 if not self.cache:
                     return None
             raw = self.cache.popleft()
-        except redis.ConnectionError as exc:
+        except UNAVAILABLE as exc:
             raise ConnectionClosed(exc) from None
         try:
             message = decode(raw)
@@ -200,7 +200,7 @@ class LeanConsumer(Consumer):
         try:
             self.broker.scripts["nack"](
                 keys=[self.held_key, self.keys.dead], args=[message.raw, DEAD_LETTERS_KEPT])
-        except redis.ConnectionError as exc:
+        except UNAVAILABLE as exc:
             raise ConnectionClosed(exc) from None
         self._settled(message.raw)
 

@@ -163,6 +163,11 @@ class Config:
     chunk_vectors: int = 10_000
     #: Seconds an upload that no task uses is kept.
     upload_ttl: int = 86400
+    #: Replicas that must hold a submitted task before its ``202`` (SPEC §12);
+    #: 0 answers as soon as the primary has it.
+    redis_min_replicas: int = 0
+    #: Milliseconds a submit waits for those replicas before answering ``503``.
+    redis_replica_timeout_ms: int = 200
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -227,6 +232,10 @@ class Config:
             max_upload_bytes=_int(env, "HOOKLINE_MAX_UPLOAD_BYTES", cls.max_upload_bytes, 1),
             chunk_vectors=_int(env, "HOOKLINE_CHUNK_VECTORS", cls.chunk_vectors, 1),
             upload_ttl=_int(env, "HOOKLINE_UPLOAD_TTL", cls.upload_ttl, 1),
+            redis_min_replicas=_int(env, "HOOKLINE_REDIS_MIN_REPLICAS", cls.redis_min_replicas, 0),
+            redis_replica_timeout_ms=_int(
+                env, "HOOKLINE_REDIS_REPLICA_TIMEOUT_MS", cls.redis_replica_timeout_ms, 1
+            ),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -117,3 +117,7 @@ UPLOADS_SWEEP_LOCK = f"{PREFIX}uploads:sweep:lock"
 def ended_chunks(task_id: str) -> str:
     """The numbers of a task's chunks that have ended (a set: each counts once)."""
     return f"{PREFIX}task:{task_id}:chunks:ended"
+
+
+#: The channel of the marker write before ``WAIT`` (nobody subscribes to it).
+REPLICATION_CHANNEL = f"{PREFIX}replication"

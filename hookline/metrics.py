@@ -91,6 +91,10 @@ task_chunks = Counter(
 upload_bytes = Counter(
     "hookline_upload_bytes", "Bytes of uploads recorded in the blob store."
 )
+redis_failovers = Counter(
+    "hookline_redis_failovers",
+    "Times this process found the Redis primary at a new address (Sentinel).",
+)
 build_info = Gauge(
     "hookline_build_info", "Build information.", ["version"], multiprocess_mode="livemax"
 )

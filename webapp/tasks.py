@@ -13,6 +13,7 @@ from hookline.ids import new_task_id
 from hookline.task_record import TERMINAL, Task
 from webapp import actions, upload_jobs
 from webapp.auth import authenticate, tenant
+from webapp.durability import wait_replicas
 from webapp.idempotency import Claimed, IdempotencyKeys, run_once
 from webapp.jsonio import json_body, reply
 from webapp.problems import Problem, not_found, unprocessable
@@ -36,6 +37,15 @@ def _links(task_id: str) -> dict[str, str]:
 
 @bp.post("/tasks")
 def submit() -> Response:
+    resp = _accept()
+    svc = services()
+    if resp.status_code == 202 and svc.config.redis_min_replicas:
+        # A replayed 202 too: its task may not have reached the replicas yet.
+        wait_replicas(svc, resp.headers["Location"].rsplit("/", 1)[-1])
+    return resp
+
+
+def _accept() -> Response:
     svc = services()
     owner = tenant()
     return run_once(IdempotencyKeys(svc.redis), owner, request.headers.get("Idempotency-Key"),

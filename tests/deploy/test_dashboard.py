@@ -29,6 +29,7 @@ CONTRACT: dict[str, tuple[str, frozenset[str]]] = {
     "hookline_http_request_duration_seconds": ("histogram", frozenset({"method", "route"})),
     "hookline_build_info": ("gauge", frozenset({"version"})),
     "hookline_webhook_attempts_per_delivery": ("histogram", frozenset()),
+    "hookline_redis_failovers_total": ("counter", frozenset()),
 }
 #: Label values the contract enumerates.
 LABEL_VALUES = {

@@ -28,7 +28,7 @@ CONTRACT = {
     "hookline_task_end_to_end_seconds", "hookline_webhook_attempts_total",
     "hookline_webhook_delivery_seconds", "hookline_webhook_pending", "hookline_callbacks_disabled_total",
     "hookline_http_requests_total", "hookline_http_request_duration_seconds", "hookline_build_info",
-    "hookline_webhook_attempts_per_delivery",
+    "hookline_webhook_attempts_per_delivery", "hookline_redis_failovers_total",
 }
 
 

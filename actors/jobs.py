@@ -24,11 +24,12 @@ from actors.delivery import Event
 from actors.messages import JOB_ACTOR, delivery_message
 from actors.redis_broker import give_back, held_message
 from actors.services import Services
-from actors.vectors import Cancelled, InvalidJob, load, normalise
+from actors.vectors import Cancelled, InvalidJob, load, normalise, stored_vectors
 from hookline import metrics
-from hookline.collections import collection_key
+from hookline.collections import CollectionError
 from hookline.redis import UNAVAILABLE
 from hookline.tasks import FAILURE, REVOKED, STARTED, SUCCESS, Task
+from hookline.vectorstore import JobWrite, VectorStore
 
 log = logging.getLogger("hookline.jobs")
 
@@ -75,6 +76,7 @@ class VectorJob:
         self.store = services.store
         self.owner = owner
         self.config = services.config
+        self.vectors = VectorStore(services.redis)
 
     def __call__(self, task_id: str) -> None:
         try:
@@ -120,6 +122,7 @@ class VectorJob:
                 raise InvalidJob("the task's payload is gone (already processed?)")
             vectors = load(payload, task.total, task.dimension)
             normalised, stats = normalise(vectors, lambda done: self._progress(task_id, done))
+            write = self._vectors_for(task, task_id, stored_vectors(vectors, normalised))
         except Cancelled:
             self._end(task, task_id, REVOKED, started, error="cancelled while running")
         except InvalidJob as exc:
@@ -144,8 +147,25 @@ class VectorJob:
                 "norms": {k: stats[k] for k in ("norm_mean", "norm_min", "norm_max")},
                 "collection": task.collection,
             }
-            output = (collection_key(task.tenant, task.collection), normalised.tobytes())
-            self._end(task, task_id, SUCCESS, started, result=result, done=task.total, output=output)
+            # The vectors go in with the step that ends the task: SUCCESS implies them.
+            self._end(task, task_id, SUCCESS, started, result=result, done=task.total,
+                      output=write.output, then=write.apply)
+
+    def _vectors_for(self, task: Task, task_id: str, vectors_of: Any) -> JobWrite:
+        """The job's vectors encoded for its collection, which is created if missing.
+
+        Raises:
+            InvalidJob: the collection has another dimension, or the ids do not fit.
+        """
+        try:
+            collection = self.vectors.collections.ensure(task.tenant, task.collection,
+                                                         task.dimension)
+        except CollectionError as exc:
+            raise InvalidJob(str(exc)) from None
+        ids = self.vectors.job_ids(task_id)
+        if ids is not None and len(ids) != task.total:
+            raise InvalidJob(f"the job has {len(ids)} ids for {task.total} vectors")
+        return self.vectors.prepare(collection, task_id, vectors_of(collection.metric), ids)
 
     def _progress(self, task_id: str, done: int) -> None:
         if self.store.progress(task_id, done):
@@ -162,6 +182,7 @@ class VectorJob:
         error: str | None = None,
         done: int | None = None,
         output: tuple[str, bytes] | None = None,
+        then: Callable[[Any], None] | None = None,
     ) -> None:
         outcome = {SUCCESS: "success", FAILURE: "failure", REVOKED: "revoked"}[status]
         finished = time.time()
@@ -184,6 +205,7 @@ class VectorJob:
             fields={"done": done} if done is not None else None,
             allowed_from=(STARTED,),
             output=output,
+            then=then,
             finished_at=finished,
         )
         if held is not None:

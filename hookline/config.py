@@ -106,6 +106,14 @@ class Config:
     job_max_retries: int = 5
     #: Milliseconds without a heartbeat before a worker is taken for dead.
     heartbeat_timeout_ms: int = 30_000
+    #: Where the index process keeps its files (and its socket, by default).
+    index_dir: str = ".hookline/index"
+    #: The index process's Unix socket; empty means ``<index_dir>/index.sock``.
+    index_socket: str = ""
+    #: Seconds a search waits for the index to apply the latest change.
+    index_wait_seconds: float = 2.0
+    #: Seconds between saves of the index's files (when something changed).
+    index_save_seconds: float = 30.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -159,9 +167,19 @@ class Config:
             heartbeat_timeout_ms=_int(
                 env, "HOOKLINE_HEARTBEAT_TIMEOUT_MS", cls.heartbeat_timeout_ms, 1000
             ),
+            index_dir=env.get("HOOKLINE_INDEX_DIR") or cls.index_dir,
+            index_socket=env.get("HOOKLINE_INDEX_SOCKET", ""),
+            index_wait_seconds=_float(env, "HOOKLINE_INDEX_WAIT_SECONDS", cls.index_wait_seconds,
+                                      0),
+            index_save_seconds=_float(env, "HOOKLINE_INDEX_SAVE_SECONDS", cls.index_save_seconds,
+                                      0),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def index_socket_path(self) -> str:
+        return self.index_socket or os.path.join(self.index_dir, "index.sock")
 
     def replace(self, **changes: object) -> "Config":
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

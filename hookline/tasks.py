@@ -28,7 +28,7 @@ import builtins
 import dataclasses
 import hashlib
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -602,13 +602,17 @@ class TaskStore:
         output: tuple[str, bytes] | None = None,
         held: tuple[str, bytes] | None = None,
         finished_at: float | None = None,
+        then: Callable[[Any], None] | None = None,
     ) -> bool:
         """Move the task to a terminal ``status``, once.
 
         ``output`` is ``(hash key, bytes)``: the job's output, written under
         the task id in the same step. ``held`` is ``(held list, message)``:
         the broker message to acknowledge in the same step, whatever the
-        outcome. ``finished_at`` defaults to now. Returns ``True`` for the
+        outcome. ``finished_at`` defaults to now. ``then(pipeline)`` adds
+        commands that run right after, in the same transaction (an error in
+        them does not undo the end; their owner must recover from it).
+        Returns ``True`` for the
         call that made the transition; every other call (a redelivery, a race
         with cancel) gets ``False`` and changes nothing.
         """
@@ -623,12 +627,18 @@ class TaskStore:
         keys, args = self._settle_args(task_id, delivery)
         keys += [output[0] if output else task_key(task_id), held[0] if held else task_key(task_id)]
         allowed = "," + ",".join(allowed_from) + ","
-        changed, _ = self._finish(
-            keys=keys,
-            args=[*args, allowed, output[1] if output else b"", held[1] if held else b"",
-                  status, *pairs],
-        )
-        return changed == 1
+        args = [*args, allowed, output[1] if output else b"", held[1] if held else b"",
+                status, *pairs]
+        if then is None:
+            changed, _ = self._finish(keys=keys, args=args)
+            return changed == 1
+        pipe = self.redis.pipeline(transaction=True)
+        self._finish(keys=keys, args=args, client=pipe)
+        then(pipe)
+        ended = pipe.execute(raise_on_error=False)[0]
+        if isinstance(ended, Exception):
+            raise ended
+        return ended[0] == 1
 
     def schedule_retry(
         self, task_id: str, *, owner: str, due: float, error: str, schedule_key: str

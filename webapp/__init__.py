@@ -39,7 +39,7 @@ def _security_headers(resp: Response) -> None:
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the application from ``config`` (default: the environment)."""
-    from webapp import callbacks_api, cli, ops, problems, tasks
+    from webapp import callbacks_api, cli, collections_api, ops, problems, tasks
     from webapp.services import WebServices
 
     config = config or Config.from_env()
@@ -52,6 +52,7 @@ def create_app(config: Config | None = None) -> Flask:
     problems.register(app)
     app.register_blueprint(tasks.bp)
     app.register_blueprint(callbacks_api.bp)
+    app.register_blueprint(collections_api.bp)
     app.register_blueprint(ops.bp)
     cli.register(app)
     metrics.initialise()

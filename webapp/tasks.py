@@ -11,9 +11,11 @@ from marshmallow import ValidationError
 
 from actors.messages import delivery_message, job_message
 from hookline import metrics
+from hookline.collections import DEFAULT
 from hookline.ids import new_task_id
 from hookline.tasks import TERMINAL, Task
 from webapp.auth import authenticate, tenant
+from webapp.collections_api import job_extras
 from webapp.idempotency import MAX_KEY_LENGTH, IdempotencyKeys
 from webapp.jsonio import json_body, reply
 from webapp.problems import Problem, not_found
@@ -154,7 +156,9 @@ def _submit(svc: WebServices, owner: str, idem: tuple[str, str, IdempotencyKeys]
     answer = {"task_id": task_id, "status": "Processing", "links": _links(task_id)}
     answer_bytes = orjson.dumps(answer)
     location = f"/tasks/{task_id}"
-    extra = []
+    collection = data.get("collection") or str(metadata.get("collection", DEFAULT))
+    extra = job_extras(svc.redis, owner, collection, task_id, vectors.shape[1], data.get("ids"),
+                       svc.config.result_ttl)
     if idem is not None:
         rkey, fingerprint, keys = idem
         extra.append((rkey, keys.answer(202, answer_bytes, location, fingerprint), 24 * 3600))
@@ -165,7 +169,7 @@ def _submit(svc: WebServices, owner: str, idem: tuple[str, str, IdempotencyKeys]
         count=int(vectors.shape[0]),
         dimension=int(vectors.shape[1]),
         metadata_json=orjson.dumps(metadata),
-        collection=str(metadata.get("collection", "default")),
+        collection=collection,
         callback=callback,
         message=job_message(task_id),
         extra=extra,

@@ -113,8 +113,12 @@ class Hnsw:
             if len(self.index) == 0:
                 return out
             found = self.index.search(queries, count, threads=1)
-        keys = np.asarray(found.keys).reshape(len(queries), -1)
-        counts = np.asarray(found.counts).reshape(-1)
+        if hasattr(found, "counts"):  # a batch
+            keys = np.asarray(found.keys).reshape(len(queries), -1)
+            counts = np.asarray(found.counts).reshape(-1)
+        else:  # one query: only the keys found
+            keys = np.asarray(found.keys).reshape(1, -1)
+            counts = np.array([keys.shape[1]])
         for row, n in enumerate(counts):
             out[row, :n] = keys[row, :n].astype(np.int64)
         return out

@@ -52,7 +52,9 @@ class Problem(Exception):
         }
         if self.errors:
             body["errors"] = self.errors
-        resp = Response(orjson.dumps(body), self.status, mimetype="application/problem+json")
+        # Errors of list items are keyed by their index (marshmallow), a number.
+        resp = Response(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS), self.status,
+                        mimetype="application/problem+json")
         for name, value in self.headers.items():
             resp.headers[name] = value
         return resp

@@ -275,10 +275,13 @@ class Stack:
 
     def start_index(self, **env: str) -> Process:
         """The Procfile's ``index`` process, its files under this stack's folder."""
+        log = self.log_dir / "index.log"
+        earlier = log.read_text(errors="replace").count("index ready") if log.exists() else 0
         proc = Process("index", [str(BIN / "python"), "-m", "hookline.index"],
                        {**self.env, **env}, self.log_dir)
         self.procs["index"] = proc
-        wait_until(lambda: "index ready" in proc.log(), 60, "the index process is ready")
+        wait_until(lambda: proc.log().count("index ready") > earlier, 60,
+                   "the index process is ready")
         return proc
 
     def start_callbacks(self, **env: str) -> Process:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from hookline import __version__
+from webapp import collections_openapi
 
 _STATUS = ["PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED"]
 _ISO = {"type": "string", "format": "date-time"}
@@ -60,6 +61,9 @@ def document() -> dict[str, Any]:
                 "metadata": {"type": "object", "additionalProperties": {}},
                 "callback_url": {"type": "string"},
                 "callback_id": {"type": "string"},
+                "collection": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+                "ids": {"type": "array", "items": {"type": "string", "minLength": 1,
+                                                   "maxLength": 128}},
             },
         },
         "TaskAccepted": {
@@ -232,6 +236,8 @@ def document() -> dict[str, Any]:
                             "responses": {"200": {"description": "Ready", "content": _json("Status")},
                                           "503": {"description": "Not ready", "content": _json("Status")}}}},
     }
+    schemas.update(collections_openapi.schemas())
+    paths.update(collections_openapi.paths(_errors, _PAGE))
     return {
         "openapi": "3.0.3",
         "info": {"title": "Hookline", "version": __version__,

@@ -27,6 +27,7 @@ from actors.services import Services
 from actors.vectors import Cancelled, InvalidJob, load, normalise, stored_vectors
 from hookline import metrics
 from hookline.collections import CollectionError
+from hookline.memory import return_large_buffers
 from hookline.redis import UNAVAILABLE
 from hookline.tasks import FAILURE, REVOKED, STARTED, SUCCESS, Task
 from hookline.vectorstore import JobWrite, VectorStore
@@ -77,6 +78,8 @@ class VectorJob:
         self.owner = owner
         self.config = services.config
         self.vectors = VectorStore(services.redis)
+        # Each job's payload and vectors are megabytes, freed when it ends.
+        return_large_buffers()
 
     def __call__(self, task_id: str) -> None:
         try:

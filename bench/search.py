@@ -51,6 +51,10 @@ from hookline.ids import parse_isoformat  # noqa: E402
 #: Clients that submit jobs, and that search in the throughput run.
 SUBMITTERS = 4
 SEARCHERS = 8
+#: Tasks run (and deleted) before the memory baseline is taken.
+WARM_TASKS = 8
+#: Length of a vector's offset from its cluster's (unit) centre, on average.
+SPREAD = 1.0
 
 
 def clustered(n: int, dim: int, clusters: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,18 +64,23 @@ def clustered(n: int, dim: int, clusters: int, seed: int) -> tuple[np.ndarray, n
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
 
     def draw(count: int) -> np.ndarray:
-        rows = centres[rng.integers(0, clusters, count)] + rng.normal(scale=0.6 / np.sqrt(dim) * 3,
-                                                                      size=(count, dim))
+        noise = rng.normal(scale=SPREAD / np.sqrt(dim), size=(count, dim))
+        rows = centres[rng.integers(0, clusters, count)] + noise
         rows /= np.linalg.norm(rows, axis=1, keepdims=True)
         return rows.astype(np.float32)
 
     return draw(n), draw(max(200, n // 50))
 
 
-def stack_rss(stack: Hookline) -> int:
-    """Resident bytes of every process of the stack (Redis and Hookline's), summed."""
-    groups = {proc.pid for proc in stack.procs.values()}
-    total = 0
+def stack_rss(stack: Hookline) -> dict[str, int]:
+    """Resident bytes of each of the stack's processes (with its children), by name.
+
+    Redis is asked to purge first: jemalloc keeps freed pages (the jobs'
+    payloads) resident for a while, which is no cost of the vectors.
+    """
+    stack.client.memory_purge()
+    groups = {proc.pid: name for name, proc in stack.procs.items()}
+    totals = dict.fromkeys(stack.procs, 0)
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -80,10 +89,10 @@ def stack_rss(stack: Hookline) -> int:
             pgrp = int(stat.rsplit(")", 1)[1].split()[2])
             if pgrp in groups:
                 rss_pages = int(Path(f"/proc/{entry}/statm").read_text().split()[1])
-                total += rss_pages * os.sysconf("SC_PAGE_SIZE")
+                totals[groups[pgrp]] += rss_pages * os.sysconf("SC_PAGE_SIZE")
         except (OSError, ValueError, IndexError):
             continue
-    return total
+    return totals
 
 
 class Client:
@@ -123,9 +132,11 @@ def index(stack: Hookline, key: str, name: str, data: np.ndarray, task: int,
             if body["status"] in ("FAILURE", "REVOKED"):
                 raise SystemExit(f"task failed: {body}")
             time.sleep(0.01)
-        hits = client.post(f"/collections/{name}/search",
-                           {"vector": rows[0].tolist(), "k": 1}).json()["items"]
+        answer = client.post(f"/collections/{name}/search", {"vector": rows[0].tolist(), "k": 1})
         found = time.time()
+        if answer.status_code != 200:
+            raise SystemExit(f"search failed: {answer.status_code} {answer.text}")
+        hits = answer.json()["items"]
         if not hits or hits[0]["task_id"] != task_id:
             raise SystemExit(f"task {task_id}'s vector not found right after SUCCESS: {hits}")
         finished = parse_isoformat(body["finished_at"])
@@ -137,7 +148,7 @@ def index(stack: Hookline, key: str, name: str, data: np.ndarray, task: int,
         list(pool.map(one, range(0, len(data), task)))
     elapsed = time.perf_counter() - started
     return {"vectors_per_s": round(len(data) / elapsed, 1),
-            "finish_to_searchable_p99_ms": percentile_ms(lags, 0.99),
+            "finish_to_searchable_p99_ms": percentile_ms(lags, 99),
             "finish_to_searchable_max_ms": round(max(lags) * 1000, 1)}
 
 
@@ -176,8 +187,8 @@ def throughput(stack: Hookline, key: str, name: str, queries: np.ndarray,
 
     with ThreadPoolExecutor(SEARCHERS) as pool:
         list(pool.map(run, range(SEARCHERS)))
-    return {"qps": round(len(latencies) / seconds, 1), "p99_ms": percentile_ms(latencies, 0.99),
-            "p50_ms": percentile_ms(latencies, 0.5)}
+    return {"qps": round(len(latencies) / seconds, 1), "p99_ms": percentile_ms(latencies, 99),
+            "p50_ms": percentile_ms(latencies, 50)}
 
 
 def run_one(args: argparse.Namespace, dtype: str, data: np.ndarray,
@@ -192,17 +203,26 @@ def run_one(args: argparse.Namespace, dtype: str, data: np.ndarray,
             client = Client(stack.url, key)
             name = f"bench-{dtype}"
             client.post("/collections", {"name": name, "dimension": args.dim, "dtype": dtype})
-            # Warm every process up (imports, first allocations) before the baseline.
-            index(stack, key, "warm", data[:args.task], args.task, {})
+            # Warm every process up before the baseline, with as many tasks in
+            # flight as the run has: the allocators' high-water mark (a job's
+            # JSON and arrays, per thread) is a cost per process, not per vector.
+            warm = data[:WARM_TASKS * args.task]
+            index(stack, key, "warm", warm, args.task, {})
             client.session.delete(f"{stack.url}/collections/warm")
             time.sleep(1.0)
             before = stack_rss(stack)
+            used = stack.client.info("memory")["used_memory"]
             starts: dict[str, int] = {}
             figures = index(stack, key, name, data, args.task, starts)
             wait_until(lambda: client.get(f"/collections/{name}")["count"] == args.n, 120,
                        "every vector is counted")
             time.sleep(1.0)
-            figures["rss_bytes_per_vector"] = round((stack_rss(stack) - before) / args.n, 1)
+            after = stack_rss(stack)
+            growth = {name: round((after[name] - before[name]) / args.n, 1) for name in after}
+            figures["rss_bytes_per_vector"] = round(sum(growth.values()), 1)
+            figures["rss_bytes_per_vector_by_process"] = growth
+            figures["redis_used_memory_per_vector"] = round(
+                (stack.client.info("memory")["used_memory"] - used) / args.n, 1)
             figures["raw_bytes_per_vector"] = args.dim * (4 if dtype == "f32" else 1)
             figures["recall_at_10"] = recall(stack, key, name, data, queries, starts)
             figures.update(throughput(stack, key, name, queries, args.seconds))

@@ -22,6 +22,7 @@ from hookline.collections import (
 )
 from hookline.ids import isoformat
 from hookline.index.protocol import IndexClient, IndexUnavailable
+from hookline.memory import return_large_buffers
 from hookline.search import QueryError, Searcher
 from hookline.vectorstore import JOB_IDS_TTL, VectorStore, job_ids_key
 from webapp.auth import authenticate, tenant
@@ -53,6 +54,8 @@ class VectorServices:
 @bp.record_once
 def _setup(state: BlueprintSetupState) -> None:
     web = state.app.extensions["hookline"]
+    # A job's JSON body and its arrays are megabytes, freed after the request.
+    return_large_buffers()
     store = VectorStore(web.redis)
     state.app.extensions["hookline.vectors"] = VectorServices(
         store=store,

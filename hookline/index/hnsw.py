@@ -24,8 +24,11 @@ CONNECTIVITY = 16
 #: Candidates examined while adding and while searching.
 EXPANSION_ADD = 128
 EXPANSION_SEARCH = 128
-#: Vectors added under one hold of the write lock.
-WRITE_BATCH = 256
+#: Vectors added under one hold of the write lock (searches wait that long).
+WRITE_BATCH = 128
+#: Threads that add one batch: a job's vectors must be searchable within a
+#: second of its end, and one thread adds about 2,000 a second at d=384.
+ADD_THREADS = 2
 EMPTY = -1
 
 
@@ -91,7 +94,7 @@ class Hnsw:
             part = keys[start:start + WRITE_BATCH]
             with self.lock.write():
                 self._remove(part)
-                self.index.add(part, vectors[start:start + WRITE_BATCH], threads=1)
+                self.index.add(part, vectors[start:start + WRITE_BATCH], threads=ADD_THREADS)
 
     def remove(self, keys: np.ndarray) -> int:
         with self.lock.write():

@@ -96,13 +96,15 @@ class Searcher:
                    if r.dimension == dimension]
             return [top(collection.metric, own, q, k) for q in queries]
         count = max(RERANK_CANDIDATES, RERANK_FACTOR * k)
-        keys = self.index.search(collection.tenant, collection.name, queries, count,
-                                 self.store.seq())
-        unique = np.unique(keys[keys >= 0])
+        keys, behind = self.index.search(collection.tenant, collection.name, queries, count,
+                                         self.store.seq())
+        # Vectors written after the index's position are candidates for every query.
+        tail = self.store.written_after(collection, behind) if behind is not None else []
+        unique = np.unique(np.concatenate([keys[keys >= 0], np.asarray(tail, dtype=np.int64)]))
         found = dict(zip(unique.tolist(), self.store.fetch(collection, unique.tolist())))
         results = []
         for query, row in zip(queries, keys):
-            records = [found[int(key)] for key in row if key >= 0]
+            records = [found[int(key)] for key in {*row[row >= 0].tolist(), *tail}]
             live = [r for r in records if r is not None and r.dimension == dimension]
             results.append(top(collection.metric, live, query, k))
         return results

@@ -147,6 +147,21 @@ class VectorStore:
         found = self.fetch(collection, self.task_keys(collection, task_id))
         return [r for r in found if r is not None and r.task_id == task_id]
 
+    def written_after(self, collection: Collection, position: str) -> list[int]:
+        """Keys of ``collection``'s vectors written after stream ``position``.
+
+        What a search scores exactly when the index has not reached the
+        latest change: read-your-writes without waiting for it.
+        """
+        entries = self.redis.xrange(colls.LOG_KEY, min=f"({position}", max="+")
+        tenant, name = collection.tenant.encode(), collection.name.encode()
+        keys: list[int] = []
+        for _, fields in entries:  # type: ignore[union-attr]
+            if fields[b"op"] == b"u" and fields[b"t"] == tenant and fields[b"c"] == name:
+                raw = fields[b"k"]
+                keys += [int.from_bytes(raw[i:i + 8], "little") for i in range(0, len(raw), 8)]
+        return keys
+
     def seq(self) -> int:
         """The number of the last change: a search waits for the index to reach it."""
         return int(self.redis.get(colls.SEQ_KEY) or 0)  # type: ignore[arg-type]

@@ -2,9 +2,11 @@
 
 A frame is ``<I header bytes> <I payload bytes>``, a JSON header, then the
 payload. A search sends ``{"op": "search", "tenant", "name", "dim", "seq",
-"count"}`` and the query rows as float32; the answer is ``{"ok": true}``
-and the candidates' keys as int64 rows (-1 pads), or ``{"ok": false,
-"error"}``.
+"count"}`` and the query rows as float32; the answer is ``{"ok": true,
+"behind"}`` and the candidates' keys as int64 rows (-1 pads), or ``{"ok":
+false, "error"}``. ``behind`` is ``null`` when the index has applied change
+``seq``; else the stream position it has reached, after which the caller
+must look at the changes itself.
 """
 from __future__ import annotations
 
@@ -80,8 +82,9 @@ class IndexClient:
         self._local.conn = None
 
     def search(self, tenant: str, name: str, queries: np.ndarray, count: int,
-               seq: int) -> np.ndarray:
-        """Candidate keys (int64, ``(rows, count)``, -1 pads) once change ``seq`` is in.
+               seq: int) -> tuple[np.ndarray, str | None]:
+        """Candidate keys (int64, ``(rows, count)``, -1 pads), and where the index is
+        if it has not applied change ``seq`` within its wait (else ``None``).
 
         Raises:
             IndexUnavailable: the index process is down or did not catch up in time.
@@ -107,4 +110,5 @@ class IndexClient:
         reply, body = answer
         if not reply.get("ok"):
             raise IndexUnavailable(str(reply.get("error", "index error")))
-        return np.frombuffer(body, dtype=np.int64).reshape(len(queries), count)
+        keys = np.frombuffer(body, dtype=np.int64).reshape(len(queries), count)
+        return keys, reply.get("behind")

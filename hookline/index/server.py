@@ -151,15 +151,18 @@ class IndexServer(socketserver.ThreadingUnixStreamServer):
         if header.get("op") == "ping":
             return {"ok": True, "ready": self.state.ready, "applied": self.state.applied}, b""
         dim, count = int(header["dim"]), int(header["count"])
-        if not self.state.wait_for(int(header["seq"]), self.wait_seconds):
-            return {"ok": False, "error": "the index is catching up; retry shortly"}, b""
+        if not self.state.ready:
+            return {"ok": False, "error": "the index is loading; retry shortly"}, b""
+        caught_up = self.state.wait_for(int(header["seq"]), self.wait_seconds)
+        # Behind: the caller scores the changes after this position itself.
+        reply = {"ok": True, "behind": None if caught_up else self.state.position}
         queries = np.frombuffer(payload, dtype=np.float32).reshape(-1, dim)
         graph = self.state.graph(header["tenant"], header["name"], dim)
         if graph is None:
             keys = np.full((len(queries), count), EMPTY, dtype=np.int64)
         else:
             keys = graph.search(queries, count)
-        return {"ok": True}, keys.tobytes()
+        return reply, keys.tobytes()
 
 
 def main() -> None:

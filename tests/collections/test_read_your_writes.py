@@ -64,3 +64,21 @@ def test_a_deleted_vector_is_never_returned(api: Api) -> None:
     assert victim not in api.ids("gone", rows[7], k=1000)
     assert len(api.ids("gone", rows[7], k=1000)) == 49
     assert api.call("GET", f"/collections/gone/vectors/{victim}").status_code == 404
+
+
+def test_a_search_that_does_not_wait_for_the_index_still_sees_the_task(
+    make_stack: object, api_key: str
+) -> None:
+    # Given: searches that never wait for the index process, and jobs large
+    # enough that it is still adding their vectors when the task is SUCCESS
+    stack: Stack = make_stack(HOOKLINE_INDEX_WAIT_SECONDS="0")  # type: ignore[operator]
+    stack.start_index()
+    stack.start()
+    api = Api(stack.url, api_key)
+    rng = np.random.default_rng(14)
+    for _ in range(3):
+        rows = unit_rows(rng, 3000, 64)
+        task_id = api.submit(rows, collection="eager")
+        api.wait_success(task_id)
+        # Then: the changes the index has not applied are scored by the search itself
+        assert api.ids("eager", rows[2999], k=1) == [f"{task_id}:2999"]

@@ -119,7 +119,8 @@ def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
     return sections
 
 
-SERVICES = ["hookline-web", "hookline-worker", "hookline-callbacks", "hookline-metrics"]
+SERVICES = ["hookline-web", "hookline-worker", "hookline-callbacks", "hookline-metrics",
+            "hookline-index"]
 
 
 @pytest.mark.parametrize("name", SERVICES)

@@ -9,7 +9,10 @@ gunicorn, the job worker, the callbacks worker and the index process, as
   (tasks of ``--task`` vectors, 4 submitting clients) and reports vectors/s;
 * for every task, the time from its finish (the worker's ``finished_at``) to
   a search that returns its first vector: the watcher polls each task and
-  searches as soon as it is SUCCESS, so this is an upper bound;
+  searches as soon as it is SUCCESS, so this is an upper bound (on a busy
+  host mostly the polling's); and the index process's own time from a
+  task's end to its vectors in the graph (``hookline_index_lag_seconds``,
+  p99 as a bucket bound);
 * resident memory per vector: the growth of every process's RSS (Redis
   and all of Hookline's) over the collection's vectors;
 * recall@10 of ``--queries`` queries (batches of 100 over HTTP) against exact
@@ -52,7 +55,7 @@ from hookline.ids import parse_isoformat  # noqa: E402
 SUBMITTERS = 4
 SEARCHERS = 8
 #: Tasks run (and deleted) before the memory baseline is taken.
-WARM_TASKS = 8
+WARM_TASKS = 12
 #: Length of a vector's offset from its cluster's (unit) centre, on average.
 SPREAD = 1.0
 
@@ -167,6 +170,22 @@ def recall(stack: Hookline, key: str, name: str, data: np.ndarray, queries: np.n
     return round(hits / (10 * len(queries)), 4)
 
 
+def index_lag_p99(stack: Hookline) -> float | None:
+    """The bucket bound under which 99 % of ``hookline_index_lag_seconds`` fall:
+    the index process's own time from a task's end to its vectors in the graph."""
+    text = requests.get(f"{stack.url}/metrics", timeout=30).text
+    buckets = []
+    for line in text.splitlines():
+        if line.startswith("hookline_index_lag_seconds_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float(bound), float(line.rsplit(" ", 1)[1])))
+    buckets.sort()
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    total = buckets[-1][1]
+    return next(bound for bound, count in buckets if count >= 0.99 * total)
+
+
 def throughput(stack: Hookline, key: str, name: str, queries: np.ndarray,
                seconds: float) -> dict[str, Any]:
     latencies: list[float] = []
@@ -224,6 +243,7 @@ def run_one(args: argparse.Namespace, dtype: str, data: np.ndarray,
             figures["redis_used_memory_per_vector"] = round(
                 (stack.client.info("memory")["used_memory"] - used) / args.n, 1)
             figures["raw_bytes_per_vector"] = args.dim * (4 if dtype == "f32" else 1)
+            figures["index_lag_p99_at_most_s"] = index_lag_p99(stack)
             figures["recall_at_10"] = recall(stack, key, name, data, queries, starts)
             figures.update(throughput(stack, key, name, queries, args.seconds))
             return figures

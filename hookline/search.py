@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hookline.collections import Collection
-from hookline.index.protocol import IndexClient
+from hookline.index.protocol import IndexClient, IndexUnavailable
 from hookline.vectorrecords import Record
 from hookline.vectorstore import VectorStore
 
@@ -21,6 +21,9 @@ from hookline.vectorstore import VectorStore
 RERANK_CANDIDATES = 50
 #: Candidates per result asked for a large ``k``.
 RERANK_FACTOR = 2
+#: Most vectors a search scores itself beside the index's candidates (those
+#: written after the index's position); further behind, it answers 503.
+MAX_TAIL = 20_000
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ class Searcher:
                                          self.store.seq())
         # Vectors written after the index's position are candidates for every query.
         tail = self.store.written_after(collection, behind) if behind is not None else []
+        if len(tail) > MAX_TAIL:
+            raise IndexUnavailable(f"the index is {len(tail)} vectors behind; retry shortly")
         unique = np.unique(np.concatenate([keys[keys >= 0], np.asarray(tail, dtype=np.int64)]))
         found = dict(zip(unique.tolist(), self.store.fetch(collection, unique.tolist())))
         results = []

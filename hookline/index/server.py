@@ -144,6 +144,8 @@ class IndexServer(socketserver.ThreadingUnixStreamServer):
         if os.path.exists(path):
             os.unlink(path)  # a socket left by a process that was killed
         super().__init__(path, Handler)
+        # Searches read every tenant's vectors: only this user may connect.
+        os.chmod(path, 0o600)
         self.state = state
         self.wait_seconds = wait_seconds
 
@@ -171,7 +173,7 @@ def main() -> None:
     metrics.mark_build()
     client = connect(config.redis_url)
     state = IndexState(client, on_change=lambda s: metrics.index_vectors.set(s.vectors()))
-    Path(config.index_dir).mkdir(parents=True, exist_ok=True)
+    Path(config.index_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
     server = IndexServer(config.index_socket_path, state, config.index_wait_seconds)
     follower = Follower(state, client, config)
     signal.signal(signal.SIGTERM, lambda *_: follower.stopping.set())

@@ -21,8 +21,10 @@ from usearch.index import Index
 KINDS = {"cosine": ("cos", "i8"), "ip": ("ip", "f16"), "l2": ("l2sq", "f16")}
 #: Graph degree (usearch's ``connectivity``): the recall and memory trade-off.
 CONNECTIVITY = 16
-#: Candidates examined while adding and while searching.
-EXPANSION_ADD = 128
+#: Candidates examined while adding and while searching. Adding with 64
+#: instead of 128 gave the same recall@10 re-ranked from 50 candidates (30,000
+#: clustered vectors of dimension 384) and added about a third faster.
+EXPANSION_ADD = 64
 EXPANSION_SEARCH = 128
 #: Vectors added under one hold of the write lock (searches wait that long).
 WRITE_BATCH = 128

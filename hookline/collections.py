@@ -115,6 +115,15 @@ class Collections:
         raw = self.redis.hget(collections_key(tenant), name)
         return Collection.from_json(tenant, name, raw) if raw else None  # type: ignore[arg-type]
 
+    def get_with_seq(self, tenant: str, name: str) -> tuple[Collection | None, int]:
+        """The collection and the number of the last change of any vectors."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(collections_key(tenant), name)
+        pipe.get(SEQ_KEY)
+        raw, seq = pipe.execute()
+        found = Collection.from_json(tenant, name, raw) if raw else None
+        return found, int(seq or 0)
+
     def create(self, collection: Collection) -> None:
         """Create ``collection``.
 

@@ -84,8 +84,11 @@ class Searcher:
         self.index = index
 
     def search(self, collection: Collection, queries: np.ndarray, k: int,
-               task_id: str | None = None) -> list[list[Hit]]:
+               task_id: str | None = None, seq: int | None = None) -> list[list[Hit]]:
         """The ``k`` best vectors per query row, best first.
+
+        ``seq`` is the change number read when the search began (read here
+        when not given): every change up to it is in the answer.
 
         Raises:
             QueryError: the queries do not fit the collection.
@@ -99,8 +102,8 @@ class Searcher:
                    if r.dimension == dimension]
             return [top(collection.metric, own, q, k) for q in queries]
         count = max(RERANK_CANDIDATES, RERANK_FACTOR * k)
-        keys, behind = self.index.search(collection.tenant, collection.name, queries, count,
-                                         self.store.seq())
+        seq = self.store.seq() if seq is None else seq
+        keys, behind = self.index.search(collection.tenant, collection.name, queries, count, seq)
         # Vectors written after the index's position are candidates for every query.
         tail = self.store.written_after(collection, behind) if behind is not None else []
         if len(tail) > MAX_TAIL:

@@ -170,7 +170,12 @@ def delete(name: str) -> Response:
 
 @bp.post("/collections/<name>/search")
 def search(name: str) -> Response:
-    collection = _collection(name)
+    # The collection and the change number in one round trip.
+    found, seq = Collections(services().redis).get_with_seq(tenant(), name) \
+        if NAME_RE.match(name) else (None, 0)
+    if found is None:
+        raise not_found("collection")
+    collection = found
     vectors = _vectors()
     data = _load(vectors.search_schema, json_body())
     batch = "vectors" in data
@@ -178,7 +183,7 @@ def search(name: str) -> Response:
     task_id = (data.get("filter") or {}).get("task_id")
     started = time.perf_counter()
     try:
-        results = vectors.searcher.search(collection, queries, data["k"], task_id)
+        results = vectors.searcher.search(collection, queries, data["k"], task_id, seq)
     except QueryError as exc:
         field = "vectors" if batch else "vector"
         raise Problem(422, "Unprocessable Content", str(exc), errors={field: [str(exc)]}) from None

@@ -27,6 +27,7 @@ from hookline.index import snapshot
 from hookline.index.hnsw import EMPTY
 from hookline.index.protocol import read_frame, write_frame
 from hookline.index.state import IndexState, last_entry, later, trimmed_past
+from hookline.memory import return_large_buffers
 from hookline.redis import UNAVAILABLE, connect
 from hookline.tasks import task_key
 from hookline.vectorstore import VectorStore
@@ -171,6 +172,8 @@ def main() -> None:
     config = Config.from_env()
     hl_logging.configure(config.log_format, config.log_level)
     metrics.mark_build()
+    # Rebuilds and large jobs read megabytes of records at a time.
+    return_large_buffers()
     client = connect(config.redis_url)
     state = IndexState(client, on_change=lambda s: metrics.index_vectors.set(s.vectors()))
     Path(config.index_dir).mkdir(mode=0o700, parents=True, exist_ok=True)

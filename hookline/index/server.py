@@ -188,3 +188,8 @@ def main() -> None:
     finally:
         server.shutdown()
         server.server_close()
+        if config.prometheus_multiproc_dir:
+            from prometheus_client import multiprocess  # noqa: PLC0415
+
+            # Its live gauge must not linger in the host's figures.
+            multiprocess.mark_process_dead(os.getpid())

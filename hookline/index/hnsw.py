@@ -26,6 +26,11 @@ CONNECTIVITY = 16
 #: clustered vectors of dimension 384) and added about a third faster.
 EXPANSION_ADD = 64
 EXPANSION_SEARCH = 128
+#: Below this many vectors a search scans them all (usearch's exact search
+#: over the graph's copy) instead of walking the graph: as fast at this size,
+#: and its candidates do not depend on how the graph was built, so a graph
+#: rebuilt after a crash answers exactly as before.
+SCAN_BELOW = 10_000
 #: Vectors added under one hold of the write lock (searches wait that long).
 WRITE_BATCH = 128
 #: Threads that add one batch: a job's vectors must be searchable within a
@@ -117,7 +122,8 @@ class Hnsw:
         with self.lock.read():
             if len(self.index) == 0:
                 return out
-            found = self.index.search(queries, count, threads=1)
+            found = self.index.search(queries, count, threads=1,
+                                      exact=len(self.index) < SCAN_BELOW)
         if hasattr(found, "counts"):  # a batch
             keys = np.asarray(found.keys).reshape(len(queries), -1)
             counts = np.asarray(found.counts).reshape(-1)

@@ -1,6 +1,7 @@
 """Fixtures for collections: a full stack with the index process, and an API helper."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -61,6 +62,13 @@ def api(search_stack: Stack, api_key: str) -> Api:
 @pytest.fixture
 def other_api(search_stack: Stack, other_key: str) -> Api:
     return Api(search_stack.url, other_key)
+
+
+def index_vectors(stack: Stack) -> float:
+    """``hookline_index_vectors`` as the stack's ``/metrics`` shows it (-1: absent)."""
+    text = requests.get(stack.url + "/metrics", timeout=10).text
+    found = re.search(r"^hookline_index_vectors(?:\{[^}]*\})? (\S+)$", text, re.M)
+    return float(found.group(1)) if found else -1.0
 
 
 def unit_rows(rng: np.random.Generator, count: int, dimension: int) -> np.ndarray:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import redis as redis_lib
 
-from tests.collections.conftest import Api, unit_rows
+from tests.collections.conftest import Api, index_vectors, unit_rows
 from tests.procs import RedisServer, Stack, wait_until
 
 
@@ -61,6 +61,9 @@ def test_kill_everything_and_restart_gives_the_same_results(
     wait_until(lambda: api.call("GET", f"/tasks/{late}").json()["status"] == "SUCCESS", 60,
                "the late job ends")
     stack.procs["index"].signal(signal.SIGCONT)
+    # The answers to compare are the index's own, once it has caught up (a
+    # search it has not caught up with scores the newest vectors exactly).
+    wait_until(lambda: index_vectors(stack) == 1198, 30, "the index catches up")
     queries = unit_rows(rng, 6, 16)
     before = _answers(api, queries)
     counts = [api.call("GET", f"/collections/{n}").json()["count"] for n in ("crash", "crash8")]
@@ -74,6 +77,7 @@ def test_kill_everything_and_restart_gives_the_same_results(
     again.start_index()
     again.start()
     api = Api(again.url, api_key)
+    wait_until(lambda: index_vectors(again) == 1198, 30, "the index replays the stream")
 
     # Then: the same answers, the same counts, nothing lost or doubled
     # (both index processes write to one log: the second's part is after its start)
@@ -88,5 +92,6 @@ def test_kill_everything_and_restart_gives_the_same_results(
     again.procs["index"].stop()
     shutil.rmtree(index_dir)
     again.start_index()
+    wait_until(lambda: index_vectors(again) == 1198, 30, "the index is rebuilt")
     assert "index rebuilt" in again.procs["index"].log().split("index process ready")[-1]
     assert _answers(api, queries) == before

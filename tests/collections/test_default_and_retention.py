@@ -1,13 +1,12 @@
 """``default`` keeps one index per dimension; deletes free Redis memory and disk."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import redis as redis_lib
 
-from tests.collections.conftest import Api, unit_rows
+from tests.collections.conftest import Api, index_vectors, unit_rows
 from tests.procs import Stack, wait_until
 
 
@@ -35,14 +34,6 @@ def test_default_takes_two_dimensions_and_searches_each(api: Api) -> None:
     assert resp.status_code == 422
 
 
-def _index_vectors(stack: Stack) -> float:
-    import requests
-
-    text = requests.get(stack.url + "/metrics", timeout=10).text
-    found = re.search(r"^hookline_index_vectors(?:\{[^}]*\})? (\S+)$", text, re.M)
-    return float(found.group(1)) if found else -1.0
-
-
 def test_deleting_frees_memory_and_disk(make_stack: object, redis: redis_lib.Redis,
                                         api_key: str) -> None:
     stack: Stack = make_stack(HOOKLINE_INDEX_SAVE_SECONDS="0.2")  # type: ignore[operator]
@@ -54,14 +45,14 @@ def test_deleting_frees_memory_and_disk(make_stack: object, redis: redis_lib.Red
     for task_id in tasks:
         api.wait_success(task_id)
     index_dir = Path(stack.env["HOOKLINE_INDEX_DIR"])
-    wait_until(lambda: _index_vectors(stack) == 2000, 30, "the index holds 2000 vectors")
+    wait_until(lambda: index_vectors(stack) == 2000, 30, "the index holds 2000 vectors")
     wait_until(lambda: list(index_dir.glob("*.big.*.usearch")), 30, "the index is saved")
 
     # Deleting one task's vectors: they leave Redis and the index.
     used = redis.info("memory")["used_memory"]
     resp = api.call("POST", "/collections/big/vectors/delete", {"task_id": tasks[0]})
     assert resp.json() == {"deleted": 500}
-    wait_until(lambda: _index_vectors(stack) == 1500, 30, "the index holds 1500 vectors")
+    wait_until(lambda: index_vectors(stack) == 1500, 30, "the index holds 1500 vectors")
     assert used - redis.info("memory")["used_memory"] > 500 * 1536
     assert api.call("GET", "/collections/big").json()["count"] == 1500
 
@@ -72,5 +63,5 @@ def test_deleting_frees_memory_and_disk(make_stack: object, redis: redis_lib.Red
     assert not redis.keys("hl:c*:*:big")
     wait_until(lambda: used - redis.info("memory")["used_memory"] > 1500 * 1536, 30,
                "Redis frees the vectors")
-    wait_until(lambda: _index_vectors(stack) == 0, 30, "the index holds nothing")
+    wait_until(lambda: index_vectors(stack) == 0, 30, "the index holds nothing")
     wait_until(lambda: not list(index_dir.glob("*.big.*.usearch")), 30, "the files are gone")

@@ -12,7 +12,7 @@ gunicorn, the job worker, the callbacks worker and the index process, as
   submitter searches every 20 ms until it does: an upper bound by up to one
   search); and the index process's own time from a task's end to its
   vectors in its graph (``hookline_index_lag_seconds``, p99 as a bucket
-  bound), which a search does not wait for beyond 0.25 s;
+  bound), which a search does not wait for beyond 0.05 s;
 * resident memory per vector: the growth of every process's RSS (Redis
   and all of Hookline's) over the collection's vectors;
 * recall@10 of ``--queries`` queries (batches of 100 over HTTP) against exact

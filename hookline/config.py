@@ -112,7 +112,7 @@ class Config:
     index_socket: str = ""
     #: Seconds a search waits for the index to apply the latest change before
     #: it scores the changes the index has not applied itself.
-    index_wait_seconds: float = 0.25
+    index_wait_seconds: float = 0.05
     #: Seconds between saves of the index's files (when something changed).
     index_save_seconds: float = 30.0
     extra: Mapping[str, str] = field(default_factory=dict)

@@ -612,9 +612,9 @@ class TaskStore:
         outcome. ``finished_at`` defaults to now. ``then(pipeline)`` adds
         commands that run right after, in the same transaction (an error in
         them does not undo the end; their owner must recover from it).
-        Returns ``True`` for the
-        call that made the transition; every other call (a redelivery, a race
-        with cancel) gets ``False`` and changes nothing.
+        Returns ``True`` for the call that made the transition; every other
+        call (a redelivery, a race with cancel) gets ``False`` and changes
+        nothing.
         """
         assert status in TERMINAL
         pairs: list[Any] = ["finished", repr(time.time() if finished_at is None else finished_at)]

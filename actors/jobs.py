@@ -24,10 +24,13 @@ from actors.events import Event
 from actors.held import give_back, held_message
 from actors.messages import JOB_ACTOR, JOBS_QUEUE, delivery_message
 from actors.services import Services
-from actors.vectors import Cancelled, InvalidJob, load, normalise
-from hookline import keys, metrics
+from actors.vectors import Cancelled, InvalidJob, load, normalise, stored_vectors
+from hookline import metrics
+from hookline.memory import return_large_buffers
 from hookline.redis_client import UNAVAILABLE
 from hookline.task_record import FAILURE, REVOKED, STARTED, SUCCESS, RecordError, Task
+from hookline.vector_collections import CollectionError
+from hookline.vectorstore import JobWrite, VectorStore
 
 log = logging.getLogger("hookline.jobs")
 
@@ -79,6 +82,9 @@ class VectorJob:
         from actors.chunk_job import ChunkPlanner
 
         self.chunks = ChunkPlanner(services, JOBS_QUEUE)
+        self.vectors = VectorStore(services.redis)
+        # Each job's payload and vectors are megabytes, freed when it ends.
+        return_large_buffers()
 
     def __call__(self, task_id: str) -> None:
         try:
@@ -140,6 +146,7 @@ class VectorJob:
                 raise InvalidJob("the task's payload is gone (already processed?)")
             vectors = load(payload, task.total, task.dimension)
             normalised, stats = normalise(vectors, lambda done: self._progress(task_id, done))
+            write = self._vectors_for(task, task_id, stored_vectors(vectors, normalised))
         except Cancelled:
             self._end(task, task_id, REVOKED, started, error="cancelled while running")
         except InvalidJob as exc:
@@ -164,8 +171,25 @@ class VectorJob:
                 "norms": {k: stats[k] for k in ("norm_mean", "norm_min", "norm_max")},
                 "collection": task.collection,
             }
-            output = (keys.collection(task.tenant, task.collection), normalised.tobytes())
-            self._end(task, task_id, SUCCESS, started, result=result, done=task.total, output=output)
+            # The vectors go in with the step that ends the task: SUCCESS implies them.
+            self._end(task, task_id, SUCCESS, started, result=result, done=task.total,
+                      output=write.output, then=write.apply)
+
+    def _vectors_for(self, task: Task, task_id: str, vectors_of: Any) -> JobWrite:
+        """The job's vectors encoded for its collection, which is created if missing.
+
+        Raises:
+            InvalidJob: the collection has another dimension, or the ids do not fit.
+        """
+        try:
+            collection = self.vectors.collections.ensure(task.tenant, task.collection,
+                                                         task.dimension)
+        except CollectionError as exc:
+            raise InvalidJob(str(exc)) from None
+        ids = self.vectors.job_ids(task_id)
+        if ids is not None and len(ids) != task.total:
+            raise InvalidJob(f"the job has {len(ids)} ids for {task.total} vectors")
+        return self.vectors.prepare(collection, task_id, vectors_of(collection.metric), ids)
 
     def _progress(self, task_id: str, done: int) -> None:
         if self.store.progress(task_id, done):
@@ -182,6 +206,7 @@ class VectorJob:
         error: str | None = None,
         done: int | None = None,
         output: tuple[str, bytes] | None = None,
+        then: Callable[[Any], None] | None = None,
     ) -> None:
         outcome = {SUCCESS: "success", FAILURE: "failure", REVOKED: "revoked"}[status]
         finished = time.time()
@@ -204,6 +229,7 @@ class VectorJob:
             fields={"done": done} if done is not None else None,
             allowed_from=(STARTED,),
             output=output,
+            then=then,
             finished_at=finished,
         )
         if held is not None:

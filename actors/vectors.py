@@ -61,3 +61,16 @@ def normalise(
         "zero_vectors": int((norms == 0).sum()),
     }
     return out, stats
+
+
+def stored_vectors(vectors: np.ndarray, normalised: np.ndarray) -> Callable[[str], np.ndarray]:
+    """The float32 rows a collection of a given metric keeps.
+
+    ``cosine`` keeps the normalised rows; ``ip`` and ``l2`` compare the
+    vectors as sent, so they keep those.
+    """
+
+    def of(metric: str) -> np.ndarray:
+        return normalised if metric == "cosine" else vectors.astype(np.float32)
+
+    return of

@@ -58,11 +58,11 @@ from actors.queue_keys import Keys, decode  # noqa: E402
 from callbacks.registry import generation_key  # noqa: E402
 from dev import REDIS_SETTINGS  # noqa: E402
 from hookline import keys  # noqa: E402
-from hookline.collections import collection_key  # noqa: E402
 from hookline.ids import new_task_id  # noqa: E402
 from hookline.redis_client import confirm_replicated  # noqa: E402
 from hookline.task_record import STARTED, SUCCESS  # noqa: E402
 from hookline.task_store import TaskStore  # noqa: E402
+from hookline.vectorstore import VectorStore  # noqa: E402
 
 #: The standard benchmark's job (bench/RESULTS.md): 16 vectors of 64 values.
 VECTORS, DIMENSION = 16, 64
@@ -126,11 +126,17 @@ def one_job(client: redis.Redis, store: TaskStore, owner: str, payload: bytes, o
     if outcome != "run" or task is None:
         client.lrem(jobs.held(owner), -1, raw)
         return
+    # The job's vectors go in with its end, as the job actor writes them.
+    vectors = VectorStore(client)
+    collection = vectors.collections.ensure(TENANT, "default", DIMENSION)
+    write = vectors.prepare(collection, taken,
+                            np.frombuffer(output, dtype=np.float32).reshape(VECTORS, DIMENSION),
+                            vectors.job_ids(taken))
     result = {"processed_vectors": VECTORS, "dimension": DIMENSION, "status": "indexed"}
     event = {"task_id": taken, "status": SUCCESS, "result": result}
     store.finish(taken, SUCCESS, delivery=delivery_message(taken, callback_id=CALLBACK, event=event),
                  result=result, fields={"done": VECTORS}, allowed_from=(STARTED,),
-                 output=(collection_key(TENANT, "default"), output), held=(jobs.held(owner), raw))
+                 output=write.output, then=write.apply, held=(jobs.held(owner), raw))
     # The webhook worker: take a delivery message with the change counter, record the attempt.
     pipe = client.pipeline(transaction=False)
     pipe.lmove(hooks.queue, hooks.held(owner), "RIGHT", "LEFT")
@@ -194,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         warm.start()
         warm.join()
         counter.value = 0
-        collection_before = client.memory_usage(collection_key(TENANT, "default"), samples=0) or 0
+        collection_before = client.memory_usage(keys.collection_vectors(TENANT, "default"), samples=0) or 0
         before = snapshot(client)
         clients = [multiprocessing.Process(target=client_process,
                                            args=(port, args.seconds, counter, args.wait))
@@ -213,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         # SAMPLES 0: every field counted, not an estimate from five.
         record = client.memory_usage(keys.task(client.zrange(keys.task_index(TENANT), -1, -1)[0].decode()),
                                      samples=0)
-        collection = (client.memory_usage(collection_key(TENANT, "default"), samples=0) or 0) - collection_before
+        collection = (client.memory_usage(keys.collection_vectors(TENANT, "default"), samples=0) or 0) - collection_before
         figures = {
             "clients": args.clients,
             "replicas": args.replicas,

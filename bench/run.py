@@ -106,7 +106,7 @@ def wait_until(check: Any, timeout: float, what: str) -> None:
 
 
 class Hookline:
-    """A fresh stack: redis-server, gunicorn, the job worker, the callbacks worker."""
+    """A fresh stack: redis-server, gunicorn, the job worker, the callbacks worker, the index."""
 
     def __init__(self, workdir: Path, layout: dict[str, int]) -> None:
         self.workdir = workdir
@@ -125,6 +125,7 @@ class Hookline:
             "HOOKLINE_RATE_LIMIT": "0", "HOOKLINE_LOG_LEVEL": "WARNING",
             "WEB_CONCURRENCY": str(layout["web_workers"]),
             "HOOKLINE_WEB_THREADS": str(layout["web_threads"]),
+            "HOOKLINE_INDEX_DIR": str(workdir / "index"),
         }
         self.layout = layout
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -154,6 +155,8 @@ class Hookline:
                                   "actors:setup", "--queues", "callbacks",
                                   "--processes", str(self.layout["callback_processes"]),
                                   "--threads", str(self.layout["callback_threads"])])
+        # Every job indexes its vectors into ``default``: the index follows.
+        self._spawn("index", [str(BIN / "python"), "-m", "hookline.index"])
         wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok, 60, "gunicorn")
         wait_until(lambda: self.client.zcard(HEARTBEATS_KEY)
                    >= self.layout["job_processes"] + self.layout["callback_processes"], 60,
@@ -169,7 +172,7 @@ class Hookline:
         return out.stdout.strip().splitlines()[-1]
 
     def stop(self) -> None:
-        for name in ("web", "worker", "callbacks", "redis"):
+        for name in ("web", "worker", "callbacks", "index", "redis"):
             proc = self.procs.get(name)
             if proc is not None and proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -218,7 +221,7 @@ def hookline_figures(stack: Hookline, auth: dict[str, str]) -> dict[str, Any]:
         pipe.hexists(keys.task(task_id), "payload")
     usage = pipe.execute()
     index = client.memory_usage(keys.task_index("bench"), samples=0) or 0
-    collection = client.memory_usage(keys.collection("bench", "default"), samples=0) or 0
+    collection = client.memory_usage(keys.collection_vectors("bench", "default"), samples=0) or 0
     n = max(1, len(ids))
     per_task = (sum(u or 0 for u in usage[0::2]) + index) / n
     persistence = client.info("persistence")

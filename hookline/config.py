@@ -168,6 +168,15 @@ class Config:
     redis_min_replicas: int = 0
     #: Milliseconds a submit waits for those replicas before answering ``503``.
     redis_replica_timeout_ms: int = 200
+    #: Where the index process keeps its files (and its socket, by default).
+    index_dir: str = ".hookline/index"
+    #: The index process's Unix socket; empty means ``<index_dir>/index.sock``.
+    index_socket: str = ""
+    #: Seconds a search waits for the index to apply the latest change before
+    #: it scores the changes the index has not applied itself.
+    index_wait_seconds: float = 0.05
+    #: Seconds between saves of the index's files (when something changed).
+    index_save_seconds: float = 30.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -236,9 +245,19 @@ class Config:
             redis_replica_timeout_ms=_int(
                 env, "HOOKLINE_REDIS_REPLICA_TIMEOUT_MS", cls.redis_replica_timeout_ms, 1
             ),
+            index_dir=env.get("HOOKLINE_INDEX_DIR") or cls.index_dir,
+            index_socket=env.get("HOOKLINE_INDEX_SOCKET", ""),
+            index_wait_seconds=_float(env, "HOOKLINE_INDEX_WAIT_SECONDS", cls.index_wait_seconds,
+                                      0),
+            index_save_seconds=_float(env, "HOOKLINE_INDEX_SAVE_SECONDS", cls.index_save_seconds,
+                                      0),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def index_socket_path(self) -> str:
+        return self.index_socket or os.path.join(self.index_dir, "index.sock")
 
     def replace(self, **changes: object) -> "Config":
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

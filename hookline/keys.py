@@ -33,11 +33,6 @@ def task_index(tenant: str) -> str:
     return f"{PREFIX}tasks:{tenant}"
 
 
-def collection(tenant: str, name: str) -> str:
-    """A tenant's vector collection (a hash of task id to vectors)."""
-    return f"{PREFIX}coll:{tenant}:{name}"
-
-
 def failed_deliveries(callback_id: str) -> str:
     """The callback's tasks whose webhook failed (a sorted set, for recover)."""
     return f"{PREFIX}failed:{callback_id}"
@@ -121,3 +116,40 @@ def ended_chunks(task_id: str) -> str:
 
 #: The channel of the marker write before ``WAIT`` (nobody subscribes to it).
 REPLICATION_CHANNEL = f"{PREFIX}replication"
+
+
+# -- Collections (hookline/vector_collections.py, hookline/vectorstore.py) ----
+
+def collections(tenant: str) -> str:
+    """A tenant's collections: name -> description as JSON (a hash)."""
+    return f"{PREFIX}colls:{tenant}"
+
+
+def collection_stats(tenant: str, name: str) -> str:
+    """A collection's counts: 'v' version, 'b' bytes, 'n:<dim>' vectors (a hash)."""
+    return f"{PREFIX}cstat:{tenant}:{name}"
+
+
+def collection_vectors(tenant: str, name: str) -> str:
+    """A collection's vectors: 8-byte vector key -> record (a hash)."""
+    return f"{PREFIX}cvec:{tenant}:{name}"
+
+
+def collection_tasks(tenant: str, name: str) -> str:
+    """Task id -> the ids of that task's vectors in a collection (a hash)."""
+    return f"{PREFIX}ctask:{tenant}:{name}"
+
+
+def job_ids(task_id: str) -> str:
+    """The ids a job sent for its vectors, until it ends (a string)."""
+    return f"{PREFIX}tids:{task_id}"
+
+
+#: '<tenant>/<name>' of every collection (a set).
+COLLECTION_REGISTRY = f"{PREFIX}collreg"
+#: Task id -> a finished job's vectors, for the one step that ends it (a hash).
+VECTOR_INBOX = f"{PREFIX}vinbox"
+#: Every change of vectors, read by the index process (a stream).
+VECTOR_LOG = f"{PREFIX}vlog"
+#: Number of the last change in the vector log (a string).
+VECTOR_SEQ = f"{PREFIX}vseq"

@@ -99,6 +99,19 @@ build_info = Gauge(
     "hookline_build_info", "Build information.", ["version"], multiprocess_mode="livemax"
 )
 
+index_vectors = Gauge(
+    "hookline_index_vectors", "Vectors in the search index of this host (all collections).",
+    multiprocess_mode="livemax",
+)
+index_lag = Histogram(
+    "hookline_index_lag_seconds", "From a task's end to its vectors being searchable.",
+    buckets=FAST_BUCKETS,
+)
+search_duration = Histogram(
+    "hookline_search_duration_seconds", "Time to answer one search request (a batch is one).",
+    buckets=FAST_BUCKETS,
+)
+
 
 _children: dict[tuple[Any, ...], Any] = {}
 

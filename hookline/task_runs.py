@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -91,15 +91,19 @@ class TaskRuns:
         output: tuple[str, bytes] | None = None,
         held: tuple[str, bytes] | None = None,
         finished_at: float | None = None,
+        then: Callable[[Any], None] | None = None,
     ) -> bool:
         """Move the task to a terminal ``status``, once.
 
         ``output`` is ``(hash key, bytes)``: the job's output, written under
         the task id in the same step. ``held`` is ``(held list, message)``:
         the broker message to acknowledge in the same step, whatever the
-        outcome. ``finished_at`` defaults to now. Returns ``True`` for the
-        call that made the transition; every other call (a redelivery, a race
-        with cancel) gets ``False`` and changes nothing.
+        outcome. ``finished_at`` defaults to now. ``then(pipeline)`` adds
+        commands that run right after, in the same transaction (an error in
+        them does not undo the end; their owner must recover from it).
+        Returns ``True`` for the call that made the transition; every other
+        call (a redelivery, a race with cancel) gets ``False`` and changes
+        nothing.
         """
         assert status in TERMINAL
         pairs: list[Any] = ["finished", repr(time.time() if finished_at is None else finished_at)]
@@ -113,12 +117,18 @@ class TaskRuns:
         script_keys += [output[0] if output else keys.task(task_id), held[0] if held else keys.task(task_id),
                         keys.finished_counts()]
         allowed = "," + ",".join(allowed_from) + ","
-        changed, _ = self._finish(
-            keys=script_keys,
-            args=[*args, allowed, output[1] if output else b"", held[1] if held else b"",
-                  status, *pairs],
-        )
-        return changed == 1
+        args = [*args, allowed, output[1] if output else b"", held[1] if held else b"",
+                status, *pairs]
+        if then is None:
+            changed, _ = self._finish(keys=script_keys, args=args)
+            return changed == 1
+        pipe = self.redis.pipeline(transaction=True)
+        self._finish(keys=script_keys, args=args, client=pipe)
+        then(pipe)
+        ended = pipe.execute(raise_on_error=False)[0]
+        if isinstance(ended, Exception):
+            raise ended
+        return ended[0] == 1
 
     def schedule_retry(
         self, task_id: str, *, owner: str, due: float, error: str, schedule_key: str

@@ -246,6 +246,8 @@ class Stack:
         self.port = free_port()
         self.env["PORT"] = str(self.port)
         self.env["HOOKLINE_BIND"] = "127.0.0.1"
+        self.index_dir = tempfile.mkdtemp(prefix="hl-index-")
+        self.env.setdefault("HOOKLINE_INDEX_DIR", self.index_dir)
         self.procs: dict[str, Process] = {}
 
     @property
@@ -273,6 +275,17 @@ class Stack:
                    f"{name} boots {processes} process(es)")
         return proc
 
+    def start_index(self, **env: str) -> Process:
+        """The Procfile's ``index`` process, its files under this stack's folder."""
+        log = self.log_dir / "index.log"
+        earlier = log.read_text(errors="replace").count("index ready") if log.exists() else 0
+        proc = Process("index", [str(BIN / "python"), "-m", "hookline.index"],
+                       {**self.env, **env}, self.log_dir)
+        self.procs["index"] = proc
+        wait_until(lambda: proc.log().count("index ready") > earlier, 60,
+                   "the index process is ready")
+        return proc
+
     def start_callbacks(self, **env: str) -> Process:
         return self.start_worker("callbacks", "callbacks", processes=1, threads=16, **env)
 
@@ -286,6 +299,7 @@ class Stack:
         for proc in self.procs.values():
             proc.stop()
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        shutil.rmtree(self.index_dir, ignore_errors=True)
 
     def logs(self) -> str:
         return "\n".join(f"===== {n} =====\n{p.log()}" for n, p in self.procs.items())

@@ -38,7 +38,17 @@ def _security_headers(resp: Response) -> None:
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the application from ``config`` (default: the environment)."""
-    from webapp import bodylimit, callbacks_api, cli, console, ops, problems, tasks, uploads
+    from webapp import (
+        bodylimit,
+        callbacks_api,
+        cli,
+        collections_api,
+        console,
+        ops,
+        problems,
+        tasks,
+        uploads,
+    )
     from webapp.services import WebServices
 
     config = config or Config.from_env()
@@ -52,6 +62,7 @@ def create_app(config: Config | None = None) -> Flask:
     bodylimit.register(app, config.max_body_bytes)
     app.register_blueprint(tasks.bp)
     app.register_blueprint(callbacks_api.bp)
+    app.register_blueprint(collections_api.bp)
     app.register_blueprint(ops.bp)
     console.register(app)
     uploads.register(app, config, app.extensions["hookline"].redis)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from hookline import __version__
+from webapp import collections_openapi
 from webapp.idempotency import MAX_KEY_LENGTH
 
 _STATUS = ["PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED"]
@@ -95,6 +96,10 @@ def document(max_vectors: int = 100_000, max_dimension: int = 4096) -> dict[str,
                              "description": "At most 16 KiB as JSON; numbers finite."},
                 "callback_url": {**_URL, "description": "A URL this tenant registered."},
                 "callback_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                "collection": _COLLECTION,
+                "ids": {"type": "array", "description": "One per vector, unique within the job.",
+                        "uniqueItems": True,
+                        "items": {"type": "string", "minLength": 1, "maxLength": 128}},
             },
         },
         "TaskFromUpload": {
@@ -344,6 +349,8 @@ def document(max_vectors: int = 100_000, max_dimension: int = 4096) -> dict[str,
                                           "503": {"description": "Not ready", "content": _json("Status")},
                                           **_errors(400, 413)}}},
     }
+    schemas.update(collections_openapi.schemas())
+    paths.update(collections_openapi.paths(_errors, _PAGE))
     return {
         "openapi": "3.0.3",
         "info": {"title": "Hookline", "version": __version__,

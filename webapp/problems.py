@@ -57,7 +57,8 @@ class Problem(Exception):
         }
         if self.errors:
             body["errors"] = self.errors
-        return orjson.dumps(body)
+        # Errors of list items are keyed by their index (marshmallow), a number.
+        return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
 
     def response(self) -> Response:
         resp = Response(self.body(), self.status, mimetype="application/problem+json")

@@ -13,7 +13,15 @@ from typing import Any
 
 import numpy as np
 import orjson
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates,
+    validates_schema,
+)
 
 #: Largest ``metadata`` object, as JSON bytes.
 MAX_METADATA_BYTES = 16 * 1024
@@ -21,6 +29,7 @@ MAX_METADATA_BYTES = 16 * 1024
 _NUMBER_TYPES = frozenset({int, float})
 _COLLECTION_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
+COLLECTION_MESSAGE = "Must be 1-64 letters, digits, '_', '.' or '-'."
 SHAPE_MESSAGE = "Must be a list of numbers, or a list of equal-length lists of numbers."
 
 
@@ -114,6 +123,8 @@ class TaskSubmitSchema(Schema):
     metadata = fields.Dict(keys=fields.String(), load_default=dict)
     callback_url = fields.String(validate=validate.Length(min=1, max=2048))
     callback_id = fields.String(validate=validate.Length(min=1, max=64))
+    collection = fields.String(validate=validate.Regexp(_COLLECTION_RE, error=COLLECTION_MESSAGE))
+    ids = fields.List(fields.String(validate=validate.Length(min=1, max=128)))
 
     def __init__(self, *, max_vectors: int, max_dimension: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -141,6 +152,20 @@ class TaskSubmitSchema(Schema):
             raise ValidationError(
                 "metadata.collection must be 1-64 letters, digits, '_', '.' or '-'."
             )
+
+
+    @validates_schema
+    def _ids_fit(self, data: dict[str, Any], **kwargs: Any) -> None:
+        ids, vectors = data.get("ids"), data.get("vector_data")
+        if ids is None or vectors is None:
+            return
+        if len(ids) != len(vectors):
+            raise ValidationError(
+                f"Holds {len(ids)} ids for {len(vectors)} vectors; send one id per vector.", "ids"
+            )
+        if len(set(ids)) != len(ids):
+            raise ValidationError("Holds the same id twice; ids must be unique within a job.",
+                                  "ids")
 
 
 class ListQuerySchema(Schema):

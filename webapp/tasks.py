@@ -11,8 +11,10 @@ from actors.messages import job_message
 from hookline import metrics
 from hookline.ids import new_task_id
 from hookline.task_record import TERMINAL, Task
+from hookline.vector_collections import DEFAULT
 from webapp import actions, upload_jobs
 from webapp.auth import authenticate, tenant
+from webapp.collections_api import job_extras
 from webapp.durability import wait_replicas
 from webapp.idempotency import Claimed, IdempotencyKeys, run_once
 from webapp.jsonio import json_body, reply
@@ -71,7 +73,11 @@ def _submit(svc: WebServices, owner: str, claimed: Claimed | None) -> Response:
     answer = {"task_id": task_id, "status": "Processing", "links": _links(task_id)}
     answer_bytes = orjson.dumps(answer)
     location = f"/tasks/{task_id}"
-    extra = [claimed.answer_write(202, answer_bytes, location)] if claimed is not None else []
+    collection = data.get("collection") or str(metadata.get("collection", DEFAULT))
+    extra = job_extras(svc.redis, owner, collection, task_id, vectors.shape[1], data.get("ids"),
+                       svc.config.result_ttl)
+    if claimed is not None:
+        extra.append(claimed.answer_write(202, answer_bytes, location))
     svc.store.submit(
         task_id=task_id,
         tenant=owner,
@@ -79,7 +85,7 @@ def _submit(svc: WebServices, owner: str, claimed: Claimed | None) -> Response:
         count=int(vectors.shape[0]),
         dimension=int(vectors.shape[1]),
         metadata_json=orjson.dumps(metadata),
-        collection=str(metadata.get("collection", "default")),
+        collection=collection,
         callback=callback,
         message=job_message(task_id),
         extra=extra,

@@ -22,7 +22,7 @@ from hookline.config import Config
 from hookline.npy import PREAMBLE_BYTES, NpyHeaderError, header_size, parse_header
 from hookline.upload_retention import RetentionSweeper
 from hookline.uploads import Upload, UploadStore
-from webapp.problems import Problem, not_found
+from webapp.problems import Problem, not_found, unprocessable
 
 log = logging.getLogger("hookline.uploads")
 
@@ -52,7 +52,7 @@ def header_int(name: str, status: int = 400) -> int:
 
 
 def invalid(field: str, message: str) -> Problem:
-    return Problem(422, "Unprocessable Content", message, errors={field: [message]})
+    return unprocessable(message, errors={field: [message]})
 
 
 def delete(svc: UploadServices, upload: Upload) -> Response:

@@ -30,6 +30,9 @@ CONTRACT: dict[str, tuple[str, frozenset[str]]] = {
     "hookline_build_info": ("gauge", frozenset({"version"})),
     "hookline_webhook_attempts_per_delivery": ("histogram", frozenset()),
     "hookline_redis_failovers_total": ("counter", frozenset()),
+    "hookline_index_vectors": ("gauge", frozenset()),
+    "hookline_index_lag_seconds": ("histogram", frozenset()),
+    "hookline_search_duration_seconds": ("histogram", frozenset()),
 }
 #: Label values the contract enumerates.
 LABEL_VALUES = {

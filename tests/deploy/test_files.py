@@ -119,7 +119,8 @@ def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
     return sections
 
 
-SERVICES = ["hookline-web", "hookline-worker", "hookline-callbacks", "hookline-metrics"]
+SERVICES = ["hookline-web", "hookline-worker", "hookline-callbacks", "hookline-metrics",
+            "hookline-index"]
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -287,7 +288,8 @@ def test_compose_prometheus_scrapes_the_compose_services(compose: dict[str, Any]
                 listening = [s for s in services.values()
                              if s is services[host] or s.get("network_mode") == f"service:{host}"]
                 if port == "8000":
-                    assert any(s.get("command") == PROCESSES["web"] for s in listening), target
+                    assert any(unwrap(s.get("command") or []) == PROCESSES["web"]
+                               for s in listening), target
                 else:
                     assert port == "9191" and any(
                         s.get("command") == PROCESSES["metrics"] for s in listening), target

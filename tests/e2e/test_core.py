@@ -13,8 +13,9 @@ import redis as redis_lib
 import requests
 
 from actors.messages import job_message
-from hookline import keys
 from hookline.task_store import QueuedMessage
+from hookline.vector_collections import Collections, records_key
+from hookline.vectorstore import VectorStore
 from tests.procs import ROOT, Stack, queued, settled, wait_until
 
 SEED = {"vector_data": [0.1, 0.2, 0.3], "metadata": {"source": "user"}}
@@ -54,6 +55,13 @@ def test_seed_example_works_unchanged_but_for_the_key(stack: Stack) -> None:
         f"{stack.url}/tasks/{body['task_id']}", headers=auth, timeout=5).headers
 
 
+def stored_vectors(redis: redis_lib.Redis, name: str, task_id: str) -> np.ndarray:
+    """A task's vectors as its collection stores them, in row order."""
+    collection = Collections(redis).get("acme", name)
+    assert collection is not None
+    return np.stack([r.vector for r in VectorStore(redis).task_records(collection, task_id)])
+
+
 def test_rows_are_vectors_and_are_normalised_into_the_collection(
         stack: Stack, redis: redis_lib.Redis) -> None:
     auth = key_for(stack)
@@ -64,8 +72,8 @@ def test_rows_are_vectors_and_are_normalised_into_the_collection(
     assert done["status"] == "SUCCESS"
     assert done["result"]["processed_vectors"] == 3
     assert done["result"]["dimension"] == 2
-    stored = np.frombuffer(redis.hget(keys.collection("acme", "demo"), task_id), dtype=np.float32)
-    assert np.allclose(stored.reshape(3, 2), [[0.6, 0.8], [0.0, 1.0], [0.0, 0.0]])
+    stored = stored_vectors(redis, "demo", task_id)
+    assert np.allclose(stored, [[0.6, 0.8], [0.0, 1.0], [0.0, 0.0]])
     # The finished record drops the payload and the owner, and is written
     # afresh so that it takes Redis's compact encoding again.
     record = redis.hgetall(f"hl:task:{task_id}")
@@ -97,8 +105,7 @@ def test_a_task_accepted_with_its_payload_under_its_own_key_still_runs(
     # Then it ran on that payload, and neither task leaves its payload behind
     assert done["status"] == "SUCCESS"
     assert done["result"]["norms"]["norm_max"] == 5.0
-    stored = np.frombuffer(redis.hget(keys.collection("acme", "old"), ran), dtype=np.float32)
-    assert np.allclose(stored, [0.6, 0.8])
+    assert np.allclose(stored_vectors(redis, "old", ran), [[0.6, 0.8]])
     assert not redis.exists(f"hl:payload:{ran}") and not redis.exists(f"hl:payload:{cancelled}")
 
 
@@ -133,7 +140,7 @@ def test_redelivery_runs_the_task_once(make_stack: Callable[..., Stack],
     wait_until(lambda: settled(redis, "jobs"), 30, "all messages acknowledged")
     # Then it ran exactly once and its result is not duplicated
     assert done["status"] == "SUCCESS" and done["attempts"] == 1
-    assert redis.hlen(keys.collection("acme", "default")) == 1
+    assert redis.hlen(records_key("acme", "default")) == 3  # SEED's three vectors, once
     assert stack.procs["worker"].log().count("task finished") == 1
     assert stack.procs["worker"].log().count("message dropped: task is") == 2
 
@@ -174,5 +181,5 @@ def test_cancelled_pending_task_never_runs(make_stack: Callable[..., Stack],
     body = requests.get(f"{stack.url}/tasks/{task_id}", headers=auth, timeout=5).json()
     assert body["status"] == "REVOKED"
     assert body["attempts"] == 0 and body["started_at"] is None
-    assert redis.hlen(keys.collection("acme", "default")) == 0
+    assert redis.hlen(records_key("acme", "default")) == 0
     assert "task started" not in stack.procs["worker"].log()

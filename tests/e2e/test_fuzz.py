@@ -46,6 +46,8 @@ DATA_RULES = {
     "cursor": "a next_cursor this API made",
     "Idempotency-Key": "not used before with a different body",
     "upload_id": "a complete upload of this tenant's",
+    "ids": "one per vector (JSON Schema cannot relate two fields' lengths)",
+    "collection": "a collection of this tenant's has this job's dimension",
     "format": "Upload-Metadata's format, base64 inside the header: npy or f32",
     "dimension": "Upload-Metadata's dimension for f32, base64 inside the header",
     "Upload-Metadata": "keys once each, values base64 (a header JSON Schema cannot parse)",

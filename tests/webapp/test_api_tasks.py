@@ -145,7 +145,7 @@ def test_cancelling_a_running_task_stops_it_at_its_next_progress_point(
     assert asked == [vectors.PROGRESS_CHUNK]
     assert final["status"] == "REVOKED"
     assert final["progress"]["done"] == vectors.PROGRESS_CHUNK
-    assert not redis.exists("hl:coll:acme:default")
+    assert not redis.exists("hl:cvec:acme:default")
 
 
 def test_a_redis_outage_mid_job_retries_it_later(

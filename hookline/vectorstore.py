@@ -1,0 +1,194 @@
+"""Where vectors live: the source of truth, in Redis, one record per vector id.
+
+A collection's vectors are one hash, ``hl:cvec:<tenant>:<name>``: the field
+is the vector's 8-byte key (``vectorrecords.vector_key`` of its id), the
+value its record (task id, id, vector in the storage type). Each vector is
+kept once; the same id again replaces it. ``hl:ctask:...`` lists each task's
+ids, so that a task's vectors can be found (``filter``, delete by task).
+
+Every change appends an entry to the stream ``hl:vlog`` (the keys changed)
+and counts ``hl:vseq`` up in the same script; the index process follows the
+stream, and a search waits until the index has applied the number it read.
+The scripts are ``hookline/lua/*.lua``.
+"""
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import redis
+
+from hookline import keys, scripts
+from hookline import vector_collections as colls
+from hookline.vector_collections import Collection, new_collection
+from hookline.vectorrecords import Record, decode, default_id, encode, key_bytes, vector_key
+
+#: Seconds of changes the stream keeps; an index further behind rebuilds.
+LOG_RETENTION_SECONDS = 3600
+#: Seconds a job's ids wait beside its task for the job (longer than any run).
+JOB_IDS_TTL = 8 * 86400
+
+
+#: A job's ``ids`` (JSON), written with its task, deleted when it ends.
+job_ids_key = keys.job_ids
+
+
+def load_script(client: redis.Redis, name: str) -> Any:
+    return scripts.register(client, "hookline", name)
+
+
+def log_cutoff(now: float | None = None) -> str:
+    """The stream id before which entries may be trimmed."""
+    now = time.time() if now is None else now
+    return str(int((now - LOG_RETENTION_SECONDS) * 1000))
+
+
+@dataclass
+class JobWrite:
+    """A finished job's vectors, ready to go in with the step that ends it.
+
+    ``blob`` goes to the finish script's output (the inbox, written only if
+    that step ends the task); ``apply`` adds the script that moves it into
+    the collection, to the same transaction.
+    """
+
+    store: "VectorStore"
+    collection: Collection
+    task_id: str
+    dimension: int
+    blob: bytes
+
+    @property
+    def output(self) -> tuple[str, bytes]:
+        return colls.INBOX_KEY, self.blob
+
+    def apply(self, pipe: Any) -> None:
+        self.store.apply_inbox(self.collection, self.task_id, self.dimension, client=pipe)
+
+
+class VectorStore:
+    """Writes, reads and deletes the vectors of collections."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self.collections = colls.Collections(client)
+        self._apply = load_script(client, "vectors_apply")
+        self._delete = load_script(client, "vectors_delete")
+        self._drop = load_script(client, "collection_drop")
+
+    # -- jobs ----------------------------------------------------------------
+
+    def job_ids(self, task_id: str) -> list[str] | None:
+        import orjson  # noqa: PLC0415 - only jobs with ids need it
+
+        raw = self.redis.get(job_ids_key(task_id))
+        return orjson.loads(raw) if raw else None  # type: ignore[arg-type]
+
+    def prepare(self, collection: Collection, task_id: str, vectors: np.ndarray,
+                ids: list[str] | None) -> JobWrite:
+        """Encode a job's float32 ``vectors`` for ``collection`` (its storage type)."""
+        records = encode(task_id, ids, vectors, collection.dtype)
+        if ids is None:
+            keys = [vector_key(default_id(task_id, row)) for row in range(len(records))]
+            entry = f"#{len(records)}".encode()
+        else:
+            keys = [vector_key(name) for name in ids]
+            entry = "\n".join(ids).encode()
+        parts = [struct.pack("<I", len(entry)), entry]
+        for key, record in zip(keys, records):
+            parts += [key_bytes(key), struct.pack("<I", len(record)), record]
+        return JobWrite(self, collection, task_id, int(vectors.shape[1]), b"".join(parts))
+
+    def apply_inbox(self, collection: Collection, task_id: str, dimension: int,
+                    client: Any = None) -> Any:
+        """Move a finished task's vectors from the inbox into ``collection``."""
+        tenant, name = collection.tenant, collection.name
+        description = new_collection(tenant, name, dimension, collection.metric, collection.dtype)
+        return self._apply(
+            keys=[colls.INBOX_KEY, colls.records_key(tenant, name), colls.stats_key(tenant, name),
+                  colls.tasks_key(tenant, name), colls.LOG_KEY, colls.SEQ_KEY,
+                  colls.collections_key(tenant), colls.REGISTRY_KEY, job_ids_key(task_id)],
+            args=[task_id, log_cutoff(), tenant, name, colls.registry_member(tenant, name),
+                  description.to_json(), dimension],
+            client=client,
+        )
+
+    # -- reads ---------------------------------------------------------------
+
+    def fetch(self, collection: Collection, keys: Sequence[int]) -> list[Record | None]:
+        """The records under ``keys`` (``None`` where there is none)."""
+        if not keys:
+            return []
+        raw = self.redis.hmget(colls.records_key(collection.tenant, collection.name),
+                               [key_bytes(k) for k in keys])
+        return [decode(r, collection.dtype) if r else None for r in raw]  # type: ignore[union-attr]
+
+    def get(self, collection: Collection, vector_id: str) -> Record | None:
+        found = self.fetch(collection, [vector_key(vector_id)])[0]
+        return found if found is not None and found.id == vector_id else None
+
+    def task_keys(self, collection: Collection, task_id: str) -> list[int]:
+        """Keys of the vectors ``task_id`` wrote (some may belong to later tasks now)."""
+        raw = self.redis.hget(colls.tasks_key(collection.tenant, collection.name), task_id)
+        if not raw:
+            return []
+        entry = raw.decode()  # type: ignore[union-attr]
+        if entry.startswith("#"):
+            return [vector_key(default_id(task_id, row)) for row in range(int(entry[1:]))]
+        return [vector_key(name) for name in entry.split("\n")]
+
+    def task_records(self, collection: Collection, task_id: str) -> list[Record]:
+        found = self.fetch(collection, self.task_keys(collection, task_id))
+        return [r for r in found if r is not None and r.task_id == task_id]
+
+    def written_after(self, collection: Collection, position: str) -> list[int]:
+        """Keys of ``collection``'s vectors written after stream ``position``.
+
+        What a search scores exactly when the index has not reached the
+        latest change: read-your-writes without waiting for it.
+        """
+        entries = self.redis.xrange(colls.LOG_KEY, min=f"({position}", max="+")
+        tenant, name = collection.tenant.encode(), collection.name.encode()
+        keys: list[int] = []
+        for _, fields in entries:  # type: ignore[union-attr]
+            if fields[b"op"] == b"u" and fields[b"t"] == tenant and fields[b"c"] == name:
+                raw = fields[b"k"]
+                keys += [int.from_bytes(raw[i:i + 8], "little") for i in range(0, len(raw), 8)]
+        return keys
+
+    def seq(self) -> int:
+        """The number of the last change: a search waits for the index to reach it."""
+        return int(self.redis.get(colls.SEQ_KEY) or 0)  # type: ignore[arg-type]
+
+    # -- deletes -------------------------------------------------------------
+
+    def delete_ids(self, collection: Collection, ids: Sequence[str]) -> int:
+        return self._delete_keys(collection, [vector_key(i) for i in ids], "")
+
+    def delete_task(self, collection: Collection, task_id: str) -> int:
+        return self._delete_keys(collection, self.task_keys(collection, task_id), task_id,
+                                 always=True)
+
+    def _delete_keys(self, collection: Collection, keys: list[int], task_id: str,
+                     always: bool = False) -> int:
+        if not keys and not always:
+            return 0
+        tenant, name = collection.tenant, collection.name
+        return int(self._delete(
+            keys=[colls.records_key(tenant, name), colls.stats_key(tenant, name),
+                  colls.tasks_key(tenant, name), colls.LOG_KEY, colls.SEQ_KEY],
+            args=[tenant, name, log_cutoff(), task_id, *(key_bytes(k) for k in keys)],
+        ))
+
+    def drop(self, tenant: str, name: str) -> bool:
+        """Delete a collection and its vectors; ``False`` if there was none."""
+        return bool(self._drop(
+            keys=[colls.collections_key(tenant), colls.stats_key(tenant, name),
+                  colls.records_key(tenant, name), colls.tasks_key(tenant, name),
+                  colls.REGISTRY_KEY, colls.LOG_KEY, colls.SEQ_KEY],
+            args=[name, colls.registry_member(tenant, name), tenant, log_cutoff()],
+        ))

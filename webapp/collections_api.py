@@ -1,0 +1,216 @@
+"""The collections API: collections, search, and vectors by id (SPEC section 8)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis
+from flask import Blueprint, Response, current_app, request
+from flask.blueprints import BlueprintSetupState
+from marshmallow import Schema, ValidationError
+
+from hookline import metrics
+from hookline.ids import isoformat
+from hookline.index.protocol import IndexClient, IndexUnavailable
+from hookline.memory import return_large_buffers
+from hookline.search import QueryError, Searcher
+from hookline.vector_collections import (
+    DEFAULT,
+    NAME_RE,
+    Collection,
+    CollectionExists,
+    Collections,
+    new_collection,
+)
+from hookline.vectorstore import JOB_IDS_TTL, VectorStore, job_ids_key
+from webapp.auth import authenticate, tenant
+from webapp.collection_schemas import (
+    CollectionCreateSchema,
+    PageSchema,
+    SearchSchema,
+    VectorDeleteSchema,
+)
+from webapp.jsonio import json_body, reply
+from webapp.problems import Problem, not_found, unprocessable
+from webapp.services import services
+
+bp = Blueprint("collections", __name__)
+bp.before_request(authenticate)
+
+#: Seconds a client is asked to wait while the index process catches up.
+INDEX_RETRY_AFTER = 1
+
+
+@dataclass
+class VectorServices:
+    store: VectorStore
+    searcher: Searcher
+    create_schema: CollectionCreateSchema
+    search_schema: SearchSchema
+
+
+@bp.record_once
+def _setup(state: BlueprintSetupState) -> None:
+    web = state.app.extensions["hookline"]
+    # A job's JSON body and its arrays are megabytes, freed after the request.
+    return_large_buffers()
+    store = VectorStore(web.redis)
+    state.app.extensions["hookline.vectors"] = VectorServices(
+        store=store,
+        searcher=Searcher(store, IndexClient(web.config.index_socket_path)),
+        create_schema=CollectionCreateSchema(max_dimension=web.config.max_dimension),
+        search_schema=SearchSchema(max_dimension=web.config.max_dimension),
+    )
+
+
+def _vectors() -> VectorServices:
+    return current_app.extensions["hookline.vectors"]  # type: ignore[no-any-return]
+
+
+def job_extras(client: redis.Redis, owner: str, name: str, task_id: str, dimension: int,
+               ids: list[str] | None, ttl: int) -> list[tuple[str, bytes, int]]:
+    """What ``POST /tasks`` checks and writes for a job's collection and ids.
+
+    A named collection that does not exist is created with the job's
+    dimension (``default`` is created by the job: it takes any dimension).
+
+    Raises:
+        Problem: 422 when the collection has another dimension.
+    """
+    if name != DEFAULT:
+        store = Collections(client)
+        found = store.get(owner, name)
+        if found is None:
+            try:
+                store.create(new_collection(owner, name, dimension))
+            except CollectionExists:
+                pass
+            found = store.get(owner, name)
+        if found is not None and not found.accepts(dimension):
+            message = (f"Collection {name!r} has dimension {found.dimension}; "
+                       f"these vectors have {dimension}.")
+            raise unprocessable(message,
+                                errors={"vector_data": [message]})
+    if ids is None:
+        return []
+    return [(job_ids_key(task_id), orjson.dumps(ids), max(ttl, JOB_IDS_TTL))]
+
+
+def _load(schema: Schema, body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise unprocessable("The body must be a JSON object.",
+                            errors={"_schema": ["Must be a JSON object."]})
+    try:
+        return schema.load(body)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        raise unprocessable("The request is not valid; see errors.",
+                            errors=exc.normalized_messages()) from None
+
+
+def _collection(name: str) -> Collection:
+    found = Collections(services().redis).get(tenant(), name) if NAME_RE.match(name) else None
+    if found is None:
+        raise not_found("collection")
+    return found
+
+
+def _public(collection: Collection) -> dict[str, Any]:
+    stats = Collections(services().redis).stats(collection.tenant, collection.name)
+    body: dict[str, Any] = {
+        "name": collection.name, "dimension": collection.dimension, "metric": collection.metric,
+        "dtype": collection.dtype, "count": stats["count"], "bytes": stats["bytes"],
+        "version": stats["version"], "created_at": isoformat(collection.created_at),
+    }
+    if collection.name == DEFAULT:
+        body["dimensions"] = stats["dimensions"]
+    return body
+
+
+@bp.post("/collections")
+def create() -> Response:
+    data = _load(_vectors().create_schema, json_body())
+    collection = new_collection(tenant(), data["name"], data["dimension"], data["metric"],
+                                data["dtype"])
+    try:
+        Collections(services().redis).create(collection)
+    except CollectionExists:
+        raise Problem(409, "Conflict", "A collection of that name exists.") from None
+    return reply(_public(collection), 201, {"Location": f"/collections/{collection.name}"})
+
+
+@bp.get("/collections")
+def index() -> Response:
+    try:
+        page = PageSchema().load(request.args.to_dict())
+    except ValidationError as exc:
+        raise unprocessable("The query is not valid; see errors.",
+                            errors=exc.normalized_messages()) from None
+    found = [c for c in Collections(services().redis).list(tenant())
+             if page["cursor"] is None or c.name > page["cursor"]]
+    items = found[:page["limit"]]
+    more = len(found) > len(items)
+    return reply({"items": [_public(c) for c in items],
+                  "next_cursor": items[-1].name if more else None})
+
+
+@bp.get("/collections/<name>")
+def show(name: str) -> Response:
+    return reply(_public(_collection(name)))
+
+
+@bp.delete("/collections/<name>")
+def delete(name: str) -> Response:
+    collection = _collection(name)
+    if not _vectors().store.drop(collection.tenant, collection.name):
+        raise not_found("collection")
+    return Response(status=204)
+
+
+@bp.post("/collections/<name>/search")
+def search(name: str) -> Response:
+    # The collection and the change number in one round trip.
+    found, seq = Collections(services().redis).get_with_seq(tenant(), name) \
+        if NAME_RE.match(name) else (None, 0)
+    if found is None:
+        raise not_found("collection")
+    collection = found
+    vectors = _vectors()
+    data = _load(vectors.search_schema, json_body())
+    batch = "vectors" in data
+    queries = data["vectors"] if batch else data["vector"]
+    task_id = (data.get("filter") or {}).get("task_id")
+    started = time.perf_counter()
+    try:
+        results = vectors.searcher.search(collection, queries, data["k"], task_id, seq)
+    except QueryError as exc:
+        field = "vectors" if batch else "vector"
+        raise unprocessable(str(exc), errors={field: [str(exc)]}) from None
+    except IndexUnavailable as exc:
+        raise Problem(503, "Service Unavailable", f"Search is unavailable: {exc}.",
+                      headers={"Retry-After": str(INDEX_RETRY_AFTER)}) from None
+    metrics.search_duration.observe(time.perf_counter() - started)
+    pages = [{"items": [hit.to_public() for hit in hits]} for hits in results]
+    return reply({"results": pages} if batch else pages[0])
+
+
+@bp.get("/collections/<name>/vectors/<path:vector_id>")
+def vector(name: str, vector_id: str) -> Response:
+    collection = _collection(name)
+    found = _vectors().store.get(collection, vector_id) if len(vector_id) <= 128 else None
+    if found is None:
+        raise not_found("vector")
+    return reply({"id": found.id, "vector": found.vector.tolist(), "task_id": found.task_id})
+
+
+@bp.post("/collections/<name>/vectors/delete")
+def delete_vectors(name: str) -> Response:
+    collection = _collection(name)
+    data = _load(VectorDeleteSchema(), json_body())
+    store = _vectors().store
+    if "ids" in data:
+        deleted = store.delete_ids(collection, data["ids"])
+    else:
+        deleted = store.delete_task(collection, data["task_id"])
+    return reply({"deleted": deleted})

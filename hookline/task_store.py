@@ -12,13 +12,15 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import redis
+from redis.commands.core import Script
 
 from hookline import keys, scripts
 from hookline.cursors import decode_cursor, encode_cursor
+from hookline.redis_client import confirm_replicated
 from hookline.task_deliveries import TaskDeliveries
 from hookline.task_record import (
     FORMAT_VERSION,
@@ -48,6 +50,16 @@ class QueuedMessage:
     message_id: str
     data: bytes
     list_key: str
+
+
+def any_record(client: redis.Redis, task_ids: Iterable[str]) -> bool:
+    """Whether any of ``task_ids`` still has a record (one ``EXISTS``; ``False`` for none).
+
+    For readers that hold a client but no store, such as the upload
+    retention sweep.
+    """
+    names = [keys.task(task_id) for task_id in task_ids]
+    return bool(names) and bool(client.exists(*names))
 
 
 class TaskStore(TaskRuns, TaskDeliveries):
@@ -91,23 +103,11 @@ class TaskStore(TaskRuns, TaskDeliveries):
         now = time.time() if now is None else now
         record = self._record(tenant, now, count, dimension, metadata_json, collection, callback)
         record[PAYLOAD_FIELD] = vectors
-        pairs = [item for field in record.items() for item in field]
         trim = ""
         if hash(task_id) % int(1 / INDEX_TRIM_CHANCE) == 0:
             trim = repr(now - self.result_ttl - 86400)
-        # One script, so the record and its message exist together or not at
-        # all; the idempotency record, when there is one, joins a transaction.
         script_keys = [keys.task(task_id), keys.task_index(tenant), keys.ACTIVE, message.list_key]
-        args = [task_id, repr(now), message.data, trim, *pairs]
-        if not extra:
-            # Called directly: a script in a pipeline costs a SCRIPT EXISTS per call.
-            self._submit(keys=script_keys, args=args)
-            return now
-        pipe = self.redis.pipeline(transaction=True)
-        self._submit(keys=script_keys, args=args, client=pipe)
-        for key, value, ttl in extra:
-            pipe.set(key, value, ex=ttl)
-        pipe.execute()
+        self._write(self._submit, script_keys, [task_id, repr(now), message.data, trim], record, extra)
         return now
 
     def submit_from_upload(
@@ -133,22 +133,32 @@ class TaskStore(TaskRuns, TaskDeliveries):
         now = time.time() if now is None else now
         record = self._record(tenant, now, count, dimension, metadata_json, collection, callback)
         record[UPLOAD_FIELD] = upload_id
-        pairs = [item for field in record.items() for item in field]
         script_keys = [keys.task(task_id), keys.task_index(tenant), keys.ACTIVE, message.list_key,
                        keys.upload(upload_id), keys.upload_tasks(upload_id)]
-        args = [task_id, repr(now), message.data, *pairs]
-        if not extra:
-            return bool(self._submit_upload(keys=script_keys, args=args))
-        pipe = self.redis.pipeline(transaction=True)
-        self._submit_upload(keys=script_keys, args=args, client=pipe)
-        for key, value, ttl in extra:
-            pipe.set(key, value, ex=ttl)
-        written = pipe.execute()[0]
-        if not written:
+        written = self._write(self._submit_upload, script_keys, [task_id, repr(now), message.data],
+                              record, extra)
+        if not written and extra:
             # The upload went between the read and the write: the answer
             # stored with it must not stand.
             self.redis.delete(*(key for key, _, _ in extra))
         return bool(written)
+
+    def _write(self, script: Script, script_keys: builtins.list[str], args: builtins.list[Any],
+               record: Mapping[str, Any], extra: Sequence[tuple[str, bytes, int]]) -> Any:
+        """Run a submit script with ``args`` then the record's fields; its reply.
+
+        One script, so the record and its message exist together or not at
+        all; the ``extra`` writes, when there are any, join it in a transaction.
+        """
+        args = [*args, *(item for field in record.items() for item in field)]
+        if not extra:
+            # Called directly: a script in a pipeline costs a SCRIPT EXISTS per call.
+            return script(keys=script_keys, args=args)
+        pipe = self.redis.pipeline(transaction=True)
+        script(keys=script_keys, args=args, client=pipe)
+        for key, value, ttl in extra:
+            pipe.set(key, value, ex=ttl)
+        return pipe.execute()[0]
 
     def upload_of(self, task_id: str) -> str | None:
         """The upload a task reads, or ``None`` for an inline task."""
@@ -252,6 +262,15 @@ class TaskStore(TaskRuns, TaskDeliveries):
                 if len(found) == limit:
                     return found, encode_cursor(score, task_id)
         return found, None
+
+    def replicated(self, task_id: str, replicas: int, timeout_ms: int) -> bool:
+        """Whether the task's record is on this primary and ``replicas`` replicas
+        hold every write so far (``hookline.redis_client.confirm_replicated``).
+
+        Raises:
+            redis.ConnectionError, redis.TimeoutError: Redis did not answer.
+        """
+        return confirm_replicated(self.redis, keys.task(task_id), replicas, timeout_ms)
 
     @staticmethod
     def decode(task_id: str, raw: Mapping[bytes, bytes]) -> Task | None:

@@ -13,7 +13,7 @@ import builtins
 import dataclasses
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import redis
 from redis.commands.core import Script
@@ -62,6 +62,24 @@ def any_record(client: redis.Redis, task_ids: Iterable[str]) -> bool:
     return bool(names) and bool(client.exists(*names))
 
 
+#: Further ``SET key value EX ttl`` writes made in the submit's transaction.
+Extra = Sequence[tuple[str, bytes, int]]
+
+
+class NewTask(TypedDict):
+    """The keywords that ``submit`` and ``submit_from_upload`` share."""
+
+    task_id: str
+    tenant: str
+    count: int
+    dimension: int
+    metadata_json: bytes
+    collection: str
+    #: The callback's id and URL, or ``None``.
+    callback: tuple[str, str] | None
+    message: QueuedMessage
+
+
 class TaskStore(TaskRuns, TaskDeliveries):
     """Reads and changes task records; every change of state is atomic."""
 
@@ -80,77 +98,53 @@ class TaskStore(TaskRuns, TaskDeliveries):
 
     # -- writes from the API -------------------------------------------------
 
-    def submit(
-        self,
-        *,
-        task_id: str,
-        tenant: str,
-        vectors: bytes,
-        count: int,
-        dimension: int,
-        metadata_json: bytes,
-        collection: str,
-        callback: tuple[str, str] | None,
-        message: QueuedMessage,
-        extra: Sequence[tuple[str, bytes, int]] = (),
-        now: float | None = None,
-    ) -> float:
+    def submit(self, *, vectors: bytes, extra: Extra = (), now: float | None = None,
+               **task: Unpack[NewTask]) -> float:
         """Write the record, payload, index entry and broker message atomically.
 
         ``extra`` holds further ``SET key value EX ttl`` writes that belong to
         the same request (the idempotency record). Returns the creation time.
         """
         now = time.time() if now is None else now
-        record = self._record(tenant, now, count, dimension, metadata_json, collection, callback)
-        record[PAYLOAD_FIELD] = vectors
         trim = ""
-        if hash(task_id) % int(1 / INDEX_TRIM_CHANCE) == 0:
+        if hash(task["task_id"]) % int(1 / INDEX_TRIM_CHANCE) == 0:
             trim = repr(now - self.result_ttl - 86400)
-        script_keys = [keys.task(task_id), keys.task_index(tenant), keys.ACTIVE, message.list_key]
-        self._write(self._submit, script_keys, [task_id, repr(now), message.data, trim], record, extra)
+        self._write(self._submit, task, now, {PAYLOAD_FIELD: vectors}, extra, more_args=[trim])
         return now
 
-    def submit_from_upload(
-        self,
-        *,
-        task_id: str,
-        tenant: str,
-        upload_id: str,
-        count: int,
-        dimension: int,
-        metadata_json: bytes,
-        collection: str,
-        callback: tuple[str, str] | None,
-        message: QueuedMessage,
-        extra: Sequence[tuple[str, bytes, int]] = (),
-        now: float | None = None,
-    ) -> bool:
+    def submit_from_upload(self, *, upload_id: str, extra: Extra = (), now: float | None = None,
+                           **task: Unpack[NewTask]) -> bool:
         """Write a task whose vectors are in an upload, its message and the upload's pin, in one step.
 
         ``extra`` as for ``submit``. Returns ``False``, writing nothing, if
         the upload is gone (deleted or swept since it was read).
         """
         now = time.time() if now is None else now
-        record = self._record(tenant, now, count, dimension, metadata_json, collection, callback)
-        record[UPLOAD_FIELD] = upload_id
-        script_keys = [keys.task(task_id), keys.task_index(tenant), keys.ACTIVE, message.list_key,
-                       keys.upload(upload_id), keys.upload_tasks(upload_id)]
-        written = self._write(self._submit_upload, script_keys, [task_id, repr(now), message.data],
-                              record, extra)
+        written = self._write(self._submit_upload, task, now, {UPLOAD_FIELD: upload_id}, extra,
+                              more_keys=[keys.upload(upload_id), keys.upload_tasks(upload_id)])
         if not written and extra:
             # The upload went between the read and the write: the answer
             # stored with it must not stand.
             self.redis.delete(*(key for key, _, _ in extra))
         return bool(written)
 
-    def _write(self, script: Script, script_keys: builtins.list[str], args: builtins.list[Any],
-               record: Mapping[str, Any], extra: Sequence[tuple[str, bytes, int]]) -> Any:
-        """Run a submit script with ``args`` then the record's fields; its reply.
+    def _write(self, script: Script, task: NewTask, now: float, fields: Mapping[str, Any],
+               extra: Extra, *, more_keys: Sequence[str] = (), more_args: Sequence[str] = ()) -> Any:
+        """Run a submit script for a new task whose record also holds ``fields``; its reply.
 
-        One script, so the record and its message exist together or not at
-        all; the ``extra`` writes, when there are any, join it in a transaction.
+        The script's KEYS are the record, the tenant's index, the unfinished
+        set and the message's queue, then ``more_keys``; its ARGV the id, the
+        creation time and the message, then ``more_args``, then the record's
+        fields and values. One script, so the record and its message exist
+        together or not at all; the ``extra`` writes, when there are any,
+        join it in a transaction.
         """
-        args = [*args, *(item for field in record.items() for item in field)]
+        record = {**self._record(task, now), **fields}
+        message = task["message"]
+        script_keys = [keys.task(task["task_id"]), keys.task_index(task["tenant"]), keys.ACTIVE,
+                       message.list_key, *more_keys]
+        args = [task["task_id"], repr(now), message.data, *more_args,
+                *(item for field in record.items() for item in field)]
         if not extra:
             # Called directly: a script in a pipeline costs a SCRIPT EXISTS per call.
             return script(keys=script_keys, args=args)
@@ -166,18 +160,18 @@ class TaskStore(TaskRuns, TaskDeliveries):
         return raw.decode() if raw else None
 
     @staticmethod
-    def _record(tenant: str, now: float, count: int, dimension: int, metadata_json: bytes,
-                collection: str, callback: tuple[str, str] | None) -> dict[str, Any]:
+    def _record(task: NewTask, now: float) -> dict[str, Any]:
         """A new task's record, without its vectors."""
         record: dict[str, Any] = {
-            "tenant": tenant,
+            "tenant": task["tenant"],
             "status": PENDING,
             "created": repr(now),
-            "total": count,
-            "dim": dimension,
-            "meta": metadata_json,
+            "total": task["count"],
+            "dim": task["dimension"],
+            "meta": task["metadata_json"],
             VERSION_FIELD: FORMAT_VERSION,
         }
+        collection, callback = task["collection"], task["callback"]
         if collection != "default":
             record["coll"] = collection
         if callback:

@@ -184,8 +184,11 @@ class ChunkLedger:
         pipe.execute()
 
     def run_state(self, task_id: str) -> tuple[str | None, bool, str | None]:
-        """What a chunk reads before it runs: the task's status (``None`` if the
-        record is gone), whether it is cancelled, and the upload it reads."""
+        """What a chunk reads before it runs, in one round trip.
+
+        Returns the task's status (``None`` if the record is gone), whether
+        it is cancelled, and the upload it reads (``None`` if none).
+        """
         status, cancel, upload = cast("list[bytes | None]", self.redis.hmget(
             keys.task(task_id), "status", "cancel", UPLOAD_FIELD))
         return (status.decode() if status is not None else None, cancel == b"1",

@@ -23,7 +23,7 @@ from actors.jobs import patiently, retry_delay
 from actors.messages import JOB_ACTOR, delivery_message, queued
 from actors.services import Services
 from actors.vectors import Cancelled, normalise
-from hookline import keys, metrics
+from hookline import metrics
 from hookline.blobs import BlobError, open_blob_store
 from hookline.redis_client import UNAVAILABLE
 from hookline.task_chunks import FAILURE as CHUNK_FAILURE
@@ -48,7 +48,6 @@ class ChunkWork:
 
     def __init__(self, services: Services, queue: str) -> None:
         self.services = services
-        self.redis = services.redis
         self.queue = queue
         self.uploads = UploadStore(services.redis)
         self.ledger = ChunkLedger(services.redis, ended_ttl=services.config.result_ttl + 86400)
@@ -84,17 +83,15 @@ class ChunkWork:
 
     def finish_from_ledger(self, task_id: str) -> None:
         """End the task from its chunks' outcomes (called by the end that was last)."""
-        total, failed, revoked, reason = list(self.redis.hmget(
-            keys.task(task_id), "ch_total", "ch_failed", "ch_revoked", "chunk_error"))
-        if int(failed or 0):
-            self.end_task(task_id, FAILURE, error=(reason or b"a chunk failed").decode())
+        ended = self.ledger.outcome(task_id)
+        if ended.failed:
+            self.end_task(task_id, FAILURE, error=ended.reason or "a chunk failed")
             return
-        if int(revoked or 0):
+        if ended.revoked:
             self.end_task(task_id, REVOKED, error="cancelled while running")
             return
-        count = int(total or 0)
-        parts = self.redis.hmget(keys.task(task_id), [f"s:{k}" for k in range(count)])
-        stats = [orjson.loads(p) for p in parts if p]
+        count = ended.total
+        stats = self.ledger.stats(task_id, count)
         vectors = sum(s["n"] for s in stats)
         task = self.services.store.get(task_id)
         result: dict[str, Any] = {
@@ -130,16 +127,11 @@ class ChunkPlanner(ChunkWork):
             self.end_task(task_id, FAILURE, error="the task's upload is gone")
             return True
         plan = self.plan_of(upload)
-        ended = {int(k) for k in self.redis.smembers(keys.ended_chunks(task_id))}
-        planned = self.redis.hexists(keys.task(task_id), "ch_total")
-        pipe = self.redis.pipeline(transaction=True)
-        if not planned:
-            pipe.hset(keys.task(task_id), mapping=self.ledger.plan_fields(plan, progress_events=False))
-        for chunk in plan:
-            if chunk.index not in ended:
-                message = chunk_message(self.queue, task_id, chunk.index)
-                pipe.lpush(message.list_key, message.data)
-        pipe.execute()
+        ended = self.ledger.ended(task_id)
+        planned = self.ledger.planned(task_id)
+        self.ledger.write_plan(
+            task_id, plan, [chunk_message(self.queue, task_id, chunk.index)
+                            for chunk in plan if chunk.index not in ended], planned=planned)
         log.info("task planned", extra={"task_id": task_id, "chunks": plan.count})
         return True
 
@@ -186,13 +178,13 @@ class ChunkJob(ChunkWork):
                 return
 
     def _run(self, task_id: str, index: int) -> None:
-        status, cancel, upload_id = list(self.redis.hmget(keys.task(task_id), "status", "cancel", "upload"))
-        if status is None or status.decode() in TERMINAL:
+        status, cancel, upload_id = self.ledger.run_state(task_id)
+        if status is None or status in TERMINAL:
             return  # the task is over (or gone): nothing to count
-        if cancel == b"1":
+        if cancel:
             self._account(task_id, index, CHUNK_REVOKED)
             return
-        upload = self.uploads.get(upload_id.decode()) if upload_id else None
+        upload = self.uploads.get(upload_id) if upload_id else None
         if upload is None:
             self._account(task_id, index, CHUNK_FAILURE, error=f"chunk {index}: the upload is gone")
             return

@@ -1,8 +1,10 @@
 """The endpoint registry: tenants' callbacks, kept in Redis.
 
-Every change is one atomic round trip (a pipeline or a script from
-``callbacks.registry_scripts``); the record and its keys are described in
-``callbacks.records``. A rotated-out secret keeps signing until it expires;
+Every change is one atomic round trip (a pipeline or a script in
+``callbacks/lua/``). Each script checks what it may change inside Redis (the
+tenant, the record's existence), so that one tenant can never touch
+another's record, and moves the change counter (``cb:gen``) on in the same
+step. The record and its keys are described in ``callbacks.records``. A rotated-out secret keeps signing until it expires;
 secrets never leave through the public view.
 """
 from __future__ import annotations
@@ -17,7 +19,6 @@ from typing import Any, cast
 
 import redis
 
-from callbacks import registry_scripts as scripts
 from callbacks.records import (
     ID,
     ORDER,
@@ -32,6 +33,7 @@ from callbacks.records import (
     url_index_key,
 )
 from callbacks.signing import generate_secret
+from hookline.scripts import register
 
 __all__ = ["DISABLE_REASONS", "MAX_LIVE_SECRETS", "CallbackRegistry", "generation_key"]
 
@@ -62,11 +64,11 @@ class CallbackRegistry:
         self.grace = grace
         self.clock = clock
         self.generation_key = generation_key(prefix)
-        self._update = redis.register_script(scripts.UPDATE_LUA)
-        self._delete = redis.register_script(scripts.DELETE_LUA)
-        self._disable = redis.register_script(scripts.DISABLE_LUA)
-        self._failure = redis.register_script(scripts.FAILURE_LUA)
-        self._success = redis.register_script(scripts.SUCCESS_LUA)
+        self._update = register(redis, "callbacks", "callback_update")
+        self._delete = register(redis, "callbacks", "callback_delete")
+        self._disable = register(redis, "callbacks", "callback_disable")
+        self._failure = register(redis, "callbacks", "callback_failure")
+        self._success = register(redis, "callbacks", "callback_success")
 
     def _key(self, cb_id: str) -> str:
         return record_key(self.prefix, cb_id)

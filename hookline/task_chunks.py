@@ -11,14 +11,18 @@ ends the task (so the task ends once, and its webhook goes out once).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
+import orjson
 import redis
 
-from hookline import keys
+from hookline import keys, scripts
 from hookline.blobs import BlobStore
+from hookline.task_record import UPLOAD_FIELD
+from hookline.task_store import QueuedMessage
 from hookline.uploads import Upload
 
 # Fields of the task's record (``hl:task:{id}``) that the ledger writes:
@@ -121,68 +125,6 @@ def read_chunk(blobs: BlobStore, key: str, plan: ChunkPlan, chunk: Chunk) -> np.
     return values
 
 
-# The progress-event gate, shared by both scripts: '1' if this caller may
-# send a task.progress event now (and the next may not for ARGV interval).
-_GATE_LUA = """
-local function gate(task, now, interval)
-  if redis.call('HGET', task, 'pe') ~= '1' then return 0 end
-  local last = tonumber(redis.call('HGET', task, 'pe_at') or '0')
-  if now - last < interval then return 0 end
-  redis.call('HSET', task, 'pe_at', now)
-  return 1
-end
-"""
-
-# KEYS: task. ARGV: chunk, rows done in it, now, event interval.
-# Returns {cancel, emit}; a record that is gone reads as a cancel.
-_PROGRESS_LUA = _GATE_LUA + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {1, 0} end
-local field = 'c:' .. ARGV[1]
-local old = tonumber(redis.call('HGET', KEYS[1], field) or '0')
-local n = tonumber(ARGV[2])
-if n > old then
-  redis.call('HSET', KEYS[1], field, n)
-  redis.call('HINCRBY', KEYS[1], 'done', n - old)
-end
-local cancel = redis.call('HGET', KEYS[1], 'cancel') == '1' and 1 or 0
-return {cancel, gate(KEYS[1], tonumber(ARGV[3]), tonumber(ARGV[4]))}
-"""
-
-# KEYS: task, ended set. ARGV: chunk, outcome, rows, statistics (JSON or ''),
-# error (or ''), now, event interval, seconds the ended set lives.
-# Returns {first, last, cancel, emit}: first is 0 when this chunk had already
-# ended (nothing changes); last is 1 for the one end that accounts for the
-# task's last chunk.
-_END_LUA = _GATE_LUA + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, 1, 0} end
-if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then
-  return {0, 0, redis.call('HGET', KEYS[1], 'cancel') == '1' and 1 or 0, 0}
-end
-redis.call('EXPIRE', KEYS[2], ARGV[8])
-local counters = {success = 'ch_done', failure = 'ch_failed', revoked = 'ch_revoked'}
-redis.call('HINCRBY', KEYS[1], counters[ARGV[2]], 1)
-if ARGV[2] == 'success' then
-  local field = 'c:' .. ARGV[1]
-  local old = tonumber(redis.call('HGET', KEYS[1], field) or '0')
-  redis.call('HSET', KEYS[1], field, ARGV[3])
-  redis.call('HINCRBY', KEYS[1], 'done', tonumber(ARGV[3]) - old)
-  if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 's:' .. ARGV[1], ARGV[4]) end
-elseif ARGV[2] == 'failure' then
-  -- The others stop at their next progress point; the first reason is kept.
-  redis.call('HSET', KEYS[1], 'cancel', '1')
-  redis.call('HSETNX', KEYS[1], 'chunk_error', ARGV[5])
-end
-local counts = redis.call('HMGET', KEYS[1], 'ch_done', 'ch_failed', 'ch_revoked', 'ch_total')
-local ended = (tonumber(counts[1]) or 0) + (tonumber(counts[2]) or 0) + (tonumber(counts[3]) or 0)
-local last = 0
-if counts[4] and ended >= tonumber(counts[4]) and redis.call('HSETNX', KEYS[1], 'ending', '1') == 1 then
-  last = 1
-end
-local cancel = redis.call('HGET', KEYS[1], 'cancel') == '1' and 1 or 0
-return {1, last, cancel, gate(KEYS[1], tonumber(ARGV[6]), tonumber(ARGV[7]))}
-"""
-
-
 @dataclass(frozen=True)
 class ChunkEnd:
     """What ``ChunkLedger.end`` answers."""
@@ -196,6 +138,17 @@ class ChunkEnd:
     emit: bool
 
 
+@dataclass(frozen=True)
+class ChunkOutcome:
+    """How a large job's chunks ended, as the end that was last reads it."""
+
+    total: int
+    failed: int
+    revoked: int
+    #: The first failure's message, if a chunk failed.
+    reason: str | None
+
+
 class ChunkLedger:
     """Chunk progress and ends, kept in the task's record, each an atomic step."""
 
@@ -204,13 +157,54 @@ class ChunkLedger:
         self.redis = client
         self.ended_ttl = ended_ttl
         self.event_interval = event_interval
-        self._progress = client.register_script(_PROGRESS_LUA)
-        self._end = client.register_script(_END_LUA)
+        self._progress = scripts.register(client, "hookline", "chunk_progress")
+        self._end = scripts.register(client, "hookline", "chunk_end")
 
     def plan_fields(self, plan: ChunkPlan, *, progress_events: bool) -> dict[str, int | str]:
         """The fields the planner writes into the record with the chunks' messages."""
         return {"ch_total": plan.count, "total": plan.rows, "ch_done": 0, "ch_failed": 0,
                 "ch_revoked": 0, "done": 0, "pe": "1" if progress_events else "0"}
+
+    def planned(self, task_id: str) -> bool:
+        """Whether the task's plan (its chunk counters) is written already."""
+        return bool(self.redis.hexists(keys.task(task_id), "ch_total"))
+
+    def ended(self, task_id: str) -> set[int]:
+        """The numbers of the task's chunks that have ended."""
+        return {int(k) for k in self.redis.smembers(keys.ended_chunks(task_id))}
+
+    def write_plan(self, task_id: str, plan: ChunkPlan, messages: Iterable[QueuedMessage], *,
+                   planned: bool, progress_events: bool = False) -> None:
+        """Write the plan's fields (unless ``planned``) and push ``messages``, in one transaction."""
+        pipe = self.redis.pipeline(transaction=True)
+        if not planned:
+            pipe.hset(keys.task(task_id), mapping=self.plan_fields(plan, progress_events=progress_events))
+        for message in messages:
+            pipe.lpush(message.list_key, message.data)
+        pipe.execute()
+
+    def run_state(self, task_id: str) -> tuple[str | None, bool, str | None]:
+        """What a chunk reads before it runs, in one round trip.
+
+        Returns the task's status (``None`` if the record is gone), whether
+        it is cancelled, and the upload it reads (``None`` if none).
+        """
+        status, cancel, upload = cast("list[bytes | None]", self.redis.hmget(
+            keys.task(task_id), "status", "cancel", UPLOAD_FIELD))
+        return (status.decode() if status is not None else None, cancel == b"1",
+                upload.decode() if upload else None)
+
+    def outcome(self, task_id: str) -> ChunkOutcome:
+        """How the task's chunks ended."""
+        total, failed, revoked, reason = cast("list[bytes | None]", self.redis.hmget(
+            keys.task(task_id), "ch_total", "ch_failed", "ch_revoked", "chunk_error"))
+        return ChunkOutcome(total=int(total or 0), failed=int(failed or 0),
+                            revoked=int(revoked or 0), reason=reason.decode() if reason else None)
+
+    def stats(self, task_id: str, count: int) -> list[dict[str, Any]]:
+        """The statistics that the task's ``count`` chunks recorded when they succeeded."""
+        parts = self.redis.hmget(keys.task(task_id), [f"s:{k}" for k in range(count)])
+        return [orjson.loads(p) for p in parts if p]
 
     def progress(self, task_id: str, chunk: int, rows_done: int, now: float) -> tuple[bool, bool]:
         """Record that ``chunk`` has done ``rows_done`` rows; returns ``(cancel, emit)``."""

@@ -12,13 +12,15 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypedDict, Unpack
 
 import redis
+from redis.commands.core import Script
 
 from hookline import keys, scripts
 from hookline.cursors import decode_cursor, encode_cursor
+from hookline.redis_client import confirm_replicated
 from hookline.task_deliveries import TaskDeliveries
 from hookline.task_record import (
     FORMAT_VERSION,
@@ -50,6 +52,34 @@ class QueuedMessage:
     list_key: str
 
 
+def any_record(client: redis.Redis, task_ids: Iterable[str]) -> bool:
+    """Whether any of ``task_ids`` still has a record (one ``EXISTS``; ``False`` for none).
+
+    For readers that hold a client but no store, such as the upload
+    retention sweep.
+    """
+    names = [keys.task(task_id) for task_id in task_ids]
+    return bool(names) and bool(client.exists(*names))
+
+
+#: Further ``SET key value EX ttl`` writes made in the submit's transaction.
+Extra = Sequence[tuple[str, bytes, int]]
+
+
+class NewTask(TypedDict):
+    """The keywords that ``submit`` and ``submit_from_upload`` share."""
+
+    task_id: str
+    tenant: str
+    count: int
+    dimension: int
+    metadata_json: bytes
+    collection: str
+    #: The callback's id and URL, or ``None``.
+    callback: tuple[str, str] | None
+    message: QueuedMessage
+
+
 class TaskStore(TaskRuns, TaskDeliveries):
     """Reads and changes task records; every change of state is atomic."""
 
@@ -68,87 +98,61 @@ class TaskStore(TaskRuns, TaskDeliveries):
 
     # -- writes from the API -------------------------------------------------
 
-    def submit(
-        self,
-        *,
-        task_id: str,
-        tenant: str,
-        vectors: bytes,
-        count: int,
-        dimension: int,
-        metadata_json: bytes,
-        collection: str,
-        callback: tuple[str, str] | None,
-        message: QueuedMessage,
-        extra: Sequence[tuple[str, bytes, int]] = (),
-        now: float | None = None,
-    ) -> float:
+    def submit(self, *, vectors: bytes, extra: Extra = (), now: float | None = None,
+               **task: Unpack[NewTask]) -> float:
         """Write the record, payload, index entry and broker message atomically.
 
         ``extra`` holds further ``SET key value EX ttl`` writes that belong to
         the same request (the idempotency record). Returns the creation time.
         """
         now = time.time() if now is None else now
-        record = self._record(tenant, now, count, dimension, metadata_json, collection, callback)
-        record[PAYLOAD_FIELD] = vectors
-        pairs = [item for field in record.items() for item in field]
         trim = ""
-        if hash(task_id) % int(1 / INDEX_TRIM_CHANCE) == 0:
+        if hash(task["task_id"]) % int(1 / INDEX_TRIM_CHANCE) == 0:
             trim = repr(now - self.result_ttl - 86400)
-        # One script, so the record and its message exist together or not at
-        # all; the idempotency record, when there is one, joins a transaction.
-        script_keys = [keys.task(task_id), keys.task_index(tenant), keys.ACTIVE, message.list_key]
-        args = [task_id, repr(now), message.data, trim, *pairs]
-        if not extra:
-            # Called directly: a script in a pipeline costs a SCRIPT EXISTS per call.
-            self._submit(keys=script_keys, args=args)
-            return now
-        pipe = self.redis.pipeline(transaction=True)
-        self._submit(keys=script_keys, args=args, client=pipe)
-        for key, value, ttl in extra:
-            pipe.set(key, value, ex=ttl)
-        pipe.execute()
+        self._write(self._submit, task, now, {PAYLOAD_FIELD: vectors}, extra, more_args=[trim])
         return now
 
-    def submit_from_upload(
-        self,
-        *,
-        task_id: str,
-        tenant: str,
-        upload_id: str,
-        count: int,
-        dimension: int,
-        metadata_json: bytes,
-        collection: str,
-        callback: tuple[str, str] | None,
-        message: QueuedMessage,
-        extra: Sequence[tuple[str, bytes, int]] = (),
-        now: float | None = None,
-    ) -> bool:
+    def submit_from_upload(self, *, upload_id: str, extra: Extra = (), now: float | None = None,
+                           **task: Unpack[NewTask]) -> bool:
         """Write a task whose vectors are in an upload, its message and the upload's pin, in one step.
 
         ``extra`` as for ``submit``. Returns ``False``, writing nothing, if
         the upload is gone (deleted or swept since it was read).
         """
         now = time.time() if now is None else now
-        record = self._record(tenant, now, count, dimension, metadata_json, collection, callback)
-        record[UPLOAD_FIELD] = upload_id
-        pairs = [item for field in record.items() for item in field]
-        script_keys = [keys.task(task_id), keys.task_index(tenant), keys.ACTIVE, message.list_key,
-                       keys.upload(upload_id), keys.upload_tasks(upload_id)]
-        args = [task_id, repr(now), message.data, *pairs]
-        if not extra:
-            return bool(self._submit_upload(keys=script_keys, args=args))
-        pipe = self.redis.pipeline(transaction=True)
-        self._submit_upload(keys=script_keys, args=args, client=pipe)
-        for key, value, ttl in extra:
-            pipe.set(key, value, ex=ttl)
-        written = pipe.execute()[0]
-        if not written:
+        written = self._write(self._submit_upload, task, now, {UPLOAD_FIELD: upload_id}, extra,
+                              more_keys=[keys.upload(upload_id), keys.upload_tasks(upload_id)])
+        if not written and extra:
             # The upload went between the read and the write: the answer
             # stored with it must not stand.
             self.redis.delete(*(key for key, _, _ in extra))
         return bool(written)
+
+    def _write(self, script: Script, task: NewTask, now: float, fields: Mapping[str, Any],
+               extra: Extra, *, more_keys: Sequence[str] = (), more_args: Sequence[str] = ()) -> Any:
+        """Run a submit script for a new task whose record also holds ``fields``; its reply.
+
+        The script's KEYS are the record, the tenant's index, the unfinished
+        set and the message's queue, then ``more_keys``; its ARGV the id, the
+        creation time and the message, then ``more_args``, then the record's
+        fields and values. One script, so the record and its message exist
+        together or not at all; the ``extra`` writes, when there are any,
+        join it in a transaction.
+        """
+        record = {**self._record(task, now), **fields}
+        message = task["message"]
+        script_keys = [keys.task(task["task_id"]), keys.task_index(task["tenant"]), keys.ACTIVE,
+                       message.list_key, *more_keys]
+        args = [task["task_id"], repr(now), message.data, *more_args,
+                *(item for field in record.items() for item in field)]
+        if not extra:
+            # Called directly: a script in a pipeline costs a SCRIPT EXISTS per call.
+            return script(keys=script_keys, args=args)
+        pipe = self.redis.pipeline(transaction=True)
+        script(keys=script_keys, args=args, client=pipe)
+        for key, value, ttl in extra:
+            pipe.set(key, value, ex=ttl)
+        return pipe.execute()[0]
 
     def upload_of(self, task_id: str) -> str | None:
         """The upload a task reads, or ``None`` for an inline task."""
@@ -156,18 +160,18 @@ class TaskStore(TaskRuns, TaskDeliveries):
         return raw.decode() if raw else None
 
     @staticmethod
-    def _record(tenant: str, now: float, count: int, dimension: int, metadata_json: bytes,
-                collection: str, callback: tuple[str, str] | None) -> dict[str, Any]:
+    def _record(task: NewTask, now: float) -> dict[str, Any]:
         """A new task's record, without its vectors."""
         record: dict[str, Any] = {
-            "tenant": tenant,
+            "tenant": task["tenant"],
             "status": PENDING,
             "created": repr(now),
-            "total": count,
-            "dim": dimension,
-            "meta": metadata_json,
+            "total": task["count"],
+            "dim": task["dimension"],
+            "meta": task["metadata_json"],
             VERSION_FIELD: FORMAT_VERSION,
         }
+        collection, callback = task["collection"], task["callback"]
         if collection != "default":
             record["coll"] = collection
         if callback:
@@ -252,6 +256,15 @@ class TaskStore(TaskRuns, TaskDeliveries):
                 if len(found) == limit:
                     return found, encode_cursor(score, task_id)
         return found, None
+
+    def replicated(self, task_id: str, replicas: int, timeout_ms: int) -> bool:
+        """Whether the task's record is on this primary and ``replicas`` replicas
+        hold every write so far (``hookline.redis_client.confirm_replicated``).
+
+        Raises:
+            redis.ConnectionError, redis.TimeoutError: Redis did not answer.
+        """
+        return confirm_replicated(self.redis, keys.task(task_id), replicas, timeout_ms)
 
     @staticmethod
     def decode(task_id: str, raw: Mapping[bytes, bytes]) -> Task | None:

@@ -18,6 +18,7 @@ import time
 from hookline import keys
 from hookline.blobs import BlobError, BlobStore
 from hookline.redis_client import UNAVAILABLE
+from hookline.task_store import any_record
 from hookline.uploads import UploadStore
 
 log = logging.getLogger("hookline.uploads")
@@ -46,7 +47,7 @@ def sweep_expired(store: UploadStore, blobs: BlobStore, ttl: float, now: float |
         upload = store.get(upload_id)
         if upload is not None and upload.task:
             readers = store.tasks_of(upload_id)
-            if readers and store.redis.exists(*(keys.task(task_id) for task_id in readers)):
+            if any_record(store.redis, readers):
                 store.redis.zadd(keys.UPLOADS_INDEX, {upload_id: now - ttl + RECHECK_AFTER})
                 continue
         token = store.lock(upload_id)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import redis
 
-from hookline import keys
+from hookline import keys, scripts
 from hookline.ids import new_id
 
 FORMATS = ("npy", "f32")
@@ -28,30 +28,6 @@ OPEN = "open"
 COMPLETE = "complete"
 #: Milliseconds a writer's lock lives unless renewed.
 LOCK_TTL_MS = 30_000
-
-_RENEW_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-# KEYS: record, lock. ARGV: token, expected offset, new offset, then field/value
-# pairs to set with it. Returns 1, or -1 (lock lost), -2 (offset moved), -3 (gone).
-_ADVANCE_LUA = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
-local offset = redis.call('HGET', KEYS[1], 'offset')
-if not offset then return -3 end
-if offset ~= ARGV[2] then return -2 end
-redis.call('HSET', KEYS[1], 'offset', ARGV[3])
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return 1
-"""
 
 
 @dataclass(frozen=True)
@@ -96,9 +72,9 @@ class UploadStore:
 
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
-        self._renew = client.register_script(_RENEW_LUA)
-        self._release = client.register_script(_RELEASE_LUA)
-        self._advance = client.register_script(_ADVANCE_LUA)
+        self._renew = scripts.register(client, "hookline", "upload_renew")
+        self._release = scripts.register(client, "hookline", "upload_release")
+        self._advance = scripts.register(client, "hookline", "upload_advance")
 
     def create(self, owner: str, length: int, fmt: str, *, dimension: int = 0,
                rows: int = 0) -> Upload:

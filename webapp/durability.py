@@ -10,8 +10,6 @@ first), and a new one if it did not.
 """
 from __future__ import annotations
 
-from hookline import keys
-from hookline.redis_client import confirm_replicated
 from webapp.problems import Problem
 from webapp.services import WebServices
 
@@ -29,7 +27,7 @@ def wait_replicas(svc: WebServices, task_id: str) -> None:
     replicas = svc.config.redis_min_replicas
     if replicas <= 0:
         return
-    if confirm_replicated(svc.redis, keys.task(task_id), replicas, svc.config.redis_replica_timeout_ms):
+    if svc.store.replicated(task_id, replicas, svc.config.redis_replica_timeout_ms):
         return
     raise Problem(
         503, "Service Unavailable",

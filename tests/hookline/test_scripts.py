@@ -10,10 +10,10 @@ import redis as redis_lib
 from hookline import scripts
 
 SHIPPED = [(package, path.stem)
-           for package in ("hookline", "actors")
+           for package in ("hookline", "actors", "callbacks")
            for path in sorted(Path(str(resources.files(package).joinpath("lua"))).glob("*.lua"))]
 #: Pieces that other scripts include; they are not run on their own.
-PIECES = {"as_record", "settle"}
+PIECES = {"as_record", "settle", "chunk_gate", "repoint"}
 
 
 def test_an_include_line_is_replaced_by_its_piece_once() -> None:
@@ -36,6 +36,13 @@ def test_a_missing_script_or_piece_is_a_clear_error(tmp_path: Path, monkeypatch:
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(scripts.ScriptError, match="'missing'"):
         scripts.source("luapkg", "main")
+
+
+def test_every_package_with_lua_files_is_covered() -> None:
+    # A package that ships scripts but is missing above would go unchecked.
+    root = Path(str(resources.files("hookline"))).parent
+    shipping = {path.parent.parent.name for path in root.glob("*/lua/*.lua")}
+    assert shipping == {package for package, _ in SHIPPED}
 
 
 @pytest.mark.parametrize(("package", "name"), SHIPPED)

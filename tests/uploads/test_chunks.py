@@ -13,7 +13,8 @@ import redis as redis_lib
 from hookline import keys
 from hookline.blobs import BlobStore
 from hookline.blobs.files import FileBlobStore
-from hookline.task_chunks import ChunkLedger, ChunkPlan, InvalidChunk, read_chunk
+from hookline.task_chunks import ChunkLedger, ChunkOutcome, ChunkPlan, InvalidChunk, read_chunk
+from hookline.task_store import QueuedMessage
 from hookline.uploads import COMPLETE, Upload
 from tests.uploads.tus import npy_bytes
 
@@ -174,3 +175,27 @@ def test_progress_events_are_gated_to_one_per_interval(redis: redis_lib.Redis,
 def test_an_unknown_outcome_is_refused(ledger: ChunkLedger) -> None:
     with pytest.raises(ValueError):
         ledger.end("t7", 0, "maybe", now=0.0)
+
+
+def test_planning_again_keeps_the_counters_and_resends_only_chunks_not_ended(
+        redis: redis_lib.Redis, ledger: ChunkLedger) -> None:
+    # Given a task of 3 chunks, planned once, whose chunk 1 has succeeded
+    plan = ChunkPlan(rows=300, dimension=4, dtype="<f4", data_offset=0, chunk_vectors=100)
+    redis.hset(keys.task("t7"), mapping={"status": "STARTED", "upload": "up_7"})
+    assert not ledger.planned("t7") and ledger.ended("t7") == set()
+    ledger.write_plan("t7", plan, [QueuedMessage(f"m{k}", f"chunk {k}".encode(), "q:test")
+                                   for k in range(3)], planned=False)
+    ledger.end("t7", 1, "success", rows=100, stats='{"n": 100}', now=time.time())
+    # When the planner runs again (a redelivered message)
+    assert ledger.planned("t7") and ledger.ended("t7") == {1}
+    ledger.write_plan("t7", plan, [QueuedMessage("m0", b"chunk 0 again", "q:test")], planned=True)
+    # Then chunk 1's count stands and only the message given was added
+    assert ledger.counts("t7")["chunks"] == {"done": 1, "failed": 0, "revoked": 0, "total": 3}
+    assert redis.lrange("q:test", 0, -1) == [b"chunk 0 again", b"chunk 2", b"chunk 1", b"chunk 0"]
+    assert ledger.run_state("t7") == ("STARTED", False, "up_7")
+    assert ledger.outcome("t7") == ChunkOutcome(total=3, failed=0, revoked=0, reason=None)
+    assert ledger.stats("t7", 3) == [{"n": 100}]
+
+
+def test_a_chunk_of_a_task_that_is_gone_reads_no_status(ledger: ChunkLedger) -> None:
+    assert ledger.run_state("gone") == (None, False, None)

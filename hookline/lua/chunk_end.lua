@@ -1,0 +1,34 @@
+-- Account for the end of one chunk of a large job, once.
+-- KEYS: task, ended set
+-- ARGV: chunk, outcome, rows, statistics (JSON or ''), error (or ''), now,
+--       event interval (s), seconds the ended set lives
+-- Returns {first, last, cancel, emit}: first is 0 when this chunk had already
+-- ended (nothing changes); last is 1 for the one end that accounts for the
+-- task's last chunk.
+-- include: chunk_gate
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, 1, 0} end
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then
+  return {0, 0, redis.call('HGET', KEYS[1], 'cancel') == '1' and 1 or 0, 0}
+end
+redis.call('EXPIRE', KEYS[2], ARGV[8])
+local counters = {success = 'ch_done', failure = 'ch_failed', revoked = 'ch_revoked'}
+redis.call('HINCRBY', KEYS[1], counters[ARGV[2]], 1)
+if ARGV[2] == 'success' then
+  local field = 'c:' .. ARGV[1]
+  local old = tonumber(redis.call('HGET', KEYS[1], field) or '0')
+  redis.call('HSET', KEYS[1], field, ARGV[3])
+  redis.call('HINCRBY', KEYS[1], 'done', tonumber(ARGV[3]) - old)
+  if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 's:' .. ARGV[1], ARGV[4]) end
+elseif ARGV[2] == 'failure' then
+  -- The others stop at their next progress point; the first reason is kept.
+  redis.call('HSET', KEYS[1], 'cancel', '1')
+  redis.call('HSETNX', KEYS[1], 'chunk_error', ARGV[5])
+end
+local counts = redis.call('HMGET', KEYS[1], 'ch_done', 'ch_failed', 'ch_revoked', 'ch_total')
+local ended = (tonumber(counts[1]) or 0) + (tonumber(counts[2]) or 0) + (tonumber(counts[3]) or 0)
+local last = 0
+if counts[4] and ended >= tonumber(counts[4]) and redis.call('HSETNX', KEYS[1], 'ending', '1') == 1 then
+  last = 1
+end
+local cancel = redis.call('HGET', KEYS[1], 'cancel') == '1' and 1 or 0
+return {1, last, cancel, gate(KEYS[1], tonumber(ARGV[6]), tonumber(ARGV[7]))}

@@ -106,6 +106,10 @@ class Config:
     job_max_retries: int = 5
     #: Milliseconds without a heartbeat before a worker is taken for dead.
     heartbeat_timeout_ms: int = 30_000
+    #: Milliseconds the job worker may spend delivering a task's webhook
+    #: itself, right after the task ends, to a receiver that has been
+    #: answering; 0 leaves every delivery to the callbacks worker.
+    inline_delivery_ms: int = 250
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -158,6 +162,9 @@ class Config:
             job_max_retries=_int(env, "HOOKLINE_JOB_MAX_RETRIES", cls.job_max_retries, 0),
             heartbeat_timeout_ms=_int(
                 env, "HOOKLINE_HEARTBEAT_TIMEOUT_MS", cls.heartbeat_timeout_ms, 1000
+            ),
+            inline_delivery_ms=_int(
+                env, "HOOKLINE_INLINE_DELIVERY_MS", cls.inline_delivery_ms, 0
             ),
         )
         values.update(overrides)

@@ -107,10 +107,11 @@ class InlineDelivery:
             # queue, where a slow receiver holds no job thread.
             with self._lock:
                 self._cooling[cb_id] = time.monotonic() + COOL_DOWN_SECONDS
+            log.warning("receiver cools down: its webhooks go to the callbacks queue for %g s",
+                        COOL_DOWN_SECONDS, extra=extra)
             self.store.hand_off(task_id, queued)
             metrics.child(metrics.webhook_attempts, "retry", cls).inc()
             metrics.child(metrics.webhook_inline, "handed_off").inc()
-            log.info("inline delivery handed to the callbacks queue", extra=extra)
             return False
         record = attempt_record(wid, sent_at, "scheduled", status_code=result.status_code,
                                 duration_ms=result.duration_ms, excerpt=result.response_excerpt)

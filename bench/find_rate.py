@@ -4,7 +4,8 @@ Called by ``bench/run.py --find-rate``. Both systems climb one ladder of
 rates in the same session, each rung on a fresh stack, alternating which
 system goes first; a system leaves the ladder at its first rung that fails,
 and the step between its last pass and that failure is then halved
-``--refine`` times. A rung passes when, over ``--duration`` seconds at that
+``--refine`` times (one that fails the first rung steps down instead). A
+rung passes when, over ``--duration`` seconds at that
 rate:
 
 * every job was accepted and its webhook arrived, verified, once;
@@ -89,6 +90,11 @@ def find_rates(args: argparse.Namespace, runners: dict[str, Runner],
         rate = round(rate * args.rate_step, 1)
         rung += 1
     for system in runners:
+        # Failed on the first rung: step down until a rung passes.
+        rate = args.rate_start
+        while best[system] is None and rate > args.rate_start / 8:
+            rate = round(rate / args.rate_step, 1)
+            trial(system, rate)
         for _ in range(args.refine):
             low, high = best[system], failed_at[system]
             if low is None or high is None:

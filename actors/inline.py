@@ -25,10 +25,11 @@ from typing import Any
 
 from actors.endpoints import Endpoints
 from actors.events import Event, attempt_record, signed_request, webhook_id
+from actors.messages import delivery_message
 from callbacks import CallbackRegistry, Deliverer, UrlGuard, Verdict, classify, status_class
 from hookline import __version__, keys, metrics
 from hookline.config import Config
-from hookline.task_store import QueuedMessage, TaskStore
+from hookline.task_store import TaskStore
 
 log = logging.getLogger("hookline.inline")
 
@@ -78,20 +79,20 @@ class InlineDelivery:
         """When a delivery leased now goes to the queue if it is neither delivered nor handed off."""
         return time.time() + LEASE_SECONDS
 
-    def deliver(self, event: Event, endpoint: dict[str, Any], queued: QueuedMessage) -> bool:
+    def deliver(self, event: Event, endpoint: dict[str, Any]) -> bool:
         """Attempt ``event`` once within the budget; hand it to the queue unless delivered.
 
         Returns whether it was delivered. Never raises: a lease that could be
         neither recorded nor handed off runs out and the schedule queues it.
         """
         try:
-            return self._deliver(event, endpoint, queued)
+            return self._deliver(event, endpoint)
         except Exception:
             log.exception("inline delivery broke; its lease hands it to the queue",
                           extra={"task_id": event.task_id})
             return False
 
-    def _deliver(self, event: Event, endpoint: dict[str, Any], queued: QueuedMessage) -> bool:
+    def _deliver(self, event: Event, endpoint: dict[str, Any]) -> bool:
         task_id, cb_id, wid = event.task_id, event.callback_id, webhook_id(event.task_id)
         body, headers = signed_request(event, endpoint["secrets"])
         sent_at = time.time()
@@ -109,7 +110,9 @@ class InlineDelivery:
                 self._cooling[cb_id] = time.monotonic() + COOL_DOWN_SECONDS
             log.warning("receiver cools down: its webhooks go to the callbacks queue for %g s",
                         COOL_DOWN_SECONDS, extra=extra)
-            self.store.hand_off(task_id, queued)
+            # The message is made only now: most deliveries never need it.
+            self.store.hand_off(task_id, delivery_message(
+                task_id, callback_id=cb_id, event=event.in_message()))
             metrics.child(metrics.webhook_attempts, "retry", cls).inc()
             metrics.child(metrics.webhook_inline, "handed_off").inc()
             return False

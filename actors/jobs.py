@@ -188,10 +188,11 @@ class VectorJob:
             ended = dataclasses.replace(task, status=status, finished_at=finished, result=result,
                                         error=error, done=task.done if done is None else done)
             event = Event.of(ended)
-            delivery = delivery_message(task_id, callback_id=task.callback_id,
-                                        event=event.in_message())
             if self.inline is not None:
                 endpoint = self.inline.endpoint_for(task.callback_id, message)
+            if endpoint is None:
+                delivery = delivery_message(task_id, callback_id=task.callback_id,
+                                            event=event.in_message())
         held = held_message(message)
         changed = patiently(
             self.store.finish,
@@ -226,8 +227,8 @@ class VectorJob:
                    "duration_ms": round((now - started) * 1000, 2)},
         )
         if self.inline is not None and endpoint is not None:
-            assert event is not None and delivery is not None
-            self.inline.deliver(event, endpoint, delivery)
+            assert event is not None
+            self.inline.deliver(event, endpoint)
 
     def _retry(self, task: Task | None, task_id: str, started: float, error: str) -> None:
         attempts = task.attempts if task else 1

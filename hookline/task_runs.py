@@ -102,8 +102,8 @@ class TaskRuns:
         the broker message to acknowledge in the same step, whatever the
         outcome. ``finished_at`` defaults to now. ``lease_until`` leases the
         webhook's delivery to the caller, who attempts it at once: instead of
-        ``delivery`` going on its queue, the schedule holds the task's
-        webhook retry, due then (see ``hand_off``). Returns ``True`` for the
+        a ``delivery`` message going on its queue (pass none), the schedule
+        holds the task's webhook retry, due then (see ``hand_off``). Returns ``True`` for the
         call that made the transition; every other call (a redelivery, a race
         with cancel) gets ``False`` and changes nothing.
         """
@@ -119,7 +119,7 @@ class TaskRuns:
         script_keys += [output[0] if output else keys.task(task_id),
                         held[0] if held else keys.task(task_id), keys.SCHEDULE]
         allowed = "," + ",".join(allowed_from) + ","
-        leased = "" if lease_until is None or delivery is None else repr(lease_until)
+        leased = "" if lease_until is None else repr(lease_until)
         changed, _ = self._finish(
             keys=script_keys,
             args=[*args, allowed, output[1] if output else b"", held[1] if held else b"",

@@ -480,30 +480,37 @@ def main() -> int:
     failures = []
     table = [HEADER]
     ratios: dict[str, dict[str, list[float]]] = {}
-    for setting in settings:
-        for round_no in range(1, args.rounds + 1):
-            # Alternate which system goes first, so a drift of the machine's
-            # speed during a round does not always favour the same one.
-            baseline_first = args.compare_baseline and round_no % 2 == 0
-            with tempfile.TemporaryDirectory(prefix="hl-bench-") as tmp:
-                workdir = Path(tmp)
-                base = run_baseline(args, setting, workdir) if baseline_first else None
-                ours = run_hookline(args, setting, workdir)
-                if args.compare_baseline and not baseline_first:
-                    base = run_baseline(args, setting, workdir)
-            problems = correct(ours, setting["n"])
-            failures += [f"{setting['name']} round {round_no}: {p}" for p in problems]
-            results["runs"].append({"setting": setting, "round": round_no, "hookline": ours,
-                                    "baseline": base, "correct": not problems})
-            name = setting["name"] + (f" r{round_no}" if args.rounds > 1 else "")
-            table.append(row(f"hookline {name}", ours, base))
-            if base is not None:
-                table.append(row(f"baseline {name}", base, None))
-                for measure, path in RATIOS.items():
-                    ours_value, base_value = _dig(ours, path), _dig(base, path)
-                    if ours_value is not None and base_value:
-                        ratios.setdefault(setting["name"], {}).setdefault(measure, []).append(
-                            round(ours_value / base_value, 3))
+    rounds = range(1, args.rounds + 1)
+    if args.slow_receiver:
+        # Plain and beside the slow receiver side by side in every round,
+        # alternating which goes first: the machine drifts between minutes.
+        plan = [(setting, round_no) for round_no in rounds
+                for setting in (settings if round_no % 2 else settings[::-1])]
+    else:
+        plan = [(setting, round_no) for setting in settings for round_no in rounds]
+    for setting, round_no in plan:
+        # Alternate which system goes first, so a drift of the machine's
+        # speed during a round does not always favour the same one.
+        baseline_first = args.compare_baseline and round_no % 2 == 0
+        with tempfile.TemporaryDirectory(prefix="hl-bench-") as tmp:
+            workdir = Path(tmp)
+            base = run_baseline(args, setting, workdir) if baseline_first else None
+            ours = run_hookline(args, setting, workdir)
+            if args.compare_baseline and not baseline_first:
+                base = run_baseline(args, setting, workdir)
+        problems = correct(ours, setting["n"])
+        failures += [f"{setting['name']} round {round_no}: {p}" for p in problems]
+        results["runs"].append({"setting": setting, "round": round_no, "hookline": ours,
+                                "baseline": base, "correct": not problems})
+        name = setting["name"] + (f" r{round_no}" if args.rounds > 1 else "")
+        table.append(row(f"hookline {name}", ours, base))
+        if base is not None:
+            table.append(row(f"baseline {name}", base, None))
+            for measure, path in RATIOS.items():
+                ours_value, base_value = _dig(ours, path), _dig(base, path)
+                if ours_value is not None and base_value:
+                    ratios.setdefault(setting["name"], {}).setdefault(measure, []).append(
+                        round(ours_value / base_value, 3))
     if ratios:
         results["ratios"] = {
             name: {measure: {"each": values, "median": round(statistics.median(values), 3),

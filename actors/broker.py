@@ -72,9 +72,10 @@ def build_broker(config: Config) -> LeanRedisBroker:
         # Only what the actors use: each middleware is called several times
         # per message (no age limits, pipelines or on_success callbacks here).
         middleware=[TimeLimit(), CurrentMessage()],
-        # A webhook reuses what it read of its callback while no callback
-        # has changed since (actors.delivery).
-        fetch_with={CALLBACKS_QUEUE: generation_key(f"{NAMESPACE}:")},
+        # A webhook, sent by either worker, reuses what it read of its
+        # callback while no callback has changed since (actors.endpoints).
+        fetch_with={CALLBACKS_QUEUE: generation_key(f"{NAMESPACE}:"),
+                    JOBS_QUEUE: generation_key(f"{NAMESPACE}:")},
     )
     return broker
 

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 import dramatiq
-import orjson
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
-from actors.events import Event, attempt_record, webhook_id
-from actors.held import HeldMessage, give_back, held_message
+from actors.endpoints import Endpoints
+from actors.events import Event, attempt_record, signed_request, webhook_id
+from actors.held import give_back, held_message
 from actors.messages import DELIVERY_ACTOR, delivery_message
 from actors.services import Services
 from callbacks import (
@@ -30,7 +30,6 @@ from callbacks import (
     Verdict,
     classify,
     parse_retry_after,
-    signature_header,
     status_class,
 )
 from hookline import __version__, keys, metrics
@@ -44,13 +43,6 @@ _ENDED = frozenset({"delivered", "failed", "disabled"})
 #: Seconds a delivery that met an unavailable Redis waits before going back
 #: on its queue.
 RETRY_PAUSE_SECONDS = 1.0
-
-#: Callback records a webhook worker process keeps for reuse.
-ENDPOINTS_KEPT = 1024
-#: Seconds after its fetch that a message may still reuse a kept callback
-#: record; a message that waited longer (every thread busy with slow
-#: receivers) reads the record afresh.
-ENDPOINT_REUSE_SECONDS = 1.0
 
 
 class WebhookDelivery:
@@ -73,8 +65,7 @@ class WebhookDelivery:
             timeout=config.webhook_timeout,
             user_agent=f"hookline/{__version__}",
         )
-        #: Callback id -> (the change counter it was read under, its record).
-        self._endpoints: dict[str, tuple[bytes, dict[bytes, bytes]]] = {}
+        self.endpoints = Endpoints(services.redis, self.registry)
 
     def __call__(self, task_id: str, trigger: str = "scheduled", callback_id: str | None = None,
                  event: dict[str, Any] | None = None) -> None:
@@ -143,33 +134,11 @@ class WebhookDelivery:
         self._attempt(event, endpoint, trigger)
 
     def _endpoint(self, cb_id: str) -> dict[str, Any] | None:
-        """The callback's delivery record, reused while no callback has changed since it was read.
-
-        The change counter was read with this message, after the message was
-        written, and at most ``ENDPOINT_REUSE_SECONDS`` ago: a reused record
-        is never older than the task's end, nor than a change made longer ago
-        than that.
-        """
-        message = CurrentMessage.get_current_message()
-        seen = None
-        if (isinstance(message, HeldMessage)
-                and time.monotonic() - message.fetched_at <= ENDPOINT_REUSE_SECONDS):
-            seen = message.fetched_with
-        kept = self._endpoints.get(cb_id)
-        if seen is not None and kept is not None and kept[0] == seen:
-            raw = kept[1]
-        else:
-            key = self.registry.delivery_key(cb_id)
-            raw = self.redis.hgetall(key) if key is not None else {}
-            if seen is not None:
-                if len(self._endpoints) >= ENDPOINTS_KEPT:
-                    self._endpoints.clear()
-                self._endpoints[cb_id] = (seen, raw)
-        return self.registry.delivery_view(cb_id, raw)
+        return self.endpoints.get(cb_id, CurrentMessage.get_current_message())
 
     def _changed(self, cb_id: str) -> None:
         """This process changed the callback: later messages of the same fetch must not reuse it."""
-        self._endpoints.pop(cb_id, None)
+        self.endpoints.forget(cb_id)
 
     def _read(self, task_id: str, callback_id: str | None) -> tuple[Task | None, dict[str, Any] | None]:
         """The task and its callback's delivery record, in one round trip when the message names both."""
@@ -186,14 +155,7 @@ class WebhookDelivery:
 
     def _attempt(self, event: Event, endpoint: dict[str, Any], trigger: str) -> None:
         task_id, wid = event.task_id, webhook_id(event.task_id)
-        body = orjson.dumps(event.body())
-        timestamp = int(time.time())
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": wid,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature_header(endpoint["secrets"], wid, timestamp, body),
-        }
+        body, headers = signed_request(event, endpoint["secrets"])
         sent_at = time.time()
         result = self.deliverer.send(endpoint["url"], body, headers)
         verdict = classify(result.status_code, result.headers)

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from callbacks import signature_header
 from hookline.ids import isoformat
 from hookline.task_record import FAILURE, REVOKED, SUCCESS, Task
 
@@ -38,6 +39,19 @@ def attempt_record(
         "status_code": status_code, "error": error, "duration_ms": round(duration_ms, 2),
         "response_excerpt": (excerpt or "")[:EXCERPT_CHARS], "trigger": trigger,
     })
+
+
+def signed_request(event: Event, secrets: list[str]) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one attempt to deliver ``event``, signed now with ``secrets``."""
+    wid = webhook_id(event.task_id)
+    body = orjson.dumps(event.body())
+    timestamp = int(time.time())
+    return body, {
+        "content-type": "application/json",
+        "webhook-id": wid,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature_header(secrets, wid, timestamp, body),
+    }
 
 
 @dataclasses.dataclass(frozen=True)

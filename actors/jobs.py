@@ -22,6 +22,7 @@ from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from actors.events import Event
 from actors.held import give_back, held_message
+from actors.inline import InlineDelivery
 from actors.messages import JOB_ACTOR, JOBS_QUEUE, delivery_message
 from actors.services import Services
 from actors.vectors import Cancelled, InvalidJob, load, normalise, stored_vectors
@@ -85,6 +86,8 @@ class VectorJob:
         self.vectors = VectorStore(services.redis)
         # Each job's payload and vectors are megabytes, freed when it ends.
         return_large_buffers()
+        self.inline = (InlineDelivery(services.config, services.redis, services.store)
+                       if services.config.inline_delivery_ms > 0 else None)
 
     def __call__(self, task_id: str) -> None:
         try:
@@ -210,14 +213,19 @@ class VectorJob:
     ) -> None:
         outcome = {SUCCESS: "success", FAILURE: "failure", REVOKED: "revoked"}[status]
         finished = time.time()
-        delivery = None
+        delivery = event = endpoint = None
+        message = CurrentMessage.get_current_message()
         if task is not None and task.callback_id:
             # The webhook worker sends this event without reading the task again.
             ended = dataclasses.replace(task, status=status, finished_at=finished, result=result,
                                         error=error, done=task.done if done is None else done)
-            delivery = delivery_message(task_id, callback_id=task.callback_id,
-                                        event=Event.of(ended).in_message())
-        held = held_message(CurrentMessage.get_current_message())
+            event = Event.of(ended)
+            if self.inline is not None:
+                endpoint = self.inline.endpoint_for(task.callback_id, message)
+            if endpoint is None:
+                delivery = delivery_message(task_id, callback_id=task.callback_id,
+                                            event=event.in_message())
+        held = held_message(message)
         changed = patiently(
             self.store.finish,
             task_id,
@@ -231,6 +239,8 @@ class VectorJob:
             output=output,
             then=then,
             finished_at=finished,
+            # Delivered here, right after the end is written: leased, not queued.
+            lease_until=self.inline.lease_until() if self.inline and endpoint else None,
         )
         if held is not None:
             held.acknowledged = True
@@ -248,6 +258,9 @@ class VectorJob:
             extra={"task_id": task_id, "status": status, "error": error,
                    "duration_ms": round((now - started) * 1000, 2)},
         )
+        if self.inline is not None and endpoint is not None:
+            assert event is not None
+            self.inline.deliver(event, endpoint)
 
     def _retry(self, task: Task | None, task_id: str, started: float, error: str) -> None:
         attempts = task.attempts if task else 1

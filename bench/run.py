@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from actors.messages import HEARTBEATS_KEY, NAMESPACE  # noqa: E402
 from actors.queue_keys import Keys, backlog  # noqa: E402
+from bench import find_rate, slow_receiver  # noqa: E402
 from dev import REDIS_SETTINGS, procfile, split_nice  # noqa: E402
 from hookline import keys  # noqa: E402
 from hookline.ids import parse_isoformat  # noqa: E402
@@ -228,9 +229,13 @@ def hookline_figures(stack: Hookline, auth: dict[str, str]) -> dict[str, Any]:
     metrics_started = time.perf_counter()
     metrics = requests.get(f"{stack.url}/metrics", timeout=10)
     scrape_ms = (time.perf_counter() - metrics_started) * 1000
+    # Which worker made the first attempts: the job worker's own, by outcome.
+    inline = {m.group(1): float(m.group(2)) for m in re.finditer(
+        r'^hookline_webhook_inline_total\{outcome="(\w+)"\} (\S+)$', metrics.text, re.M)}
     return {
         "tasks": len(ids),
         "statuses": statuses,
+        "inline_first_attempts": inline,
         "payloads_left": sum(usage[1::2]),
         "finish_to_webhook_ms": {"p50": percentile_ms(finish_to_webhook, 50),
                                  "p99": percentile_ms(finish_to_webhook, 99),
@@ -244,6 +249,22 @@ def hookline_figures(stack: Hookline, auth: dict[str, str]) -> dict[str, Any]:
         "aof_rewrites": persistence.get("aof_rewrites", 0),
         "aof_bytes": persistence.get("aof_current_size", 0),
     }
+
+
+#: The processes whose CPU a job costs, per system: ours and Redis, not the
+#: driver and its receiver.
+SYSTEM_PROCESSES = {"hookline": ("web", "worker", "callbacks", "redis"),
+                    "baseline": ("api", "worker", "redis")}
+
+
+def cpu_ms_per_job(summary: dict[str, Any], system: str) -> float | None:
+    """CPU milliseconds the system's processes and Redis spent per accepted job."""
+    cpu, accepted = summary.get("cpu") or {}, summary.get("accepted")
+    cores = cpu.get("cores_used") or {}
+    if not accepted or not cpu.get("window_s"):
+        return None
+    used = sum(cores.get(name, 0.0) for name in SYSTEM_PROCESSES[system])
+    return round(used * cpu["window_s"] * 1000 / accepted, 3)
 
 
 def drive(target: str, args: argparse.Namespace, setting: dict[str, Any], secret: str, key: str,
@@ -284,11 +305,18 @@ def run_hookline(args: argparse.Namespace, setting: dict[str, Any], workdir: Pat
         drive(stack.url, args, warm, callback["secret"], key, callback["id"], extra,
               workdir / "warmup.json", {}, stack.redis_url)
         stack.client.delete(keys.task_index("bench"))
-        watch = {name: stack.procs[name].pid for name in ("web", "worker", "callbacks", "redis")}
+        watch = {name: stack.procs[name].pid for name in SYSTEM_PROCESSES["hookline"]}
+        slow = None
+        if setting.get("slow_receiver"):
+            slow = slow_receiver.start(stack, ROOT, BIN / "flask", args.vectors, args.dims)
         summary = drive(stack.url, args, setting, callback["secret"], key, callback["id"], extra,
                         workdir / "summary.json", watch, stack.redis_url)
+        if slow is not None:
+            summary["slow_receiver"] = slow_receiver.report(*slow, settle_seconds=30)
+            slow[0].close()
         wait_until(lambda: queue_idle(stack.client, "callbacks"), 60, "deliveries settle")
         summary["hookline"] = hookline_figures(stack, auth)
+        summary["cpu_ms_per_job"] = cpu_ms_per_job(summary, "hookline")
         return summary
     finally:
         stack.stop()
@@ -315,7 +343,9 @@ def run_baseline(args: argparse.Namespace, setting: dict[str, Any], workdir: Pat
     path = out_dir / "summary.json"
     if not path.exists():
         raise SystemExit(f"the baseline produced no summary in {out_dir}")
-    return json.loads(path.read_text())
+    summary: dict[str, Any] = json.loads(path.read_text())
+    summary["cpu_ms_per_job"] = cpu_ms_per_job(summary, "baseline")
+    return summary
 
 
 def correct(summary: dict[str, Any], n: int) -> list[str]:
@@ -335,6 +365,7 @@ def correct(summary: dict[str, Any], n: int) -> list[str]:
 RATIOS = {
     "e2e jobs/s": ("e2e_throughput_jobs_s",),
     "submit p99": ("submit_latency_ms", "p99"),
+    "cpu ms/job": ("cpu_ms_per_job",),
 }
 
 
@@ -364,13 +395,33 @@ def row(name: str, ours: dict[str, Any], base: dict[str, Any] | None) -> list[st
         cell("e2e_latency_ms", "p99"),
         f"{hl.get('finish_to_webhook_ms', {}).get('p50', '-')} / {hl.get('finish_to_webhook_ms', {}).get('p99', '-')}",
         cell("redis", "commands_per_job"),
+        cell("cpu_ms_per_job"),
         f"{hl.get('redis_bytes_per_finished_task', '-')}",
         " ".join(f"{k}={v}" for k, v in (ours.get("cpu", {}).get("cores_used") or {}).items()),
     ]
 
 
 HEADER = ["setting", "submit/s", "submit p50 ms", "submit p99 ms", "submit max ms", "e2e jobs/s",
-          "e2e p99 ms", "finish->webhook p50/p99 ms", "redis cmds/job", "redis B/task", "cores"]
+          "e2e p99 ms", "finish->webhook p50/p99 ms", "redis cmds/job", "cpu ms/job", "redis B/task", "cores"]
+
+
+def report_rates(args: argparse.Namespace) -> int:
+    """``--find-rate``: both systems' highest sustained open-loop rates, in one session."""
+    runners: dict[str, find_rate.Runner] = {"hookline": run_hookline}
+    if args.compare_baseline:
+        runners["baseline"] = run_baseline
+    found = find_rate.find_rates(args, runners, correct)
+    found["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    found["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform()}
+    for system, rate in found["sustained_jobs_s"].items():
+        print(f"{system}: sustains {rate} jobs/s (first failure at {found['first_failure_jobs_s'][system]})")
+    if "ratio" in found:
+        print(f"ratio of sustained rates: {found['ratio']:.2f}x")
+    document = json.dumps(found, indent=2)
+    print(document)
+    if args.out:
+        args.out.write_text(document + "\n")
+    return 0
 
 
 def main() -> int:
@@ -388,11 +439,22 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat each setting; with --compare-baseline the order alternates")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON document here")
+    parser.add_argument("--slow-receiver", action="store_true",
+                        help="run each setting plain and beside a receiver that answers in 2 s")
+    parser.add_argument("--find-rate", action="store_true",
+                        help="step the open-loop rate to find the highest each system sustains")
+    parser.add_argument("--rate-start", type=float, default=100.0)
+    parser.add_argument("--rate-step", type=float, default=1.25, help="--find-rate: factor per rung")
+    parser.add_argument("--rate-max", type=float, default=2000.0)
+    parser.add_argument("--refine", type=int, default=1, help="--find-rate: halvings after a failure")
+    parser.add_argument("--p99-ms", type=float, default=100.0)
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     if not (SHARED / "e2e.py").exists():
         raise SystemExit(f"the shared load driver is not at {SHARED}")
+    if args.find_rate:
+        return report_rates(args)
 
     settings = []
     if args.rate:
@@ -403,6 +465,9 @@ def main() -> int:
         for clients in args.clients:
             settings.append({"name": f"closed-{clients}c-n{args.n}", "mode": "closed",
                              "clients": clients, "n": args.n})
+    if args.slow_receiver:
+        settings = [variant for setting in settings for variant in
+                    (setting, dict(setting, name=setting["name"] + "-slow", slow_receiver=True))]
 
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
@@ -418,30 +483,37 @@ def main() -> int:
     failures = []
     table = [HEADER]
     ratios: dict[str, dict[str, list[float]]] = {}
-    for setting in settings:
-        for round_no in range(1, args.rounds + 1):
-            # Alternate which system goes first, so a drift of the machine's
-            # speed during a round does not always favour the same one.
-            baseline_first = args.compare_baseline and round_no % 2 == 0
-            with tempfile.TemporaryDirectory(prefix="hl-bench-") as tmp:
-                workdir = Path(tmp)
-                base = run_baseline(args, setting, workdir) if baseline_first else None
-                ours = run_hookline(args, setting, workdir)
-                if args.compare_baseline and not baseline_first:
-                    base = run_baseline(args, setting, workdir)
-            problems = correct(ours, setting["n"])
-            failures += [f"{setting['name']} round {round_no}: {p}" for p in problems]
-            results["runs"].append({"setting": setting, "round": round_no, "hookline": ours,
-                                    "baseline": base, "correct": not problems})
-            name = setting["name"] + (f" r{round_no}" if args.rounds > 1 else "")
-            table.append(row(f"hookline {name}", ours, base))
-            if base is not None:
-                table.append(row(f"baseline {name}", base, None))
-                for measure, path in RATIOS.items():
-                    ours_value, base_value = _dig(ours, path), _dig(base, path)
-                    if ours_value is not None and base_value:
-                        ratios.setdefault(setting["name"], {}).setdefault(measure, []).append(
-                            round(ours_value / base_value, 3))
+    rounds = range(1, args.rounds + 1)
+    if args.slow_receiver:
+        # Plain and beside the slow receiver side by side in every round,
+        # alternating which goes first: the machine drifts between minutes.
+        plan = [(setting, round_no) for round_no in rounds
+                for setting in (settings if round_no % 2 else settings[::-1])]
+    else:
+        plan = [(setting, round_no) for setting in settings for round_no in rounds]
+    for setting, round_no in plan:
+        # Alternate which system goes first, so a drift of the machine's
+        # speed during a round does not always favour the same one.
+        baseline_first = args.compare_baseline and round_no % 2 == 0
+        with tempfile.TemporaryDirectory(prefix="hl-bench-") as tmp:
+            workdir = Path(tmp)
+            base = run_baseline(args, setting, workdir) if baseline_first else None
+            ours = run_hookline(args, setting, workdir)
+            if args.compare_baseline and not baseline_first:
+                base = run_baseline(args, setting, workdir)
+        problems = correct(ours, setting["n"])
+        failures += [f"{setting['name']} round {round_no}: {p}" for p in problems]
+        results["runs"].append({"setting": setting, "round": round_no, "hookline": ours,
+                                "baseline": base, "correct": not problems})
+        name = setting["name"] + (f" r{round_no}" if args.rounds > 1 else "")
+        table.append(row(f"hookline {name}", ours, base))
+        if base is not None:
+            table.append(row(f"baseline {name}", base, None))
+            for measure, path in RATIOS.items():
+                ours_value, base_value = _dig(ours, path), _dig(base, path)
+                if ours_value is not None and base_value:
+                    ratios.setdefault(setting["name"], {}).setdefault(measure, []).append(
+                        round(ours_value / base_value, 3))
     if ratios:
         results["ratios"] = {
             name: {measure: {"each": values, "median": round(statistics.median(values), 3),

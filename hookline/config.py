@@ -177,6 +177,10 @@ class Config:
     index_wait_seconds: float = 0.05
     #: Seconds between saves of the index's files (when something changed).
     index_save_seconds: float = 30.0
+    #: Milliseconds the job worker may spend delivering a task's webhook
+    #: itself, right after the task ends, to a receiver that has been
+    #: answering; 0 leaves every delivery to the callbacks worker.
+    inline_delivery_ms: int = 250
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -251,6 +255,9 @@ class Config:
                                       0),
             index_save_seconds=_float(env, "HOOKLINE_INDEX_SAVE_SECONDS", cls.index_save_seconds,
                                       0),
+            inline_delivery_ms=_int(
+                env, "HOOKLINE_INLINE_DELIVERY_MS", cls.inline_delivery_ms, 0
+            ),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

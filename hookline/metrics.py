@@ -76,6 +76,13 @@ webhook_attempts_per_delivery = Histogram(
 callbacks_disabled = Counter(
     "hookline_callbacks_disabled", "Callbacks disabled by delivery outcomes.", ["reason"]
 )
+webhook_inline = Counter(
+    "hookline_webhook_inline",
+    "First webhook attempts the job worker made itself, by outcome: delivered, handed_off "
+    "(no 2xx within the budget: the callbacks worker takes over) or queued (not attempted: "
+    "the receiver is failing or cooling down).",
+    ["outcome"],
+)
 http_requests = Counter(
     "hookline_http_requests", "HTTP requests answered.", ["method", "route", "status"]
 )
@@ -169,6 +176,7 @@ def mark_build() -> None:
 ACTORS = ("process_vectors", "deliver_webhook")
 OUTCOMES = ("success", "failure", "revoked")
 DISABLE_REASONS = ("gone", "receiver_request", "failing", "manual")
+INLINE_OUTCOMES = ("delivered", "handed_off", "queued")
 
 
 def initialise() -> None:
@@ -189,6 +197,8 @@ def initialise() -> None:
     for outcome in OUTCOMES:
         task_chunks.labels(outcome=outcome)
     tasks_running.labels(actor="process_chunk")
+    for outcome in INLINE_OUTCOMES:
+        webhook_inline.labels(outcome=outcome)
 
 
 class FinishedCollector(Collector):

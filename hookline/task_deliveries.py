@@ -36,6 +36,7 @@ class TaskDeliveries:
         failed_index: str,
         held: tuple[str, bytes] | None = None,
         retry_at: float | None = None,
+        leased: bool = False,
     ) -> tuple[str | None, int]:
         """Log one webhook attempt and set the delivery state, in one step.
 
@@ -44,7 +45,8 @@ class TaskDeliveries:
         message)``: the broker message to acknowledge. ``retry_at`` puts the
         next attempt on the schedule. A ``failed`` delivery enters the
         callback's ``failed_index`` (what ``recover`` resends), and a
-        delivered one leaves it. Done together, so that a worker dying
+        delivered one leaves it. ``leased`` ends the lease ``finish`` gave
+        the attempt's maker on the delivery. Done together, so that a worker dying
         between two of these can neither drop a retry nor hide a failure.
         Returns the previous delivery state (``None`` for an expired task)
         and the attempt's number.
@@ -54,7 +56,7 @@ class TaskDeliveries:
                   failed_index],
             args=[record, delivery, held[1] if held else b"", task_id,
                   "" if retry_at is None else repr(retry_at), repr(time.time()),
-                  schedule_member("hook", task_id)],
+                  schedule_member("hook", task_id), "1" if leased else ""],
         )
         return (previous.decode() or None), int(attempt)
 

@@ -11,6 +11,7 @@ import redis
 from redis.commands.core import Script
 
 from hookline import keys
+from hookline.schedule import member as schedule_member
 from hookline.task_record import (
     FORMAT_VERSION,
     PAYLOAD_FIELD,
@@ -34,6 +35,7 @@ class TaskRuns:
     heartbeats_key: str
     _start: Script
     _finish: Script
+    _handoff: Script
     _retry: Script
     _requeue: Script
 
@@ -92,18 +94,22 @@ class TaskRuns:
         held: tuple[str, bytes] | None = None,
         finished_at: float | None = None,
         then: Callable[[Any], None] | None = None,
+        lease_until: float | None = None,
     ) -> bool:
         """Move the task to a terminal ``status``, once.
 
         ``output`` is ``(hash key, bytes)``: the job's output, written under
         the task id in the same step. ``held`` is ``(held list, message)``:
         the broker message to acknowledge in the same step, whatever the
-        outcome. ``finished_at`` defaults to now. ``then(pipeline)`` adds
-        commands that run right after, in the same transaction (an error in
-        them does not undo the end; their owner must recover from it).
-        Returns ``True`` for the call that made the transition; every other
-        call (a redelivery, a race with cancel) gets ``False`` and changes
-        nothing.
+        outcome. ``finished_at`` defaults to now. ``lease_until`` leases the
+        webhook's delivery to the caller, who attempts it at once: instead of
+        a ``delivery`` message going on its queue (pass none), the schedule
+        holds the task's webhook retry, due then (see ``hand_off``).
+        ``then(pipeline)`` adds commands that run right after, in the same
+        transaction (an error in them does not undo the end; their owner must
+        recover from it). Returns ``True`` for the call that made the
+        transition; every other call (a redelivery, a race with cancel) gets
+        ``False`` and changes nothing.
         """
         assert status in TERMINAL
         pairs: list[Any] = ["finished", repr(time.time() if finished_at is None else finished_at)]
@@ -114,11 +120,12 @@ class TaskRuns:
         for name, value in (fields or {}).items():
             pairs += [name, value]
         script_keys, args = self._settle_args(task_id, delivery)
-        script_keys += [output[0] if output else keys.task(task_id), held[0] if held else keys.task(task_id),
-                        keys.finished_counts()]
+        script_keys += [output[0] if output else keys.task(task_id),
+                        held[0] if held else keys.task(task_id), keys.finished_counts(), keys.SCHEDULE]
         allowed = "," + ",".join(allowed_from) + ","
+        leased = "" if lease_until is None else repr(lease_until)
         args = [*args, allowed, output[1] if output else b"", held[1] if held else b"",
-                status, *pairs]
+                status, leased, *pairs]
         if then is None:
             changed, _ = self._finish(keys=script_keys, args=args)
             return changed == 1
@@ -129,6 +136,16 @@ class TaskRuns:
         if isinstance(ended, Exception):
             raise ended
         return ended[0] == 1
+
+    def hand_off(self, task_id: str, delivery: QueuedMessage) -> bool:
+        """Give a delivery leased by ``finish`` to its queue, ending the lease, in one step.
+
+        Returns ``False`` if the lease was gone already: the webhook was
+        recorded as delivered, or the schedule sent it when the lease ran out.
+        """
+        moved = self._handoff(keys=[keys.SCHEDULE, delivery.list_key],
+                              args=[schedule_member("hook", task_id), delivery.data])
+        return moved == 1
 
     def schedule_retry(
         self, task_id: str, *, owner: str, due: float, error: str, schedule_key: str

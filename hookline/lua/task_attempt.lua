@@ -1,8 +1,10 @@
 -- Log one webhook attempt and set the delivery state, acknowledging the message.
 -- KEYS: task, held list (or the task key), schedule, the callback's failed index
 -- ARGV: attempt record, delivery state, held message (or ''), task id,
---       when the next attempt is due (or ''), now, the retry's schedule member
+--       when the next attempt is due (or ''), now, the retry's schedule member,
+--       '1' if the attempt held the delivery's lease on the schedule (or '')
 if ARGV[3] ~= '' then redis.call('LREM', KEYS[2], -1, ARGV[3]) end
+if ARGV[8] == '1' then redis.call('ZREM', KEYS[3], ARGV[7]) end
 local state = redis.call('HMGET', KEYS[1], 'delivery', 'wh_attempts')
 local previous = state[1]
 -- Only a task with a callback has a delivery state; an expired one has none.

@@ -30,7 +30,9 @@ def finished(client: FlaskClient, auth: dict, config: Config,
     callback = client.post("/callbacks", json={"url": receiver.url("/hook")}, headers=auth).get_json()
     task_id = client.post("/tasks", json={"vector_data": [0.5, 0.5], "callback_id": callback["id"]},
                           headers=auth).get_json()["task_id"]
-    services = Services.build(config.replace(webhook_retry_schedule=(60.0,)))
+    # The webhook actor's first attempt is what these tests watch: the job
+    # leaves it to the queue instead of delivering it itself.
+    services = Services.build(config.replace(webhook_retry_schedule=(60.0,), inline_delivery_ms=0))
     VectorJob(services, owner="worker-under-test")(task_id)
     yield services, task_id, callback["id"]
     services.redis.connection_pool.disconnect()

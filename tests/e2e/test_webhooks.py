@@ -91,7 +91,10 @@ def test_failed_and_revoked_tasks_send_their_events(make_stack, receiver: Receiv
 
 
 def test_retries_follow_the_schedule_with_fresh_signatures(make_stack, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
-    stack = make_stack(HOOKLINE_WEBHOOK_RETRY_SCHEDULE="1,2,1,1", HOOKLINE_WEBHOOK_TIMEOUT="1")
+    # The callbacks worker's series from its first attempt: the job worker
+    # does not try the receiver first (tests/e2e/test_inline_delivery.py).
+    stack = make_stack(HOOKLINE_WEBHOOK_RETRY_SCHEDULE="1,2,1,1", HOOKLINE_WEBHOOK_TIMEOUT="1",
+                       HOOKLINE_INLINE_DELIVERY_MS="0")
     stack.start()
     # The receiver answers 500, then 503 with Retry-After: 3, then hangs past the timeout, then 200
     answers = {1: (500, {}, 0.0), 2: (503, {"Retry-After": "3"}, 0.0), 3: (200, {}, 2.5)}
@@ -118,7 +121,10 @@ def test_retries_follow_the_schedule_with_fresh_signatures(make_stack, receiver:
     assert [d["attempt"] for d in log] == [1, 2, 3, 4]
 
 
-def test_410_disables_the_callback_and_later_tasks_skip_it(stack: Stack, receiver: Receiver) -> None:
+def test_410_disables_the_callback_and_later_tasks_skip_it(make_stack, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    # One attempt, the callbacks worker's: the job worker does not try the
+    # receiver first (tests/e2e/test_inline_delivery.py).
+    stack = make_stack(HOOKLINE_INLINE_DELIVERY_MS="0").start()
     receiver.script["/gone"] = lambda n: (410, {}, 0.0)
     auth = key_for(stack)
     callback = register(stack, auth, receiver.url("/gone"))
@@ -274,7 +280,10 @@ def test_a_first_delivery_reads_nothing_yet_every_callback_change_reaches_the_ne
 def test_a_callback_moved_while_its_webhook_waits_behind_a_slow_receiver_takes_the_new_url(
     make_stack, receiver: Receiver, redis: redis_lib.Redis  # type: ignore[no-untyped-def]
 ) -> None:
-    stack = make_stack(HOOKLINE_WEBHOOK_TIMEOUT="30", HOOKLINE_WEBHOOK_RETRY_SCHEDULE="60")
+    # Every webhook through the callbacks worker, the healthy one included:
+    # the job worker does not deliver any itself.
+    stack = make_stack(HOOKLINE_WEBHOOK_TIMEOUT="30", HOOKLINE_WEBHOOK_RETRY_SCHEDULE="60",
+                       HOOKLINE_INLINE_DELIVERY_MS="0")
     stack.start_web()
     stack.start_worker()
     # One webhook thread: the next message is taken off the queue, with the

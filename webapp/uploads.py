@@ -106,13 +106,15 @@ def create() -> Response:
     if "Upload-Defer-Length" in request.headers:
         raise Problem(400, "Bad Request", "Send Upload-Length; a deferred length is not supported.")
     length = header_int("Upload-Length")
-    if length > svc.config.max_upload_bytes:
-        raise Problem(413, "Payload Too Large",
-                      f"Upload-Length is over this server's {svc.config.max_upload_bytes} bytes.")
+    # What the request says it is comes first: a malformed request is a 4xx
+    # for that, whatever its length.
     meta = _metadata()
     fmt = meta.get("format", "")
     if fmt not in FORMATS:
         raise invalid("format", "Upload-Metadata must give format: npy or f32.")
+    if length > svc.config.max_upload_bytes:
+        raise Problem(413, "Payload Too Large",
+                      f"Upload-Length is over this server's {svc.config.max_upload_bytes} bytes.")
     dimension = rows = 0
     if fmt == "f32":
         raw = meta.get("dimension", "")

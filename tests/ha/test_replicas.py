@@ -80,7 +80,10 @@ def test_an_unconfirmed_task_lost_in_a_failover_is_submitted_afresh_on_retry(
     # Given the API asking one replica to confirm, and that replica stalled
     client, auth = durable
     old, replica = cluster.nodes
-    wait_until(lambda: old.client().wait(1, 1000) == 1, 10, "the API key is on the replica")
+    # (WAIT on a fresh connection covers none of the key's writes: look for them)
+    wait_until(lambda: set(replica.client().keys("hl:apikey:*")) == set(old.client().keys("hl:apikey:*"))
+               and replica.client().exists(*old.client().keys("hl:apikey:*")) > 0,
+               10, "the API key is on the replica")
     # (stopped, and cut off: what the primary writes now never reaches it)
     replica.pause()
     old.drop_replicas()

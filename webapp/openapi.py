@@ -4,35 +4,17 @@ from __future__ import annotations
 from typing import Any
 
 from hookline import __version__
-from webapp import collections_openapi
+from webapp import collections_openapi, uploads_openapi
 from webapp.idempotency import MAX_KEY_LENGTH
+from webapp.openapi_parts import COMMON as _COMMON
+from webapp.openapi_parts import errors as _errors
+from webapp.openapi_parts import json_ref as _json
 
 _STATUS = ["PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED"]
 _ISO = {"type": "string", "format": "date-time"}
 _ISO_OR_NULL = {"type": "string", "format": "date-time", "nullable": True}
 
 
-def _problem_ref() -> dict[str, Any]:
-    return {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-
-
-def _errors(*codes: int) -> dict[str, Any]:
-    text = {400: "Malformed request (or a body whose framing is broken)",
-            401: "Missing or invalid API key", 404: "Not found", 409: "Conflict",
-            411: "Content-Length missing", 412: "Tus-Resumable missing or not 1.0.0",
-            413: "Body over its limit (whatever its framing)", 415: "Not JSON",
-            422: "Invalid input", 423: "Another request writes it", 429: "Rate limited",
-            503: "Redis unavailable"}
-    return {str(c): {"description": text[c], "content": _problem_ref()} for c in codes}
-
-
-def _json(ref: str) -> dict[str, Any]:
-    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
-
-
-# Any request may carry a body, so any may be refused for it (400, 413)
-# before its handler runs.
-_COMMON = (400, 401, 413, 429, 503)
 _ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _CB = {"name": "cb_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _LIMIT = {"name": "limit", "in": "query",
@@ -55,16 +37,6 @@ _DELIVERY_PAGE = [_LIMIT, {
 _URL = {"type": "string", "minLength": 1, "maxLength": 2048}
 #: What ``metadata.collection`` must look like (SPEC section 8).
 _COLLECTION = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}
-_UP = {"name": "upload_id", "in": "path", "required": True, "schema": {"type": "string"}}
-#: tus 1.0's Upload-Metadata: comma-separated "key base64(value)" pairs.
-_TUS_METADATA = r"^[!-+\--~]+( [A-Za-z0-9+/]*={0,2})?(,[!-+\--~]+( [A-Za-z0-9+/]*={0,2})?)*$"
-_TUS = {"name": "Tus-Resumable", "in": "header", "required": True,
-        "schema": {"type": "string", "enum": ["1.0.0"]}}
-_TUS_OPTIONS = {"204": {"description": "The protocol version, extensions and largest upload",
-                        "headers": {n: {"schema": {"type": "string"}}
-                                    for n in ("Tus-Version", "Tus-Extension", "Tus-Max-Size")}}}
-
-
 def document(max_vectors: int = 100_000, max_dimension: int = 4096) -> dict[str, Any]:
     """The OpenAPI document, with this deployment's job limits."""
     schemas: dict[str, Any] = {
@@ -299,48 +271,6 @@ def document(max_vectors: int = 100_000, max_dimension: int = 4096) -> dict[str,
             "responses": {"202": {"description": "Queued", "content": _json("Accepted")},
                           **_errors(404, 415, 422, *_COMMON)},
         }},
-        "/uploads": {
-            "post": {
-                "summary": "Create a tus upload", "operationId": "createUpload",
-                "parameters": [_TUS,
-                               {"name": "Upload-Length", "in": "header", "required": True,
-                                "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"}},
-                               {"name": "Upload-Metadata", "in": "header", "required": True,
-                                "description": "format (npy | f32) and, for f32, dimension; "
-                                               "comma-separated 'key base64(value)' pairs",
-                                "schema": {"type": "string", "pattern": _TUS_METADATA}}],
-                "responses": {"201": {"description": "Created; Location: /uploads/{id}"},
-                              **_errors(400, 412, 413, 422, *_COMMON)},
-            },
-            "options": {"summary": "tus discovery", "operationId": "uploadOptions", "security": [],
-                        "responses": {**_TUS_OPTIONS, **_errors(400, 413)}},
-        },
-        "/uploads/{upload_id}": {
-            "head": {"summary": "The upload's offset (Upload-Offset, Upload-Length)",
-                     "operationId": "headUpload", "parameters": [_UP, _TUS],
-                     "responses": {"200": {"description": "Upload-Offset and Upload-Length headers"},
-                                   **_errors(404, 412, *_COMMON)}},
-            "get": {"summary": "The upload's record", "operationId": "getUpload", "parameters": [_UP],
-                    "responses": {"200": {"description": "The upload", "content": _json("Upload")},
-                                  **_errors(404, *_COMMON)}},
-            "patch": {
-                "summary": "Append bytes at Upload-Offset", "operationId": "patchUpload",
-                "parameters": [_UP, _TUS, {"name": "Upload-Offset", "in": "header", "required": True,
-                                           "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"}}],
-                "requestBody": {"required": True, "content": {"application/offset+octet-stream": {
-                    "schema": {"type": "string", "format": "binary"}}}},
-                "responses": {"204": {"description": "Stored; Upload-Offset is the new offset"},
-                              "415": {"description": "Not application/offset+octet-stream",
-                                      "content": _problem_ref()},
-                              **_errors(400, 404, 409, 411, 412, 413, 422, 423, *_COMMON)},
-            },
-            "delete": {"summary": "Delete an upload (tus termination)", "operationId": "deleteUpload",
-                       "parameters": [_UP, _TUS],
-                       "responses": {"204": {"description": "Deleted"},
-                                     **_errors(404, 409, 412, 423, *_COMMON)}},
-            "options": {"summary": "tus discovery", "operationId": "uploadResourceOptions",
-                        "parameters": [_UP], "security": [], "responses": {**_TUS_OPTIONS, **_errors(400, 413)}},
-        },
         "/healthz": {"get": {"summary": "Process alive", "operationId": "healthz", "security": [],
                              "responses": {"200": {"description": "Alive", "content": _json("Status")},
                                            **_errors(400, 413)}}},
@@ -351,6 +281,7 @@ def document(max_vectors: int = 100_000, max_dimension: int = 4096) -> dict[str,
     }
     schemas.update(collections_openapi.schemas())
     paths.update(collections_openapi.paths(_errors, _PAGE))
+    paths.update(uploads_openapi.paths())
     return {
         "openapi": "3.0.3",
         "info": {"title": "Hookline", "version": __version__,

@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
 
 from flask import Blueprint, Response, request
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, fields, validate
 
 from callbacks import UnsafeUrlError
 from hookline.ids import isoformat, parse_isoformat
 from webapp import actions
 from webapp.auth import authenticate, tenant
-from webapp.jsonio import json_body, reply
+from webapp.jsonio import json_body, load, reply
 from webapp.problems import Problem, not_found, unprocessable
 from webapp.services import services
 from webapp.tasks import _get_task
@@ -60,15 +59,6 @@ class PageSchema(Schema):
     cursor = fields.String(load_default=None, validate=validate.Length(max=512))
 
 
-def _load(schema: Schema, data: object) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise unprocessable("The body must be a JSON object.",
-                            errors={"_schema": ["Must be a JSON object."]})
-    try:
-        return schema.load(data)  # type: ignore[no-any-return]
-    except ValidationError as exc:
-        raise unprocessable("The request is not valid; see errors.",
-                            errors=exc.normalized_messages()) from None
 
 
 def _guard(url: str) -> None:
@@ -80,7 +70,7 @@ def _guard(url: str) -> None:
 
 @bp.post("/callbacks")
 def create() -> Response:
-    data = _load(CallbackCreateSchema(), json_body())
+    data = load(CallbackCreateSchema(), json_body())
     _guard(data["url"])
     record, secret = services().registry.create(tenant(), data["url"], data["description"])
     log.info("callback registered", extra={"callback_id": record["id"]})
@@ -89,7 +79,7 @@ def create() -> Response:
 
 @bp.get("/callbacks")
 def index() -> Response:
-    query = _load(PageSchema(), request.args.to_dict())
+    query = load(PageSchema(), request.args.to_dict())
     try:
         items, cursor = services().registry.list(tenant(), query["limit"], query["cursor"])
     except ValueError:
@@ -113,7 +103,7 @@ def read(cb_id: str) -> Response:
 @bp.patch("/callbacks/<cb_id>")
 def update(cb_id: str) -> Response:
     _get(cb_id)
-    data = _load(CallbackPatchSchema(), json_body())
+    data = load(CallbackPatchSchema(), json_body())
     if "url" in data:
         _guard(data["url"])
     record = services().registry.update(tenant(), cb_id, **data)
@@ -142,7 +132,7 @@ def rotate(cb_id: str) -> Response:
 @bp.post("/callbacks/<cb_id>/recover")
 def recover(cb_id: str) -> Response:
     _get(cb_id)
-    data = _load(RecoverSchema(), json_body())
+    data = load(RecoverSchema(), json_body())
     try:
         since = parse_isoformat(data["since"])
     except (ValueError, OverflowError):
@@ -155,7 +145,7 @@ def recover(cb_id: str) -> Response:
 @bp.get("/tasks/<task_id>/deliveries")
 def deliveries(task_id: str) -> Response:
     _get_task(task_id)
-    query = _load(PageSchema(), request.args.to_dict())
+    query = load(PageSchema(), request.args.to_dict())
     rows = services().store.deliveries(task_id)
     start = 0
     if query["cursor"]:

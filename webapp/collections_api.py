@@ -9,7 +9,7 @@ import orjson
 import redis
 from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
-from marshmallow import Schema, ValidationError
+from marshmallow import ValidationError
 
 from hookline import metrics
 from hookline.ids import isoformat
@@ -20,6 +20,7 @@ from hookline.vector_collections import (
     DEFAULT,
     NAME_RE,
     Collection,
+    CollectionError,
     CollectionExists,
     Collections,
     new_collection,
@@ -32,7 +33,7 @@ from webapp.collection_schemas import (
     SearchSchema,
     VectorDeleteSchema,
 )
-from webapp.jsonio import json_body, reply
+from webapp.jsonio import json_body, load, reply
 from webapp.problems import Problem, not_found, unprocessable
 from webapp.services import services
 
@@ -80,33 +81,16 @@ def job_extras(client: redis.Redis, owner: str, name: str, task_id: str, dimensi
         Problem: 422 when the collection has another dimension.
     """
     if name != DEFAULT:
-        store = Collections(client)
-        found = store.get(owner, name)
-        if found is None:
-            try:
-                store.create(new_collection(owner, name, dimension))
-            except CollectionExists:
-                pass
-            found = store.get(owner, name)
-        if found is not None and not found.accepts(dimension):
-            message = (f"Collection {name!r} has dimension {found.dimension}; "
-                       f"these vectors have {dimension}.")
-            raise unprocessable(message,
-                                errors={"vector_data": [message]})
+        try:
+            Collections(client).ensure(owner, name, dimension)
+        except CollectionError as exc:
+            message = f"{str(exc)[:1].upper()}{str(exc)[1:]}."
+            raise unprocessable(message, errors={"vector_data": [message]}) from None
     if ids is None:
         return []
     return [(job_ids_key(task_id), orjson.dumps(ids), max(ttl, JOB_IDS_TTL))]
 
 
-def _load(schema: Schema, body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise unprocessable("The body must be a JSON object.",
-                            errors={"_schema": ["Must be a JSON object."]})
-    try:
-        return schema.load(body)  # type: ignore[no-any-return]
-    except ValidationError as exc:
-        raise unprocessable("The request is not valid; see errors.",
-                            errors=exc.normalized_messages()) from None
 
 
 def _collection(name: str) -> Collection:
@@ -130,7 +114,7 @@ def _public(collection: Collection) -> dict[str, Any]:
 
 @bp.post("/collections")
 def create() -> Response:
-    data = _load(_vectors().create_schema, json_body())
+    data = load(_vectors().create_schema, json_body())
     collection = new_collection(tenant(), data["name"], data["dimension"], data["metric"],
                                 data["dtype"])
     try:
@@ -177,7 +161,7 @@ def search(name: str) -> Response:
         raise not_found("collection")
     collection = found
     vectors = _vectors()
-    data = _load(vectors.search_schema, json_body())
+    data = load(vectors.search_schema, json_body())
     batch = "vectors" in data
     queries = data["vectors"] if batch else data["vector"]
     task_id = (data.get("filter") or {}).get("task_id")
@@ -207,7 +191,7 @@ def vector(name: str, vector_id: str) -> Response:
 @bp.post("/collections/<name>/vectors/delete")
 def delete_vectors(name: str) -> Response:
     collection = _collection(name)
-    data = _load(VectorDeleteSchema(), json_body())
+    data = load(VectorDeleteSchema(), json_body())
     store = _vectors().store
     if "ids" in data:
         deleted = store.delete_ids(collection, data["ids"])

@@ -7,8 +7,9 @@ from typing import Any
 
 import orjson
 from flask import Response, request
+from marshmallow import Schema, ValidationError
 
-from webapp.problems import Problem
+from webapp.problems import Problem, unprocessable
 
 
 def reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -95,3 +96,19 @@ def json_body(*, required: bool = True) -> Any:
         return decode(raw)
     except BodyError as exc:
         raise Problem(400, "Bad Request", str(exc)) from None
+
+
+def load(schema: Schema, data: object) -> dict[str, Any]:
+    """``data`` (a decoded body or query) loaded by ``schema``.
+
+    Raises:
+        Problem: 422 for anything but a JSON object, or one that breaks a rule.
+    """
+    if not isinstance(data, dict):
+        raise unprocessable("The body must be a JSON object.",
+                            errors={"_schema": ["Must be a JSON object."]})
+    try:
+        return schema.load(data)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        raise unprocessable("The request is not valid; see errors.",
+                            errors=exc.normalized_messages()) from None

@@ -16,6 +16,8 @@ from tests.metrics_util import scrape, value
 from tests.procs import Receiver, Stack, queued, wait_until
 
 INLINE = "hookline_webhook_inline_total"
+#: The job worker's delivery budget these tests turn on (it is off by default).
+BUDGET_MS = "250"
 
 
 def inline_count(stack: Stack, outcome: str) -> float:
@@ -29,7 +31,7 @@ def delivered(stack: Stack, auth: dict, task_id: str) -> bool:
 def test_a_healthy_receiver_gets_its_webhooks_from_the_job_worker(
         make_stack, receiver: Receiver, redis: redis_lib.Redis) -> None:  # type: ignore[no-untyped-def]
     # Given no callbacks worker at all: only the job worker can deliver
-    stack = make_stack()
+    stack = make_stack(HOOKLINE_INLINE_DELIVERY_MS=BUDGET_MS)
     stack.start_web()
     stack.start_worker()
     auth = key_for(stack)
@@ -53,7 +55,7 @@ def test_a_healthy_receiver_gets_its_webhooks_from_the_job_worker(
 
 def test_a_failing_receiver_is_retried_through_the_queue_with_the_same_webhook_id(
         make_stack, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
-    stack = make_stack(HOOKLINE_WEBHOOK_RETRY_SCHEDULE="1,1,1")
+    stack = make_stack(HOOKLINE_WEBHOOK_RETRY_SCHEDULE="1,1,1", HOOKLINE_INLINE_DELIVERY_MS=BUDGET_MS)
     stack.start()
     # Given a receiver that answers 500 twice, then 204
     receiver.script["/flaky"] = lambda n: (500, {}, 0.0) if n <= 2 else (204, {}, 0.0)
@@ -79,7 +81,7 @@ def test_a_failing_receiver_is_retried_through_the_queue_with_the_same_webhook_i
 
 def test_a_slow_receiver_goes_to_the_queue_and_healthy_ones_stay_inline(
         make_stack, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
-    stack = make_stack()
+    stack = make_stack(HOOKLINE_INLINE_DELIVERY_MS=BUDGET_MS)
     stack.start_web()
     stack.start_worker(threads=2)
     stack.start_callbacks()
@@ -117,7 +119,7 @@ def test_a_slow_receiver_goes_to_the_queue_and_healthy_ones_stay_inline(
 
 def test_a_job_worker_killed_during_its_attempt_leaves_the_delivery_to_the_queue(
         make_stack, receiver: Receiver, redis: redis_lib.Redis) -> None:  # type: ignore[no-untyped-def]
-    stack = make_stack()
+    stack = make_stack(HOOKLINE_INLINE_DELIVERY_MS=BUDGET_MS)
     stack.start_web()
     stack.start_callbacks()
     # A budget long enough to be killed inside, and a receiver whose first

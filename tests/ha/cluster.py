@@ -249,11 +249,21 @@ class SentinelCluster:
         return found
 
     def restart(self, node: RedisNode) -> None:
-        """Start a killed node again: the Sentinels make it a replica of the new primary."""
+        """Start a killed node again, as a replica of the new primary.
+
+        The Sentinels do that themselves once the node has been up, and
+        reporting itself a primary, for 8 s. When a failover followed a cut
+        replication link, they may have dropped the node from their lists
+        and leave it a primary: then it is pointed at the primary the
+        Sentinels name, as an operator brings a returning host back.
+        """
         node.start()
         try:
-            # Sentinel waits until the node has been up, and reporting itself
-            # a primary, for 8 s each before it turns it into a replica.
+            wait_until(lambda: node.role() == "slave", 20, f"the Sentinels make {node.name} a replica")
+        except AssertionError:
+            host, port = self.primary().address
+            node.client().replicaof(host, port)
+        try:
             wait_until(lambda: node.role() == "slave" and node.synced(), 45, f"{node.name} rejoins as a replica")
         except AssertionError as exc:
             raise AssertionError(f"{exc}; {self.describe(node)}") from None

@@ -30,6 +30,7 @@ from hookline import metrics
 from hookline.memory import return_large_buffers
 from hookline.redis_client import UNAVAILABLE
 from hookline.task_record import FAILURE, REVOKED, STARTED, SUCCESS, RecordError, Task
+from hookline.task_runs import VectorsRefused
 from hookline.vector_collections import CollectionError
 from hookline.vectorstore import JobWrite, VectorStore
 
@@ -175,8 +176,15 @@ class VectorJob:
                 "collection": task.collection,
             }
             # The vectors go in with the step that ends the task: SUCCESS implies them.
-            self._end(task, task_id, SUCCESS, started, result=result, done=task.total,
-                      output=write.output, then=write.apply)
+            try:
+                self._end(task, task_id, SUCCESS, started, result=result, done=task.total,
+                          vectors=write)
+            except VectorsRefused:
+                # The collection was deleted and made again with another
+                # dimension while the job ran: nothing was written.
+                self._end(task, task_id, FAILURE, started, error=(
+                    f"collection {task.collection!r} no longer takes vectors of dimension "
+                    f"{task.dimension}"))
 
     def _vectors_for(self, task: Task, task_id: str, vectors_of: Any) -> JobWrite:
         """The job's vectors encoded for its collection, which is created if missing.
@@ -208,8 +216,7 @@ class VectorJob:
         result: dict | None = None,
         error: str | None = None,
         done: int | None = None,
-        output: tuple[str, bytes] | None = None,
-        then: Callable[[Any], None] | None = None,
+        vectors: JobWrite | None = None,
     ) -> None:
         outcome = {SUCCESS: "success", FAILURE: "failure", REVOKED: "revoked"}[status]
         finished = time.time()
@@ -236,8 +243,7 @@ class VectorJob:
             error=error,
             fields={"done": done} if done is not None else None,
             allowed_from=(STARTED,),
-            output=output,
-            then=then,
+            vectors=vectors,
             finished_at=finished,
             # Delivered here, right after the end is written: leased, not queued.
             lease_until=self.inline.lease_until() if self.inline and endpoint else None,

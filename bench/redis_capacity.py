@@ -136,7 +136,7 @@ def one_job(client: redis.Redis, store: TaskStore, owner: str, payload: bytes, o
     event = {"task_id": taken, "status": SUCCESS, "result": result}
     store.finish(taken, SUCCESS, delivery=delivery_message(taken, callback_id=CALLBACK, event=event),
                  result=result, fields={"done": VECTORS}, allowed_from=(STARTED,),
-                 output=write.output, then=write.apply, held=(jobs.held(owner), raw))
+                 vectors=write, held=(jobs.held(owner), raw))
     # The webhook worker: take a delivery message with the change counter, record the attempt.
     pipe = client.pipeline(transaction=False)
     pipe.lmove(hooks.queue, hooks.held(owner), "RIGHT", "LEFT")

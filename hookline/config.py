@@ -177,6 +177,9 @@ class Config:
     index_wait_seconds: float = 0.05
     #: Seconds between saves of the index's files (when something changed).
     index_save_seconds: float = 30.0
+    #: How much lower the priority of the index's graph writer is (a nice
+    #: increment; 0 keeps the process's own): searches are not lowered.
+    index_nice: int = 10
     #: Milliseconds the job worker may spend delivering a task's webhook
     #: itself, right after the task ends, to a receiver that has been
     #: answering; 0 (the default) leaves every delivery to the callbacks
@@ -257,6 +260,7 @@ class Config:
                                       0),
             index_save_seconds=_float(env, "HOOKLINE_INDEX_SAVE_SECONDS", cls.index_save_seconds,
                                       0),
+            index_nice=_int(env, "HOOKLINE_INDEX_NICE", cls.index_nice, 0),
             inline_delivery_ms=_int(
                 env, "HOOKLINE_INLINE_DELIVERY_MS", cls.inline_delivery_ms, 0
             ),

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 import redis
@@ -25,6 +25,22 @@ from hookline.task_record import decode as decode_record
 
 if TYPE_CHECKING:
     from hookline.task_store import QueuedMessage
+
+
+class VectorOutput(Protocol):
+    """A job's vectors as ``finish`` writes them (``hookline.vectorstore.JobWrite``)."""
+
+    blob: bytes
+
+    @property
+    def script_keys(self) -> builtins.list[str]: ...
+
+    @property
+    def script_args(self) -> builtins.list[Any]: ...
+
+
+class VectorsRefused(Exception):
+    """The collection a job's vectors were encoded for has another dimension by now."""
 
 
 class TaskRuns:
@@ -90,26 +106,27 @@ class TaskRuns:
         error: str | None = None,
         fields: Mapping[str, Any] | None = None,
         allowed_from: Iterable[str] = (PENDING, STARTED, RETRY),
-        output: tuple[str, bytes] | None = None,
+        vectors: VectorOutput | None = None,
         held: tuple[str, bytes] | None = None,
         finished_at: float | None = None,
-        then: Callable[[Any], None] | None = None,
         lease_until: float | None = None,
     ) -> bool:
         """Move the task to a terminal ``status``, once.
 
-        ``output`` is ``(hash key, bytes)``: the job's output, written under
-        the task id in the same step. ``held`` is ``(held list, message)``:
-        the broker message to acknowledge in the same step, whatever the
-        outcome. ``finished_at`` defaults to now. ``lease_until`` leases the
-        webhook's delivery to the caller, who attempts it at once: instead of
-        a ``delivery`` message going on its queue (pass none), the schedule
-        holds the task's webhook retry, due then (see ``hand_off``).
-        ``then(pipeline)`` adds commands that run right after, in the same
-        transaction (an error in them does not undo the end; their owner must
-        recover from it). Returns ``True`` for the call that made the
+        ``vectors`` are the job's vectors, written into their collection in
+        the same step (``hookline/lua/vectors_write.lua``). ``held`` is
+        ``(held list, message)``: the broker message to acknowledge in the
+        same step, whatever the outcome. ``finished_at`` defaults to now.
+        ``lease_until`` leases the webhook's delivery to the caller, who
+        attempts it at once: instead of a ``delivery`` message going on its
+        queue (pass none), the schedule holds the task's webhook retry, due
+        then (see ``hand_off``). Returns ``True`` for the call that made the
         transition; every other call (a redelivery, a race with cancel) gets
         ``False`` and changes nothing.
+
+        Raises:
+            VectorsRefused: the vectors' collection has another dimension by
+                now (it was deleted and created again); nothing changed.
         """
         assert status in TERMINAL
         pairs: list[Any] = ["finished", repr(time.time() if finished_at is None else finished_at)]
@@ -120,22 +137,20 @@ class TaskRuns:
         for name, value in (fields or {}).items():
             pairs += [name, value]
         script_keys, args = self._settle_args(task_id, delivery)
-        script_keys += [output[0] if output else keys.task(task_id),
-                        held[0] if held else keys.task(task_id), keys.finished_counts(), keys.SCHEDULE]
+        script_keys += [held[0] if held else keys.task(task_id), keys.finished_counts(),
+                        keys.SCHEDULE]
         allowed = "," + ",".join(allowed_from) + ","
         leased = "" if lease_until is None else repr(lease_until)
-        args = [*args, allowed, output[1] if output else b"", held[1] if held else b"",
-                status, leased, *pairs]
-        if then is None:
-            changed, _ = self._finish(keys=script_keys, args=args)
-            return changed == 1
-        pipe = self.redis.pipeline(transaction=True)
-        self._finish(keys=script_keys, args=args, client=pipe)
-        then(pipe)
-        ended = pipe.execute(raise_on_error=False)[0]
-        if isinstance(ended, Exception):
-            raise ended
-        return ended[0] == 1
+        args += [allowed, held[1] if held else b"", status, leased]
+        if vectors is None:
+            args += [b"", 0]
+        else:
+            script_keys += vectors.script_keys
+            args += [vectors.blob, len(vectors.script_args), *vectors.script_args]
+        changed, old = self._finish(keys=script_keys, args=[*args, *pairs])
+        if changed == -2:
+            raise VectorsRefused(task_id)
+        return bool(changed == 1)
 
     def hand_off(self, task_id: str, delivery: QueuedMessage) -> bool:
         """Give a delivery leased by ``finish`` to its queue, ending the lease, in one step.

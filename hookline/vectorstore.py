@@ -47,27 +47,39 @@ def log_cutoff(now: float | None = None) -> str:
     return str(int((now - LOG_RETENTION_SECONDS) * 1000))
 
 
+def write_keys(collection: Collection, task_id: str) -> list[str]:
+    """The keys ``vectors_write.lua`` writes a job's vectors with."""
+    tenant, name = collection.tenant, collection.name
+    return [colls.records_key(tenant, name), colls.stats_key(tenant, name),
+            colls.tasks_key(tenant, name), colls.LOG_KEY, colls.SEQ_KEY,
+            colls.collections_key(tenant), colls.REGISTRY_KEY, job_ids_key(task_id)]
+
+
+def write_args(collection: Collection, task_id: str, dimension: int) -> list[Any]:
+    """The arguments ``vectors_write.lua`` writes a job's vectors with."""
+    tenant, name = collection.tenant, collection.name
+    description = new_collection(tenant, name, dimension, collection.metric, collection.dtype)
+    return [task_id, log_cutoff(), tenant, name, colls.registry_member(tenant, name),
+            description.to_json(), dimension]
+
+
 @dataclass
 class JobWrite:
-    """A finished job's vectors, ready to go in with the step that ends it.
+    """A finished job's vectors, encoded, for the step that ends the task
+    (``TaskStore.finish(vectors=...)``)."""
 
-    ``blob`` goes to the finish script's output (the inbox, written only if
-    that step ends the task); ``apply`` adds the script that moves it into
-    the collection, to the same transaction.
-    """
-
-    store: "VectorStore"
     collection: Collection
     task_id: str
     dimension: int
     blob: bytes
 
     @property
-    def output(self) -> tuple[str, bytes]:
-        return colls.INBOX_KEY, self.blob
+    def script_keys(self) -> list[str]:
+        return write_keys(self.collection, self.task_id)
 
-    def apply(self, pipe: Any) -> None:
-        self.store.apply_inbox(self.collection, self.task_id, self.dimension, client=pipe)
+    @property
+    def script_args(self) -> list[Any]:
+        return write_args(self.collection, self.task_id, self.dimension)
 
 
 class VectorStore:
@@ -101,21 +113,12 @@ class VectorStore:
         parts = [struct.pack("<I", len(entry)), entry]
         for key, record in zip(keys, records):
             parts += [key_bytes(key), struct.pack("<I", len(record)), record]
-        return JobWrite(self, collection, task_id, int(vectors.shape[1]), b"".join(parts))
+        return JobWrite(collection, task_id, int(vectors.shape[1]), b"".join(parts))
 
-    def apply_inbox(self, collection: Collection, task_id: str, dimension: int,
-                    client: Any = None) -> Any:
-        """Move a finished task's vectors from the inbox into ``collection``."""
-        tenant, name = collection.tenant, collection.name
-        description = new_collection(tenant, name, dimension, collection.metric, collection.dtype)
-        return self._apply(
-            keys=[colls.INBOX_KEY, colls.records_key(tenant, name), colls.stats_key(tenant, name),
-                  colls.tasks_key(tenant, name), colls.LOG_KEY, colls.SEQ_KEY,
-                  colls.collections_key(tenant), colls.REGISTRY_KEY, job_ids_key(task_id)],
-            args=[task_id, log_cutoff(), tenant, name, colls.registry_member(tenant, name),
-                  description.to_json(), dimension],
-            client=client,
-        )
+    def apply_inbox(self, collection: Collection, task_id: str, dimension: int) -> Any:
+        """Move vectors an older worker left in the inbox into ``collection``."""
+        return self._apply(keys=[colls.INBOX_KEY, *write_keys(collection, task_id)],
+                           args=write_args(collection, task_id, dimension))
 
     # -- reads ---------------------------------------------------------------
 

@@ -81,6 +81,24 @@ class IndexClient:
             conn.close()
         self._local.conn = None
 
+    def applied(self) -> int:
+        """The number of the last change the index has applied (``hl:vseq``).
+
+        Raises:
+            IndexUnavailable: the index process is down or still loading.
+        """
+        try:
+            conn = self._connection()
+            write_frame(conn, {"op": "ping"})
+            answer = read_frame(conn)
+        except OSError as exc:
+            self._drop()
+            raise IndexUnavailable(f"index process unreachable: {type(exc).__name__}") from None
+        if answer is None or not answer[0].get("ready"):
+            self._drop()
+            raise IndexUnavailable("the index is loading")
+        return int(answer[0]["applied"])
+
     def search(self, tenant: str, name: str, queries: np.ndarray, count: int,
                seq: int) -> tuple[np.ndarray, str | None]:
         """Candidate keys (int64, ``(rows, count)``, -1 pads), and where the index is

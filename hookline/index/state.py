@@ -128,32 +128,61 @@ class IndexState:
 
     def apply(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
         """Apply one change from the stream."""
-        op = fields[b"op"]
-        tenant, name = fields[b"t"].decode(), fields[b"c"].decode()
-        raw_keys = fields.get(b"k", b"")
-        keys = [raw_keys[i:i + 8] for i in range(0, len(raw_keys), 8)]
-        if op == b"x":
-            for key in [k for k in self.graphs if k[:2] == (tenant, name)]:
-                del self.graphs[key]
-            self.described.pop((tenant, name), None)
-        elif op == b"d":
-            numbers = _numbers(keys)
-            for key in [k for k in self.graphs if k[:2] == (tenant, name)]:
-                self.graphs[key].remove(numbers)
-                self._compact_if_wasteful(key)
-        elif op == b"u":
+        self.apply_many([(entry_id, fields)])
+
+    def apply_many(self, entries: list[tuple[str, dict[bytes, bytes]]]) -> None:
+        """Apply changes from the stream, in order.
+
+        Consecutive upserts are gathered per collection: one read of their
+        records and one add to each graph, instead of one per job. Under load
+        a read of the stream brings dozens of jobs of a few vectors each, and
+        each add to a graph has a fixed cost besides its vectors'.
+        """
+        pending: dict[tuple[str, str], dict[bytes, None]] = {}
+        seq = 0
+        for _, fields in entries:
+            op = fields[b"op"]
+            where = (fields[b"t"].decode(), fields[b"c"].decode())
+            raw_keys = fields.get(b"k", b"")
+            keys = [raw_keys[i:i + 8] for i in range(0, len(raw_keys), 8)]
+            seq = max(seq, int(fields.get(b"s", b"0")))
+            if op == b"u":
+                gathered = pending.setdefault(where, {})
+                for key in keys:
+                    gathered.pop(key, None)  # the latest write of a key comes last
+                    gathered[key] = None
+                continue
+            self._upsert_pending(pending)
+            if op == b"x":
+                for graph_key in [k for k in self.graphs if k[:2] == where]:
+                    del self.graphs[graph_key]
+                self.described.pop(where, None)
+            elif op == b"d":
+                numbers = _numbers(keys)
+                for graph_key in [k for k in self.graphs if k[:2] == where]:
+                    self.graphs[graph_key].remove(numbers)
+                    self._compact_if_wasteful(graph_key)
+        self._upsert_pending(pending)
+        if entries:
+            self.dirty = True
+            self.mark(entries[-1][0], seq)
+            self._on_change(self)
+
+    def _upsert_pending(self, pending: dict[tuple[str, str], dict[bytes, None]]) -> None:
+        """Add the gathered upserts' current records to their graphs; empties ``pending``."""
+        for (tenant, name), gathered in pending.items():
             collection = self.describe(tenant, name)
-            if collection is not None:
-                for start in range(0, len(keys), SCAN_BATCH):
-                    part = keys[start:start + SCAN_BATCH]
-                    values: list[Any] = self.redis.hmget(  # type: ignore[assignment]
-                        colls.records_key(tenant, name), part)
-                    found = [(k, v) for k, v in zip(part, values) if v is not None]
-                    self._add(collection, [k for k, _ in found], [v for _, v in found],
-                              self.graphs, None, replace_elsewhere=True)
-        self.dirty = True
-        self.mark(entry_id, int(fields.get(b"s", b"0")))
-        self._on_change(self)
+            if collection is None:
+                continue
+            keys = list(gathered)
+            pipe = self.redis.pipeline(transaction=False)
+            for start in range(0, len(keys), SCAN_BATCH):
+                pipe.hmget(colls.records_key(tenant, name), keys[start:start + SCAN_BATCH])
+            values = [v for part in pipe.execute() for v in part]
+            found = [(k, v) for k, v in zip(keys, values) if v is not None]
+            self._add(collection, [k for k, _ in found], [v for _, v in found],
+                      self.graphs, None, replace_elsewhere=True)
+        pending.clear()
 
     def _add(self, collection: Collection, keys: list[bytes], values: Iterable[bytes],
              into: dict[IndexKey, Hnsw], only: int | None, replace_elsewhere: bool = False) -> None:

@@ -13,7 +13,7 @@ SHIPPED = [(package, path.stem)
            for package in ("hookline", "actors", "callbacks")
            for path in sorted(Path(str(resources.files(package).joinpath("lua"))).glob("*.lua"))]
 #: Pieces that other scripts include; they are not run on their own.
-PIECES = {"as_record", "settle", "chunk_gate", "repoint"}
+PIECES = {"as_record", "settle", "chunk_gate", "repoint", "vectors_write"}
 
 
 def test_an_include_line_is_replaced_by_its_piece_once() -> None:

@@ -1,4 +1,8 @@
-"""One HNSW graph (usearch) over the vectors of one collection and dimension.
+"""The index of one collection and dimension: exact while small, then an HNSW graph (usearch).
+
+While the collection holds up to ``flat.FLAT_MAX_VALUES`` values its vectors
+are scanned exactly (``hookline.index.flat``), which costs nothing to add to;
+past that, a graph is built from them in one go and takes every later add.
 
 The graph holds a copy that is cheaper than the source of truth: ``i8`` for
 ``cosine`` (the vectors are unit length, which is what usearch's ``i8``
@@ -16,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 from usearch.index import Index
+
+from hookline.index.flat import FLAT_MAX_VALUES, Flat
 
 #: usearch's metric and stored type per collection metric.
 KINDS = {"cosine": ("cos", "i8"), "ip": ("ip", "f16"), "l2": ("l2sq", "f16")}
@@ -78,36 +84,67 @@ class ReadWriteLock:
 
 
 class Hnsw:
-    """An approximate index of 63-bit keys to vectors of one dimension."""
+    """An index of 63-bit keys to vectors of one dimension: exact, then approximate."""
 
-    def __init__(self, dimension: int, metric: str, index: Index | None = None) -> None:
-        kind, dtype = KINDS[metric]
+    def __init__(self, dimension: int, metric: str, index: Index | None = None,
+                 flat: Flat | None = None) -> None:
         self.dimension = dimension
         self.metric = metric
-        self.index = index or Index(
-            ndim=dimension, metric=kind, dtype=dtype, connectivity=CONNECTIVITY,
-            expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH,
-        )
+        #: The graph, once built; until then ``flat`` holds the vectors.
+        self.index = index
+        self.flat: Flat | None = None
+        if index is None:
+            self.flat = flat if flat is not None else Flat(dimension, metric)
         self.lock = ReadWriteLock()
         #: Vectors removed since the graph was built: their slots are waste.
         self.removed = 0
 
+    def _new_index(self) -> Index:
+        kind, dtype = KINDS[self.metric]
+        return Index(ndim=self.dimension, metric=kind, dtype=dtype, connectivity=CONNECTIVITY,
+                     expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH)
+
+    @property
+    def exact(self) -> bool:
+        """Whether the vectors are still scanned exactly (no graph yet)."""
+        return self.index is None
+
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self.index) if self.index is not None else len(self.flat or ())
 
     def upsert(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         """Add ``vectors`` under ``keys`` (uint64), replacing any there."""
+        if self.flat is not None:
+            with self.lock.write():
+                self.flat.upsert(keys, vectors)
+            if len(self.flat) * self.dimension > FLAT_MAX_VALUES:
+                self._build_graph()
+            return
+        assert self.index is not None
         for start in range(0, len(keys), WRITE_BATCH):
             part = keys[start:start + WRITE_BATCH]
             with self.lock.write():
                 self._remove(part)
                 self.index.add(part, vectors[start:start + WRITE_BATCH], threads=ADD_THREADS)
 
+    def _build_graph(self) -> None:
+        """Move the vectors into a graph. Only the writer calls this; searches
+        go on scanning the flat copy, which does not change meanwhile."""
+        assert self.flat is not None
+        keys, vectors = self.flat.contents()
+        index = self._new_index()
+        index.add(keys.copy(), vectors.copy(), threads=ADD_THREADS)
+        with self.lock.write():
+            self.index, self.flat = index, None
+
     def remove(self, keys: np.ndarray) -> int:
         with self.lock.write():
+            if self.flat is not None:
+                return self.flat.remove(keys)
             return self._remove(keys)
 
     def _remove(self, keys: np.ndarray) -> int:
+        assert self.index is not None
         present = np.asarray(self.index.contains(keys), dtype=bool).reshape(-1)
         if not present.any():
             return 0
@@ -120,6 +157,10 @@ class Hnsw:
         """Keys of the ``count`` nearest per query row, as int64; ``EMPTY`` pads."""
         out = np.full((len(queries), count), EMPTY, dtype=np.int64)
         with self.lock.read():
+            if self.flat is not None:
+                self.flat.search(queries, count, out)
+                return out
+            assert self.index is not None
             if len(self.index) == 0:
                 return out
             found = self.index.search(queries, count, threads=1,
@@ -136,11 +177,19 @@ class Hnsw:
 
     def save(self, path: Path) -> None:
         with self.lock.read():
-            self.index.save(str(path))
+            if self.flat is not None:
+                path.write_bytes(self.flat.to_bytes())
+            else:
+                assert self.index is not None
+                self.index.save(str(path))
 
     @classmethod
     def load(cls, path: Path, dimension: int, metric: str) -> "Hnsw":
         """Raises ValueError when the file does not hold a usable index."""
+        with open(path, "rb") as handle:
+            saved_flat = handle.read(2) == b"PK"  # numpy's .npz, a zip file
+        if saved_flat:
+            return cls(dimension, metric, flat=Flat.from_bytes(path.read_bytes(), dimension, metric))
         index = Index.restore(str(path))
         if index is None or index.ndim != dimension:
             raise ValueError(f"{path} does not hold an index of dimension {dimension}")

@@ -1,0 +1,78 @@
+"""The index of one collection: exact while small, a graph past FLAT_MAX_VALUES."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hookline.index import hnsw
+from hookline.index.hnsw import EMPTY, Hnsw
+
+
+def unit(rows: int, dim: int, seed: int) -> np.ndarray:
+    data = np.random.default_rng(seed).standard_normal((rows, dim)).astype(np.float32)
+    return data / np.linalg.norm(data, axis=1, keepdims=True)
+
+
+def exact_top(data: np.ndarray, keys: np.ndarray, query: np.ndarray, k: int) -> list[int]:
+    return keys[np.argsort(-(data @ query), kind="stable")[:k]].astype(np.int64).tolist()
+
+
+def test_a_small_index_answers_exactly_and_upserts_and_removes_by_key() -> None:
+    index = Hnsw(16, "cosine")
+    data, keys = unit(300, 16, 1), np.arange(1000, 1300, dtype=np.uint64)
+    index.upsert(keys, data)
+    assert index.exact and len(index) == 300
+    query = unit(1, 16, 2)
+    assert index.search(query, 10)[0].tolist() == exact_top(data, keys, query[0], 10)
+    # The same key again replaces its vector: the query itself now comes first
+    index.upsert(keys[5:6], query)
+    assert len(index) == 300 and index.search(query, 1)[0, 0] == 1005
+    # A removed key is never returned again, and the rest close up
+    assert index.remove(np.array([1005, 99], dtype=np.uint64)) == 1
+    found = index.search(query, 300)[0]
+    assert 1005 not in found.tolist() and (found[:299] != EMPTY).all() and found[299] == EMPTY
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_the_exact_scan_ranks_by_the_collection_metric(metric: str) -> None:
+    rng = np.random.default_rng(3)
+    data = rng.standard_normal((200, 8)).astype(np.float32) * rng.uniform(0.1, 3, (200, 1))
+    keys = np.arange(200, dtype=np.uint64)
+    index = Hnsw(8, metric)
+    index.upsert(keys, data.astype(np.float32))
+    query = rng.standard_normal(8).astype(np.float32)
+    score = data @ query if metric == "ip" else -((data - query) ** 2).sum(axis=1)
+    expected = np.argsort(-score, kind="stable")[:5].tolist()
+    assert index.search(query[None, :], 5)[0].tolist() == expected
+
+
+def test_past_the_limit_a_graph_is_built_from_the_vectors_and_takes_later_ones(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hnsw, "FLAT_MAX_VALUES", 2000 * 32)
+    index = Hnsw(32, "cosine")
+    data = unit(3000, 32, 4)
+    keys = np.arange(3000, dtype=np.uint64)
+    index.upsert(keys[:1500], data[:1500])
+    assert index.exact
+    index.upsert(keys[1500:], data[1500:])
+    assert not index.exact and len(index) == 3000
+    # Every vector is found by itself as its own nearest (the graph's copy is i8)
+    for row in (0, 1499, 1500, 2999):
+        assert row in index.search(data[row:row + 1], 5)[0].tolist()
+
+
+@pytest.mark.parametrize("rows", [50, 3000])
+def test_an_index_saved_and_loaded_answers_the_same(tmp_path: Path, rows: int,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hnsw, "FLAT_MAX_VALUES", 2000 * 32)
+    index = Hnsw(32, "cosine")
+    index.upsert(np.arange(rows, dtype=np.uint64), unit(rows, 32, 5))
+    index.save(tmp_path / "one.usearch")
+    loaded = Hnsw.load(tmp_path / "one.usearch", 32, "cosine")
+    assert loaded.exact == index.exact and len(loaded) == rows
+    queries = unit(5, 32, 6)
+    assert loaded.search(queries, 10).tolist() == index.search(queries, 10).tolist()
+    with pytest.raises(ValueError):
+        Hnsw.load(tmp_path / "one.usearch", 16, "cosine")

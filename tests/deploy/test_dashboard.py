@@ -33,6 +33,8 @@ CONTRACT: dict[str, tuple[str, frozenset[str]]] = {
     "hookline_index_vectors": ("gauge", frozenset()),
     "hookline_index_lag_seconds": ("histogram", frozenset()),
     "hookline_search_duration_seconds": ("histogram", frozenset()),
+    "hookline_upload_bytes_total": ("counter", frozenset()),
+    "hookline_task_chunks_total": ("counter", frozenset({"outcome"})),
 }
 #: Label values the contract enumerates.
 LABEL_VALUES = {
@@ -40,7 +42,7 @@ LABEL_VALUES = {
     "outcome": {"success", "failure", "revoked"},
     "result": {"delivered", "retry", "failed"},
     "status_class": {"2xx", "3xx", "4xx", "5xx", "error"},
-    "actor": {"process_vectors", "deliver_webhook"},
+    "actor": {"process_vectors", "process_chunk", "deliver_webhook"},
 }
 #: Labels Prometheus adds to every scraped series.
 TARGET_LABELS = frozenset({"job", "instance"})

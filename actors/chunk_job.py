@@ -22,7 +22,7 @@ from actors.events import Event
 from actors.jobs import patiently, retry_delay
 from actors.messages import JOB_ACTOR, delivery_message, queued
 from actors.services import Services
-from actors.vectors import Cancelled, normalise
+from actors.vectors import Cancelled, normalise, stored_vectors
 from hookline import metrics
 from hookline.blobs import BlobError, open_blob_store
 from hookline.redis_client import UNAVAILABLE
@@ -30,9 +30,12 @@ from hookline.task_chunks import FAILURE as CHUNK_FAILURE
 from hookline.task_chunks import REVOKED as CHUNK_REVOKED
 from hookline.task_chunks import SUCCESS as CHUNK_SUCCESS
 from hookline.task_chunks import ChunkLedger, ChunkPlan, InvalidChunk, read_chunk
-from hookline.task_record import FAILURE, REVOKED, STARTED, SUCCESS, TERMINAL
+from hookline.task_record import FAILURE, REVOKED, STARTED, SUCCESS, TERMINAL, Task
 from hookline.task_store import QueuedMessage
+from hookline.upload_ids import IdsError, chunk_ids
 from hookline.uploads import Upload, UploadStore
+from hookline.vector_collections import CollectionError
+from hookline.vectorstore import JobWrite, VectorStore
 
 log = logging.getLogger("hookline.jobs")
 
@@ -53,6 +56,7 @@ class ChunkWork:
         self.ledger = ChunkLedger(services.redis, ended_ttl=services.config.result_ttl + 86400)
         self.blobs = open_blob_store(services.config.blob_url,
                                      s3_endpoint_url=services.config.s3_endpoint_url)
+        self.vectors = VectorStore(services.redis)
 
     def plan_of(self, upload: Upload) -> ChunkPlan:
         return ChunkPlan.for_upload(upload, self.services.config.chunk_vectors)
@@ -84,11 +88,15 @@ class ChunkWork:
     def finish_from_ledger(self, task_id: str) -> None:
         """End the task from its chunks' outcomes (called by the end that was last)."""
         ended = self.ledger.outcome(task_id)
-        if ended.failed:
-            self.end_task(task_id, FAILURE, error=ended.reason or "a chunk failed")
-            return
-        if ended.revoked:
-            self.end_task(task_id, REVOKED, error="cancelled while running")
+        if ended.failed or ended.revoked:
+            # A failed or cancelled job leaves nothing behind. Every chunk has
+            # ended, so none can write after this; the delete comes before the
+            # ending so that a FAILURE or REVOKED seen implies it.
+            self.remove_vectors(task_id)
+            if ended.failed:
+                self.end_task(task_id, FAILURE, error=ended.reason or "a chunk failed")
+            else:
+                self.end_task(task_id, REVOKED, error="cancelled while running")
             return
         count = ended.total
         stats = self.ledger.stats(task_id, count)
@@ -97,8 +105,7 @@ class ChunkWork:
         result: dict[str, Any] = {
             "processed_vectors": vectors,
             "dimension": task.dimension if task else None,
-            # Indexing into collections comes with the collections work.
-            "status": "processed",
+            "status": "indexed",
             "chunks": count,
             "metadata_processed": task.metadata if task else {},
             "norms": {"norm_mean": sum(s["sum"] for s in stats) / vectors if vectors else 0.0,
@@ -107,6 +114,21 @@ class ChunkWork:
             "collection": task.collection if task else "default",
         }
         self.end_task(task_id, SUCCESS, result=result)
+
+
+    def remove_vectors(self, task_id: str) -> int:
+        """Delete what the task's chunks indexed (safe to run twice); the number deleted."""
+        task = self.services.store.get(task_id)
+        if task is None:
+            return 0
+        collection = self.vectors.collections.get(task.tenant, task.collection)
+        if collection is None:
+            return 0  # dropped with its vectors
+        deleted = patiently(self.vectors.delete_task, collection, task_id)
+        if deleted:
+            log.info("vectors of an unfinished job removed",
+                     extra={"task_id": task_id, "count": deleted})
+        return deleted
 
 
 class ChunkPlanner(ChunkWork):
@@ -190,11 +212,21 @@ class ChunkJob(ChunkWork):
             return
         plan = self.plan_of(upload)
         chunk = plan.chunk(index)
+        task = self.services.store.get(task_id)
+        if task is None:
+            return
         try:
             values = read_chunk(self.blobs, upload.blob_key, plan, chunk)
-            _, stats = normalise(values, lambda done: self._progress(task_id, index, done))
+            normalised, stats = normalise(values, lambda done: self._progress(task_id, index, done))
+            ids = chunk_ids(self.services.redis, self.uploads, self.blobs, task_id,
+                            chunk.first_row, chunk.rows)
+            write = self._vectors_for(task, plan.rows, chunk.first_row, ids,
+                                      stored_vectors(values, normalised))
         except InvalidChunk as exc:
             self._account(task_id, index, CHUNK_FAILURE, error=str(exc))
+            return
+        except IdsError as exc:
+            self._account(task_id, index, CHUNK_FAILURE, error=f"{chunk.describe()}: {exc}")
             return
         except Cancelled:
             self._account(task_id, index, CHUNK_REVOKED)
@@ -203,7 +235,22 @@ class ChunkJob(ChunkWork):
                                 "sum": stats["norm_mean"] * stats["processed_vectors"],
                                 "min": stats["norm_min"], "max": stats["norm_max"],
                                 "zeros": stats["zero_vectors"]}).decode()
-        self._account(task_id, index, CHUNK_SUCCESS, rows=chunk.rows, stats=summary)
+        self._account(task_id, index, CHUNK_SUCCESS, rows=chunk.rows, stats=summary, vectors=write)
+
+    def _vectors_for(self, task: Task, total: int, first_row: int, ids: list[str] | None,
+                     vectors_of: Any) -> JobWrite:
+        """The chunk's vectors encoded for the task's collection, created if missing.
+
+        Raises:
+            InvalidChunk: the collection has another dimension.
+        """
+        try:
+            collection = self.vectors.collections.ensure(task.tenant, task.collection,
+                                                         task.dimension)
+        except CollectionError as exc:
+            raise InvalidChunk(str(exc)) from None
+        return self.vectors.prepare(collection, task.task_id, vectors_of(collection.metric), ids,
+                                    first_row=first_row, total=total)
 
     def _progress(self, task_id: str, index: int, done: int) -> None:
         cancel, _ = self.ledger.progress(task_id, index, done, time.time())
@@ -212,6 +259,14 @@ class ChunkJob(ChunkWork):
 
     def _account(self, task_id: str, index: int, outcome: str, **details: Any) -> None:
         end = patiently(self.ledger.end, task_id, index, outcome, now=time.time(), **details)
+        if end.refused:
+            # The collection was deleted and made again with another dimension.
+            task = self.services.store.get(task_id)
+            name = task.collection if task else "default"
+            outcome, details = CHUNK_FAILURE, {"error": (
+                f"chunk {index}: collection {name!r} no longer takes vectors of this job's "
+                "dimension")}
+            end = patiently(self.ledger.end, task_id, index, outcome, now=time.time(), **details)
         if end.first:
             metrics.child(metrics.task_chunks, outcome).inc()
             log.info("chunk ended", extra={"task_id": task_id, "chunk": index, "outcome": outcome,

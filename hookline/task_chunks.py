@@ -24,6 +24,7 @@ from hookline.blobs import BlobStore
 from hookline.task_record import UPLOAD_FIELD
 from hookline.task_store import QueuedMessage
 from hookline.uploads import Upload
+from hookline.vectorstore import JobWrite
 
 # Fields of the task's record (``hl:task:{id}``) that the ledger writes:
 # ``ch_total``, ``ch_done``, ``ch_failed``, ``ch_revoked``, ``done``,
@@ -136,6 +137,8 @@ class ChunkEnd:
     cancel: bool
     #: The caller sends a ``task.progress`` event.
     emit: bool
+    #: Nothing changed: the chunk's collection now has another dimension.
+    refused: bool = False
 
 
 @dataclass(frozen=True)
@@ -213,17 +216,27 @@ class ChunkLedger:
         return bool(cancel), bool(emit)
 
     def end(self, task_id: str, chunk: int, outcome: str, *, rows: int = 0, stats: str = "",
-            error: str = "", now: float) -> ChunkEnd:
+            error: str = "", now: float, vectors: JobWrite | None = None) -> ChunkEnd:
         """Account for the end of ``chunk`` (``success``, ``failure`` or ``revoked``).
+
+        A successful chunk's ``vectors`` are written into their collection in
+        the same step, unless the task is cancelled or no longer running.
 
         Raises:
             ValueError: an unknown outcome.
         """
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown chunk outcome {outcome!r}")
-        first, last, cancel, emit = self._end(
-            keys=[keys.task(task_id), keys.ended_chunks(task_id)],
-            args=[chunk, outcome, rows, stats, error, repr(now), self.event_interval, self.ended_ttl])
+        script_keys = [keys.task(task_id), keys.ended_chunks(task_id)]
+        args: list[Any] = [chunk, outcome, rows, stats, error, repr(now), self.event_interval,
+                           self.ended_ttl]
+        if vectors is not None:
+            vector_args = vectors.script_args
+            script_keys += vectors.script_keys
+            args += [vectors.blob, "1" if vectors.partial else "0", len(vector_args), *vector_args]
+        first, last, cancel, emit = self._end(keys=script_keys, args=args)
+        if first == -2:
+            return ChunkEnd(first=False, last=False, cancel=False, emit=False, refused=True)
         return ChunkEnd(first=bool(first), last=bool(last), cancel=bool(cancel), emit=bool(emit))
 
     def counts(self, task_id: str) -> dict[str, object]:

@@ -114,15 +114,20 @@ class TaskStore(TaskRuns, TaskDeliveries):
         return now
 
     def submit_from_upload(self, *, upload_id: str, extra: Extra = (), now: float | None = None,
+                           ids_upload_id: str | None = None, fields: Mapping[str, str] | None = None,
                            **task: Unpack[NewTask]) -> bool:
         """Write a task whose vectors are in an upload, its message and the upload's pin, in one step.
 
-        ``extra`` as for ``submit``. Returns ``False``, writing nothing, if
-        the upload is gone (deleted or swept since it was read).
+        ``ids_upload_id`` names the upload of the vectors' ids, pinned too;
+        ``fields`` go into the record. ``extra`` as for ``submit``. Returns
+        ``False``, writing nothing, if an upload is gone (deleted or swept
+        since it was read).
         """
         now = time.time() if now is None else now
-        written = self._write(self._submit_upload, task, now, {UPLOAD_FIELD: upload_id}, extra,
-                              more_keys=[keys.upload(upload_id), keys.upload_tasks(upload_id)])
+        pins = [upload_id] if ids_upload_id is None else [upload_id, ids_upload_id]
+        written = self._write(self._submit_upload, task, now, {**(fields or {}), UPLOAD_FIELD: upload_id},
+                              extra, more_keys=[k for u in pins
+                                                for k in (keys.upload(u), keys.upload_tasks(u))])
         if not written and extra:
             # The upload went between the read and the write: the answer
             # stored with it must not stand.

@@ -23,7 +23,9 @@ import redis
 from hookline import keys, scripts
 from hookline.ids import new_id
 
-FORMATS = ("npy", "f32")
+#: ``ids``: a job's vector ids, UTF-8, one a line (``hookline/upload_ids.py``).
+IDS = "ids"
+FORMATS = ("npy", "f32", IDS)
 OPEN = "open"
 COMPLETE = "complete"
 #: Milliseconds a writer's lock lives unless renewed.

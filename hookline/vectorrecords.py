@@ -69,8 +69,12 @@ def quantise(vectors: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
     return vectors.astype(NUMPY_DTYPES[dtype]), np.ones(len(vectors), dtype=np.float32)
 
 
-def encode(task_id: str, ids: list[str] | None, vectors: np.ndarray, dtype: str) -> list[bytes]:
-    """One record per row of ``vectors`` (float32); ``ids`` ``None`` means default ids."""
+def encode(task_id: str, ids: list[str] | None, vectors: np.ndarray, dtype: str,
+           first_row: int = 0) -> list[bytes]:
+    """One record per row of ``vectors`` (float32); ``ids`` ``None`` means default ids.
+
+    ``first_row`` is the job's row of ``vectors[0]`` (a chunk's first row).
+    """
     stored, scales = quantise(vectors, dtype)
     task = task_id.encode()
     dimension = vectors.shape[1]
@@ -78,7 +82,7 @@ def encode(task_id: str, ids: list[str] | None, vectors: np.ndarray, dtype: str)
     for row in range(len(vectors)):
         body = stored[row].tobytes()
         if ids is None:
-            head = _HEADER.pack(row, dimension, len(task), 0, float(scales[row]))
+            head = _HEADER.pack(first_row + row, dimension, len(task), 0, float(scales[row]))
             records.append(head + task + body)
         else:
             name = ids[row].encode()

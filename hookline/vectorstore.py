@@ -72,6 +72,9 @@ class JobWrite:
     task_id: str
     dimension: int
     blob: bytes
+    #: One chunk of a job with named ids: they add to the task's ids entry
+    #: (default ids need none: the entry is the job's count of vectors).
+    partial: bool = False
 
     @property
     def script_keys(self) -> list[str]:
@@ -101,19 +104,24 @@ class VectorStore:
         return orjson.loads(raw) if raw else None  # type: ignore[arg-type]
 
     def prepare(self, collection: Collection, task_id: str, vectors: np.ndarray,
-                ids: list[str] | None) -> JobWrite:
-        """Encode a job's float32 ``vectors`` for ``collection`` (its storage type)."""
-        records = encode(task_id, ids, vectors, collection.dtype)
+                ids: list[str] | None, *, first_row: int = 0, total: int | None = None) -> JobWrite:
+        """Encode a job's float32 ``vectors`` for ``collection`` (its storage type).
+
+        For one chunk of a job, ``first_row`` is the job's row of
+        ``vectors[0]`` and ``total`` the job's number of vectors.
+        """
+        records = encode(task_id, ids, vectors, collection.dtype, first_row)
         if ids is None:
-            keys = [vector_key(default_id(task_id, row)) for row in range(len(records))]
-            entry = f"#{len(records)}".encode()
+            keys = [vector_key(default_id(task_id, first_row + row)) for row in range(len(records))]
+            entry = f"#{len(records) if total is None else total}".encode()
         else:
             keys = [vector_key(name) for name in ids]
             entry = "\n".join(ids).encode()
         parts = [struct.pack("<I", len(entry)), entry]
         for key, record in zip(keys, records):
             parts += [key_bytes(key), struct.pack("<I", len(record)), record]
-        return JobWrite(collection, task_id, int(vectors.shape[1]), b"".join(parts))
+        return JobWrite(collection, task_id, int(vectors.shape[1]), b"".join(parts),
+                        partial=total is not None and ids is not None)
 
     def apply_inbox(self, collection: Collection, task_id: str, dimension: int) -> Any:
         """Move vectors an older worker left in the inbox into ``collection``."""

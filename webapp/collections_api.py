@@ -71,21 +71,23 @@ def _vectors() -> VectorServices:
 
 
 def job_extras(client: redis.Redis, owner: str, name: str, task_id: str, dimension: int,
-               ids: list[str] | None, ttl: int) -> list[tuple[str, bytes, int]]:
+               ids: list[str] | None, ttl: int, *, field: str = "vector_data",
+               ) -> list[tuple[str, bytes, int]]:
     """What ``POST /tasks`` checks and writes for a job's collection and ids.
 
     A named collection that does not exist is created with the job's
     dimension (``default`` is created by the job: it takes any dimension).
 
     Raises:
-        Problem: 422 when the collection has another dimension.
+        Problem: 422 when the collection has another dimension (the error
+            is under ``field``).
     """
     if name != DEFAULT:
         try:
             Collections(client).ensure(owner, name, dimension)
         except CollectionError as exc:
             message = f"{str(exc)[:1].upper()}{str(exc)[1:]}."
-            raise unprocessable(message, errors={"vector_data": [message]}) from None
+            raise unprocessable(message, errors={field: [message]}) from None
     if ids is None:
         return []
     return [(job_ids_key(task_id), orjson.dumps(ids), max(ttl, JOB_IDS_TTL))]

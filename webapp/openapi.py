@@ -81,6 +81,9 @@ def document(max_vectors: int = 100_000, max_dimension: int = 4096) -> dict[str,
             "properties": {
                 "upload_id": {"type": "string", "minLength": 1, "maxLength": 64,
                               "description": "A complete upload of this tenant's."},
+                "ids_upload_id": {"type": "string", "minLength": 1, "maxLength": 64, "description": (
+                    "A complete upload of format ids: UTF-8, one id (1-128 characters, unique) "
+                    "per line, one line per vector. Without it an id is <task_id>:<row>.")},
                 "collection": _COLLECTION,
                 "metadata": {"type": "object", "additionalProperties": {},
                              "properties": {"collection": _COLLECTION},
@@ -179,7 +182,7 @@ def document(max_vectors: int = 100_000, max_dimension: int = 4096) -> dict[str,
             "type": "object",
             "required": ["id", "format", "length", "offset", "state", "created_at"],
             "properties": {
-                "id": {"type": "string"}, "format": {"type": "string", "enum": ["npy", "f32"]},
+                "id": {"type": "string"}, "format": {"type": "string", "enum": ["npy", "f32", "ids"]},
                 "length": {"type": "integer"}, "offset": {"type": "integer"},
                 "state": {"type": "string", "enum": ["open", "complete"]},
                 "rows": {"type": "integer", "nullable": True},

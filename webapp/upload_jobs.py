@@ -15,12 +15,16 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from actors.messages import job_message
 from hookline import metrics
+from hookline.blobs import BlobError
 from hookline.ids import new_task_id
-from hookline.uploads import UploadStore
+from hookline.upload_ids import IDS_INDEX_FIELD, IDS_UPLOAD_FIELD, IdsError, IdsIndex, index_ids
+from hookline.uploads import IDS, Upload
+from webapp.collections_api import job_extras
 from webapp.idempotency import Claimed
 from webapp.problems import Problem, unprocessable
 from webapp.schemas import TaskSubmitSchema
 from webapp.services import WebServices
+from webapp.upload_writes import UploadServices
 
 log = logging.getLogger("hookline.tasks")
 
@@ -29,6 +33,7 @@ class UploadTaskSchema(Schema):
         unknown = RAISE
 
     upload_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    ids_upload_id = fields.String(validate=validate.Length(min=1, max=64))
     collection = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$"))
     metadata = fields.Dict(keys=fields.String(), load_default=dict)
     callback_url = fields.String(validate=validate.Length(min=1, max=2048))
@@ -49,6 +54,40 @@ def _invalid(field: str, message: str, status: int = 422) -> Problem:
     return Problem(status, "Not Found", message, errors={field: [message]})
 
 
+def _complete(upload: Upload | None, field: str) -> Upload:
+    if upload is None:
+        raise _invalid(field, "No upload with that id exists for this API key.", 404)
+    if not upload.complete:
+        raise _invalid(field, f"The upload holds {upload.offset} of its {upload.length} "
+                              "bytes; finish it first.")
+    return upload
+
+
+def _ids_upload(uploads: UploadServices, owner: str, upload_id: str) -> Upload:
+    upload = _complete(uploads.store.get(upload_id, owner), "ids_upload_id")
+    if upload.format != IDS:
+        raise _invalid("ids_upload_id", "The upload is not of format ids.")
+    return upload
+
+
+def index_of(uploads: UploadServices, ids_upload: Upload, rows: int) -> IdsIndex:
+    """The ids upload checked against a job of ``rows`` vectors; its index.
+
+    Raises:
+        Problem: 422 for an id that breaks a rule or a count that differs;
+            503 when the blob store fails.
+    """
+    try:
+        return index_ids(uploads.blobs, ids_upload, rows, uploads.config.chunk_vectors)
+    except IdsError as exc:
+        message = f"{str(exc)[:1].upper()}{str(exc)[1:]}."
+        raise _invalid("ids_upload_id", message) from None
+    except BlobError:
+        log.warning("ids upload unreadable", extra={"upload_id": ids_upload.id})
+        raise Problem(503, "Service Unavailable", "The ids upload cannot be read now; retry.",
+                      headers={"Retry-After": "5"}) from None
+
+
 def submit(svc: WebServices, owner: str, body: dict[str, Any], claimed: Claimed | None) -> Response:
     """Accept a job from a complete upload of ``owner``'s: ``202``, as an inline job.
 
@@ -63,28 +102,34 @@ def submit(svc: WebServices, owner: str, body: dict[str, Any], claimed: Claimed 
     except ValidationError as exc:
         raise unprocessable("The task is not valid; see errors.",
                             errors=exc.normalized_messages()) from None
-    uploads: UploadStore = current_app.extensions["hookline_uploads"].store
-    upload = uploads.get(data["upload_id"], owner)
-    if upload is None:
-        raise _invalid("upload_id", "No upload with that id exists for this API key.", 404)
-    if not upload.complete:
-        raise _invalid("upload_id", f"The upload holds {upload.offset} of its {upload.length} "
-                                    "bytes; finish it first.")
+    uploads: UploadServices = current_app.extensions["hookline_uploads"]
+    upload = _complete(uploads.store.get(data["upload_id"], owner), "upload_id")
+    if upload.format == IDS:
+        raise _invalid("upload_id", "The upload holds ids; name it as ids_upload_id.")
     callback = svc.callbacks.resolve(owner, data)
     metadata = data["metadata"]
     collection = data.get("collection") or str(metadata.get("collection", "default"))
     task_id = new_task_id()
+    # A named collection is made with the job's dimension, or must have it.
+    job_extras(svc.redis, owner, collection, task_id, upload.dimension, None,
+               svc.config.result_ttl, field="collection")
     links = {"self": f"/tasks/{task_id}", "cancel": f"/tasks/{task_id}/cancel",
              "deliveries": f"/tasks/{task_id}/deliveries"}
     answer = orjson.dumps({"task_id": task_id, "status": "Processing", "links": links})
     location = f"/tasks/{task_id}"
+    ids_fields: dict[str, str] = {}
+    if "ids_upload_id" in data:
+        ids_upload = _ids_upload(uploads, owner, data["ids_upload_id"])
+        ids_fields = {IDS_UPLOAD_FIELD: ids_upload.id,
+                      IDS_INDEX_FIELD: index_of(uploads, ids_upload, upload.rows).to_json()}
     extra = [claimed.answer_write(202, answer, location)] if claimed is not None else []
     written = svc.store.submit_from_upload(
         task_id=task_id, tenant=owner, upload_id=upload.id, count=upload.rows,
         dimension=upload.dimension, metadata_json=orjson.dumps(metadata), collection=collection,
-        callback=callback, message=job_message(task_id), extra=extra)
+        callback=callback, message=job_message(task_id), extra=extra,
+        ids_upload_id=ids_fields.get(IDS_UPLOAD_FIELD), fields=ids_fields)
     if not written:
-        raise _invalid("upload_id", "No upload with that id exists for this API key.", 404)
+        raise _invalid("upload_id", "One of the task's uploads is gone; upload it again.", 404)
     metrics.tasks_submitted.inc()
     g.task_id = task_id
     log.info("task accepted", extra={"task_id": task_id, "status": "PENDING", "count": upload.rows,

@@ -111,7 +111,7 @@ def create() -> Response:
     meta = _metadata()
     fmt = meta.get("format", "")
     if fmt not in FORMATS:
-        raise invalid("format", "Upload-Metadata must give format: npy or f32.")
+        raise invalid("format", "Upload-Metadata must give format: npy, f32 or ids.")
     if length > svc.config.max_upload_bytes:
         raise Problem(413, "Payload Too Large",
                       f"Upload-Length is over this server's {svc.config.max_upload_bytes} bytes.")
@@ -125,8 +125,10 @@ def create() -> Response:
         if rows < 1 or rest:
             raise invalid("Upload-Length", f"An f32 upload is a whole number (at least one) of "
                                              f"rows of {4 * dimension} bytes.")
-    elif length <= PREAMBLE_BYTES:
+    elif fmt == "npy" and length <= PREAMBLE_BYTES:
         raise invalid("Upload-Length", "Too short for a .npy file.")
+    elif length < 1:
+        raise invalid("Upload-Length", "An ids upload holds at least one id.")
     upload = svc.store.create(tenant(), length, fmt, dimension=dimension, rows=rows)
     log.info("upload created", extra={"upload_id": upload.id, "bytes": length, "format": fmt})
     return Response(status=201, headers={"Location": f"/uploads/{upload.id}"})

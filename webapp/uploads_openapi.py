@@ -25,8 +25,10 @@ def paths() -> dict[str, Any]:
                                {"name": "Upload-Length", "in": "header", "required": True,
                                 "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"}},
                                {"name": "Upload-Metadata", "in": "header", "required": True,
-                                "description": "format (npy | f32) and, for f32, dimension; "
-                                               "comma-separated 'key base64(value)' pairs",
+                                "description": "format (npy | f32 | ids) and, for f32, "
+                                               "dimension; comma-separated 'key base64(value)' "
+                                               "pairs. An ids upload is UTF-8 text, one vector "
+                                               "id per line, named by a task's ids_upload_id",
                                 "schema": {"type": "string", "pattern": _TUS_METADATA}}],
                 "responses": {"201": {"description": "Created; Location: /uploads/{id}"},
                               **errors(400, 412, 413, 422, *COMMON)},

@@ -1,12 +1,29 @@
--- Account for the end of one chunk of a large job, once.
--- KEYS: task, ended set
+-- Account for the end of one chunk of a large job, once, with its vectors.
+-- KEYS: task, ended set, then, for a chunk's vectors, its collection's
+--       records, stats, tasks, log, seq, collections, registry and job ids keys
 -- ARGV: chunk, outcome, rows, statistics (JSON or ''), error (or ''), now,
---       event interval (s), seconds the ended set lives
+--       event interval (s), seconds the ended set lives, vectors (or ''),
+--       '1' if the vectors' ids entry adds to the task's (named ids),
+--       number n of vector arguments, the n vector arguments (see vectors_write)
 -- Returns {first, last, cancel, emit}: first is 0 when this chunk had already
 -- ended (nothing changes); last is 1 for the one end that accounts for the
--- task's last chunk.
+-- task's last chunk. {-2, 0, 0, 0}, changing nothing, when the vectors'
+-- collection now has another dimension. A successful chunk's vectors are
+-- written in this step, so a chunk counted done implies them; they are not
+-- written once the task is cancelled or no longer running (its ending
+-- removes what its chunks wrote).
 -- include: chunk_gate
+-- include: vectors_write
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, 1, 0} end
+local blob = ARGV[9] or ''
+local VK, VA = {}, {}
+if blob ~= '' then
+  for i = 1, 8 do VK[i] = KEYS[2 + i] end
+  for i = 1, tonumber(ARGV[11]) do VA[i] = ARGV[11 + i] end
+  if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 and not collection_fits(VK, VA) then
+    return {-2, 0, 0, 0}
+  end
+end
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then
   return {0, 0, redis.call('HGET', KEYS[1], 'cancel') == '1' and 1 or 0, 0}
 end
@@ -19,6 +36,10 @@ if ARGV[2] == 'success' then
   redis.call('HSET', KEYS[1], field, ARGV[3])
   redis.call('HINCRBY', KEYS[1], 'done', tonumber(ARGV[3]) - old)
   if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 's:' .. ARGV[1], ARGV[4]) end
+  local state = redis.call('HMGET', KEYS[1], 'status', 'cancel')
+  if blob ~= '' and state[1] == 'STARTED' and state[2] ~= '1' then
+    write_vectors(VK, VA, blob, ARGV[10] == '1')
+  end
 elseif ARGV[2] == 'failure' then
   -- The others stop at their next progress point; the first reason is kept.
   redis.call('HSET', KEYS[1], 'cancel', '1')

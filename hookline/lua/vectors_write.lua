@@ -6,6 +6,8 @@
 --    the job's dimension
 -- blob: <I4 n> the task's ids entry (n bytes), then per vector
 --       <8-byte key> <I4 n> record (n bytes)
+-- append: the blob is one part of the job (a chunk): its ids entry is added
+--         to the task's (a chunk's vectors are written once, with its end).
 --
 -- The records are read and written a batch at a time, one HMGET and one
 -- HSET per batch: a command of each per vector made a job of 16 vectors cost
@@ -21,7 +23,7 @@ local function collection_fits(K, A)
 end
 
 -- Returns the number of vectors written. Call collection_fits first.
-local function write_vectors(K, A, blob)
+local function write_vectors(K, A, blob, append)
   redis.call('DEL', K[8])
   if redis.call('HSETNX', K[6], A[4], A[6]) == 1 then redis.call('SADD', K[7], A[5]) end
   local ids_len, pos = struct.unpack('<I4', blob, 1)
@@ -63,6 +65,10 @@ local function write_vectors(K, A, blob)
   end
   redis.call('HINCRBY', K[2], 'b', bytes)
   redis.call('HINCRBY', K[2], 'v', 1)
+  if append then
+    local old = redis.call('HGET', K[3], A[1])
+    if old and old ~= '' then ids_entry = old .. '\n' .. ids_entry end
+  end
   redis.call('HSET', K[3], A[1], ids_entry)
   local seq = redis.call('INCR', K[5])
   redis.call('XADD', K[4], 'MINID', '~', A[2], '*', 'op', 'u', 't', A[3], 'c', A[4],

@@ -58,6 +58,7 @@ def test_a_job_from_an_upload_runs_as_chunks_and_ends_once(
     result = done["result"]
     assert (result["processed_vectors"], result["dimension"], result["chunks"]) == (3_500, 16, 4)
     assert result["metadata_processed"] == {"run": "large"}
+    assert (result["status"], result["collection"]) == ("indexed", "default")
     norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
     assert result["norms"]["norm_mean"] == pytest.approx(norms.mean(), rel=1e-5)
     assert result["norms"]["norm_max"] == pytest.approx(norms.max(), rel=1e-5)
@@ -148,6 +149,9 @@ def test_cancel_stops_the_chunks_and_ends_the_task_once(
     assert done["status"] == "REVOKED", done
     assert done["chunks"]["done"] < 300, "the cancel came too late to test anything"
     assert done["progress"]["done"] < 3_000
+    # And the vectors its chunks had indexed are gone again
+    shown = requests.get(f"{stack.url}/collections/default", headers=auth, timeout=5).json()
+    assert shown["count"] == 0 and shown["version"] >= 2, shown
     wait_until(lambda: settled(redis, "callbacks") and settled(redis, "jobs"), 60, "queues settle")
     hooks = receiver.received("/hook")
     assert len(hooks) == 1 and json.loads(hooks[0]["body"])["type"] == "task.revoked"

@@ -1,15 +1,18 @@
 """Headless Chromium for the console's tests, and a receiver that can be stopped and restarted."""
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
+import requests
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.chrome.service import Service
@@ -31,6 +34,28 @@ def chromium() -> webdriver.Chrome:
                  "--window-size=1360,900", "--lang=en-US"):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def chromium_driver() -> Iterator[webdriver.Chrome]:
+    """A browser for one test (the ``driver`` fixture); a skip where Chromium is missing, outside CI."""
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(path)]
+    if missing:
+        # CI installs Debian's chromium and chromium-driver: there, a missing one fails.
+        message = f"headless Chromium needs {', '.join(missing)} (apt-get install chromium chromium-driver)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    browser = chromium()
+    yield browser
+    browser.quit()
+
+
+def api(stack: Stack, key: str) -> Callable[..., requests.Response]:
+    """The stack's HTTP API as the tenant of ``key``: ``call(method, path, **requests_kwargs)``."""
+    def call(method: str, path: str, **kwargs: object) -> requests.Response:
+        return requests.request(method, stack.url + path, headers={"Authorization": f"Bearer {key}"},
+                                timeout=10, **kwargs)  # type: ignore[arg-type]
+    return call
 
 
 class Console:

@@ -17,6 +17,7 @@ from actors.messages import job_message
 from hookline import metrics
 from hookline.ids import new_task_id
 from hookline.uploads import UploadStore
+from webapp.collections_api import job_extras
 from webapp.idempotency import Claimed
 from webapp.problems import Problem, unprocessable
 from webapp.schemas import TaskSubmitSchema
@@ -74,11 +75,14 @@ def submit(svc: WebServices, owner: str, body: dict[str, Any], claimed: Claimed 
     metadata = data["metadata"]
     collection = data.get("collection") or str(metadata.get("collection", "default"))
     task_id = new_task_id()
+    # The collection rule of an inline job: made if missing, 422 for another dimension.
+    extra = job_extras(svc.redis, owner, collection, task_id, upload.dimension, None, 0)
     links = {"self": f"/tasks/{task_id}", "cancel": f"/tasks/{task_id}/cancel",
              "deliveries": f"/tasks/{task_id}/deliveries"}
     answer = orjson.dumps({"task_id": task_id, "status": "Processing", "links": links})
     location = f"/tasks/{task_id}"
-    extra = [claimed.answer_write(202, answer, location)] if claimed is not None else []
+    if claimed is not None:
+        extra.append(claimed.answer_write(202, answer, location))
     written = svc.store.submit_from_upload(
         task_id=task_id, tenant=owner, upload_id=upload.id, count=upload.rows,
         dimension=upload.dimension, metadata_json=orjson.dumps(metadata), collection=collection,

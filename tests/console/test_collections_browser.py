@@ -1,6 +1,7 @@
 """The collections pages in headless Chromium over a real stack with the index process.
 
-Saves ``docs/console/collections.png`` beside the other pages' screenshots.
+Saves ``collections.png`` beside the other pages' screenshots (``docs/console/`` when
+``HOOKLINE_SCREENSHOTS_DIR=docs/console``).
 """
 from __future__ import annotations
 

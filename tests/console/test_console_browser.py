@@ -1,7 +1,8 @@
 """The console in headless Chromium over a real stack: gunicorn, both workers, Redis, a receiver.
 
-One run walks what an operator does and saves a screenshot of each page to
-``docs/console/`` (the README shows them).
+One run walks what an operator does and saves a screenshot of each page
+(the README shows them from ``docs/console/``; ``HOOKLINE_SCREENSHOTS_DIR=docs/console``
+refreshes them, see ``tests.console.browser.screenshot_dir``).
 """
 from __future__ import annotations
 

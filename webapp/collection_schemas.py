@@ -20,7 +20,10 @@ from webapp.schemas import COLLECTION_MESSAGE, VectorData
 MAX_BATCH = 100
 #: Ids one delete request may name.
 MAX_DELETE_IDS = 10_000
+#: Hits one search may ask for.
 MAX_K = 1000
+#: Longest vector id (SPEC section 8: 1-128 characters).
+MAX_VECTOR_ID = 128
 
 
 class QueryVector(VectorData):
@@ -92,7 +95,7 @@ class VectorDeleteSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    ids = fields.List(fields.String(validate=validate.Length(min=1, max=128)),
+    ids = fields.List(fields.String(validate=validate.Length(min=1, max=MAX_VECTOR_ID)),
                       validate=validate.Length(min=1, max=MAX_DELETE_IDS))
     task_id = fields.String(validate=validate.Length(min=1, max=64))
 

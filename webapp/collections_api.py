@@ -28,6 +28,7 @@ from hookline.vector_collections import (
 from hookline.vectorstore import JOB_IDS_TTL, VectorStore, job_ids_key
 from webapp.auth import authenticate, tenant
 from webapp.collection_schemas import (
+    MAX_VECTOR_ID,
     CollectionCreateSchema,
     PageSchema,
     SearchSchema,
@@ -66,7 +67,8 @@ def _setup(state: BlueprintSetupState) -> None:
     )
 
 
-def _vectors() -> VectorServices:
+def vector_services() -> VectorServices:
+    """This app's vector store, searcher and schemas (the console reads through them too)."""
     return current_app.extensions["hookline.vectors"]  # type: ignore[no-any-return]
 
 
@@ -102,7 +104,8 @@ def _collection(name: str) -> Collection:
     return found
 
 
-def _public(collection: Collection) -> dict[str, Any]:
+def describe(collection: Collection) -> dict[str, Any]:
+    """A collection as ``GET /collections/{name}`` shows it, with its counts and index version."""
     stats = Collections(services().redis).stats(collection.tenant, collection.name)
     body: dict[str, Any] = {
         "name": collection.name, "dimension": collection.dimension, "metric": collection.metric,
@@ -116,14 +119,14 @@ def _public(collection: Collection) -> dict[str, Any]:
 
 @bp.post("/collections")
 def create() -> Response:
-    data = load(_vectors().create_schema, json_body())
+    data = load(vector_services().create_schema, json_body())
     collection = new_collection(tenant(), data["name"], data["dimension"], data["metric"],
                                 data["dtype"])
     try:
         Collections(services().redis).create(collection)
     except CollectionExists:
         raise Problem(409, "Conflict", "A collection of that name exists.") from None
-    return reply(_public(collection), 201, {"Location": f"/collections/{collection.name}"})
+    return reply(describe(collection), 201, {"Location": f"/collections/{collection.name}"})
 
 
 @bp.get("/collections")
@@ -137,19 +140,19 @@ def index() -> Response:
              if page["cursor"] is None or c.name > page["cursor"]]
     items = found[:page["limit"]]
     more = len(found) > len(items)
-    return reply({"items": [_public(c) for c in items],
+    return reply({"items": [describe(c) for c in items],
                   "next_cursor": items[-1].name if more else None})
 
 
 @bp.get("/collections/<name>")
 def show(name: str) -> Response:
-    return reply(_public(_collection(name)))
+    return reply(describe(_collection(name)))
 
 
 @bp.delete("/collections/<name>")
 def delete(name: str) -> Response:
     collection = _collection(name)
-    if not _vectors().store.drop(collection.tenant, collection.name):
+    if not vector_services().store.drop(collection.tenant, collection.name):
         raise not_found("collection")
     return Response(status=204)
 
@@ -162,7 +165,7 @@ def search(name: str) -> Response:
     if found is None:
         raise not_found("collection")
     collection = found
-    vectors = _vectors()
+    vectors = vector_services()
     data = load(vectors.search_schema, json_body())
     batch = "vectors" in data
     queries = data["vectors"] if batch else data["vector"]
@@ -184,7 +187,7 @@ def search(name: str) -> Response:
 @bp.get("/collections/<name>/vectors/<path:vector_id>")
 def vector(name: str, vector_id: str) -> Response:
     collection = _collection(name)
-    found = _vectors().store.get(collection, vector_id) if len(vector_id) <= 128 else None
+    found = vector_services().store.get(collection, vector_id) if len(vector_id) <= MAX_VECTOR_ID else None
     if found is None:
         raise not_found("vector")
     return reply({"id": found.id, "vector": found.vector.tolist(), "task_id": found.task_id})
@@ -194,7 +197,7 @@ def vector(name: str, vector_id: str) -> Response:
 def delete_vectors(name: str) -> Response:
     collection = _collection(name)
     data = load(VectorDeleteSchema(), json_body())
-    store = _vectors().store
+    store = vector_services().store
     if "ids" in data:
         deleted = store.delete_ids(collection, data["ids"])
     else:

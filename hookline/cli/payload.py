@@ -42,8 +42,9 @@ def _as_npy(vectors: Any) -> Path:
     return Path(out.name)
 
 
-def load_job(path: Path, *, force_upload: bool = False) -> Job:
-    """The job in ``path``.
+def load_job(path: Path, *, force_upload: bool = False,
+             threshold: int = UPLOAD_THRESHOLD_BYTES) -> Job:
+    """The job in ``path``; uploaded first when its JSON would be over ``threshold`` bytes.
 
     Raises:
         click.BadParameter: not ``.json`` or ``.npy``, not readable as such, or unknown fields.
@@ -58,7 +59,7 @@ def load_job(path: Path, *, force_upload: bool = False) -> Job:
             raise click.BadParameter(f"holds a {array.ndim}-dimensional array; send 1 or 2",
                                      param_hint="FILE")
         count = int(array.shape[0])
-        if force_upload or array.size * JSON_BYTES_PER_NUMBER > UPLOAD_THRESHOLD_BYTES:
+        if force_upload or array.size * JSON_BYTES_PER_NUMBER > threshold:
             return Job(upload_path=path, count=count)
         return Job(fields={"vector_data": np.asarray(array).tolist()}, count=count)
     if suffix != ".json":
@@ -78,7 +79,7 @@ def load_job(path: Path, *, force_upload: bool = False) -> Job:
                                  f"{', '.join(BODY_FIELDS)}", param_hint="FILE")
     vectors = body.get("vector_data")
     count = len(vectors) if isinstance(vectors, list) else 0
-    if vectors is not None and (force_upload or path.stat().st_size > UPLOAD_THRESHOLD_BYTES):
+    if vectors is not None and (force_upload or path.stat().st_size > threshold):
         fields = {k: v for k, v in body.items() if k != "vector_data"}
         return Job(fields=fields, upload_path=_as_npy(vectors), temporary=True, count=count)
     return Job(fields=body, count=count)

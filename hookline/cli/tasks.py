@@ -9,7 +9,7 @@ import click
 
 from hookline.cli.context import client, id_command
 from hookline.cli.output import emit, json_option, table
-from hookline.cli.payload import load_job
+from hookline.cli.payload import UPLOAD_THRESHOLD_BYTES, load_job
 from hookline.cli.watch import follow, show_task
 from hookline.client.models import Page, Task
 
@@ -28,18 +28,23 @@ timeout_option = click.option("--timeout", type=click.FloatRange(min=0), default
 @click.option("--metadata", "metadata_json", help="A JSON object stored with the task.")
 @click.option("--upload", "force_upload", is_flag=True,
               help="Send the vectors through the resumable upload whatever their size.")
+@click.option("--upload-threshold", type=click.IntRange(min=0), default=UPLOAD_THRESHOLD_BYTES,
+              envvar="HOOKLINE_UPLOAD_THRESHOLD", show_default=True,
+              help="Bytes of JSON above which the vectors go through the resumable upload; lower "
+                   "it for a server with a smaller HOOKLINE_MAX_BODY_BYTES [env HOOKLINE_UPLOAD_THRESHOLD].")
 @click.option("--watch", is_flag=True, help="Show progress until the task ends, then print it.")
 @timeout_option
 @json_option
 @click.pass_context
 def submit(ctx: click.Context, file: Path, collection: str | None, callback: str | None,
-           metadata_json: str | None, force_upload: bool, watch: bool, timeout: float) -> None:
+           metadata_json: str | None, force_upload: bool, upload_threshold: int, watch: bool,
+           timeout: float) -> None:
     """Submit the job in FILE: .json (a task body or a list of vectors) or .npy.
 
-    Jobs too big for one request (over 8 MiB of JSON) are sent through the
-    resumable upload first.
+    Jobs too big for one request (over --upload-threshold, 8 MiB of JSON by
+    default) are sent through the resumable upload first.
     """
-    job = load_job(file, force_upload=force_upload)
+    job = load_job(file, force_upload=force_upload, threshold=upload_threshold)
     fields: dict[str, Any] = dict(job.fields)
     if metadata_json is not None:
         fields["metadata"] = {**fields.get("metadata", {}), **_json_object(metadata_json, "--metadata")}

@@ -17,12 +17,14 @@ from tests.procs import RedisServer
 
 
 def _module_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory,
-                  with_workers: bool) -> Iterator[Stack]:
+                  with_workers: bool, with_index: bool = False) -> Iterator[Stack]:
     if redis_server.proc is None or redis_server.proc.poll() is not None:
         redis_server.start()
     redis_lib.Redis.from_url(redis_server.url).flushall()
     stack = Stack(redis_server.url, tmp_path_factory.mktemp("stack"))
     try:
+        if with_index:
+            stack.start_index()
         if with_workers:
             stack.start()
         else:
@@ -36,6 +38,12 @@ def _module_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFa
 def full_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """gunicorn, a job worker and a callbacks worker, for the whole module."""
     yield from _module_stack(redis_server, tmp_path_factory, with_workers=True)
+
+
+@pytest.fixture(scope="module")
+def search_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """gunicorn, both workers and the index process, for the whole module: collections can be searched."""
+    yield from _module_stack(redis_server, tmp_path_factory, with_workers=True, with_index=True)
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,18 @@ def test_large_files_go_through_the_upload(tmp_path: Path) -> None:
     assert load_job(small, force_upload=True).upload_path == small
 
 
+def test_a_lower_threshold_uploads_smaller_files(tmp_path: Path) -> None:
+    array = tmp_path / "v.npy"
+    np.save(array, np.ones((10, 4), dtype=np.float32))  # about 1 KB of JSON
+    assert load_job(array, threshold=2048).upload_path is None
+    assert load_job(array, threshold=512).upload_path == array
+    body = tmp_path / "body.json"
+    body.write_text(json.dumps({"vector_data": [[1, 2]] * 100, "collection": "c"}))
+    job = load_job(body, threshold=100)
+    assert job.temporary and job.upload_path is not None and job.fields == {"collection": "c"}
+    job.upload_path.unlink()
+
+
 @pytest.mark.parametrize(("name", "content", "message"), [
     ("job.txt", "[1]", "send a .json or an .npy"),
     ("job.json", "{not json", "not readable JSON"),

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from selenium import webdriver
+
+from tests.console.browser import chromium_driver
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -50,3 +53,9 @@ def submit(client: FlaskClient, auth: dict[str, str]) -> Callable[..., str]:
         return str(resp.get_json()["task_id"])
 
     return submit_one
+
+
+@pytest.fixture
+def driver() -> Iterator[webdriver.Chrome]:
+    """Headless Chromium, closed after the test."""
+    yield from chromium_driver()

@@ -1,24 +1,21 @@
 """The console in headless Chromium over a real stack: gunicorn, both workers, Redis, a receiver.
 
-One run walks what an operator does and saves a screenshot of each page to
-``docs/console/`` (the README shows them).
+One run walks what an operator does and saves a screenshot of each page
+(the README shows them from ``docs/console/``; ``HOOKLINE_SCREENSHOTS_DIR=docs/console``
+refreshes them, see ``tests.console.browser.screenshot_dir``).
 """
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
 import requests
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 from callbacks import verify
 from tests.console.browser import (
-    CHROMEDRIVER,
-    CHROMIUM,
     Console,
-    chromium,
+    api,
     create_key,
     start_receiver,
     stop_receiver,
@@ -26,27 +23,6 @@ from tests.console.browser import (
 from tests.procs import Receiver, Stack, wait_until
 
 HOOK = "/hook"
-
-
-@pytest.fixture
-def driver() -> Iterator[webdriver.Chrome]:
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(path)]
-    if missing:
-        # CI installs Debian's chromium and chromium-driver: there, a missing one fails.
-        message = f"headless Chromium needs {', '.join(missing)} (apt-get install chromium chromium-driver)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    browser = chromium()
-    yield browser
-    browser.quit()
-
-
-def api(stack: Stack, key: str) -> Callable[..., requests.Response]:
-    def call(method: str, path: str, **kwargs: object) -> requests.Response:
-        return requests.request(method, stack.url + path, headers={"Authorization": f"Bearer {key}"},
-                                timeout=10, **kwargs)  # type: ignore[arg-type]
-    return call
 
 
 def submit(call: Callable[..., requests.Response], **body: object) -> str:

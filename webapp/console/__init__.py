@@ -1,8 +1,8 @@
 """The operator console at ``/console/``: server-rendered pages over the API's own stores.
 
-Views are thin over ``TaskStore``, the callback registry and
-``webapp.actions`` (the code the API's views call), with no rule of their
-own. Pages are Jinja templates (autoescaped); the one script is a static
+Views are thin over ``TaskStore``, the callback registry, the collections'
+``VectorStore`` and ``Searcher``, and ``webapp.actions`` (the code the API's
+views call), with no rule of their own. Pages are Jinja templates (autoescaped); the one script is a static
 file of ours (``static/console.js``), as the Content-Security-Policy allows
 no inline script.
 """
@@ -88,6 +88,7 @@ def register(app: Flask) -> None:
     from webapp.console import (  # noqa: F401 - importing registers the routes
         views_auth,
         views_callbacks,
+        views_collections,
         views_deliveries,
         views_overview,
         views_tasks,

@@ -16,6 +16,7 @@ from flask import abort, g, request, session
 
 from hookline.task_record import Task
 from hookline.tenants import Principal
+from hookline.vector_collections import NAME_RE, Collection, Collections
 from webapp.services import services
 
 #: The session's fields. The key itself is never stored: only its id, which
@@ -112,4 +113,15 @@ def find_callback(cb_id: str) -> dict[str, Any]:
     if found is None or (owner is not None and found["tenant"] != owner):
         abort(404)
     found.pop("secrets")
+    return found
+
+
+def find_collection(tenant: str, name: str) -> Collection:
+    """The tenant's collection if the viewer may see it; aborts ``404`` otherwise."""
+    owner = viewer().owner
+    found = None
+    if (owner is None or owner == tenant) and len(tenant) <= MAX_ID_LENGTH and NAME_RE.match(name):
+        found = Collections(services().redis).get(tenant, name)
+    if found is None:
+        abort(404)
     return found

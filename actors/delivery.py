@@ -21,17 +21,9 @@ from actors.endpoints import Endpoints
 from actors.events import Event, attempt_record, signed_request, webhook_id
 from actors.held import give_back, held_message
 from actors.messages import DELIVERY_ACTOR, delivery_message
+from actors.outcomes import Outcomes
 from actors.services import Services
-from callbacks import (
-    CallbackRegistry,
-    Deliverer,
-    RetryPolicy,
-    UrlGuard,
-    Verdict,
-    classify,
-    parse_retry_after,
-    status_class,
-)
+from callbacks import CallbackRegistry, Deliverer, RetryPolicy, UrlGuard, status_class
 from hookline import __version__, keys, metrics
 from hookline.redis_client import UNAVAILABLE
 from hookline.task_record import Task
@@ -66,6 +58,9 @@ class WebhookDelivery:
             user_agent=f"hookline/{__version__}",
         )
         self.endpoints = Endpoints(services.redis, self.registry)
+        self.outcomes = Outcomes(self.registry, self.policy,
+                                 disable_after=config.webhook_disable_after,
+                                 forget=self.endpoints.forget, log=log)
 
     def __call__(self, task_id: str, trigger: str = "scheduled", callback_id: str | None = None,
                  event: dict[str, Any] | None = None) -> None:
@@ -136,10 +131,6 @@ class WebhookDelivery:
     def _endpoint(self, cb_id: str) -> dict[str, Any] | None:
         return self.endpoints.get(cb_id, CurrentMessage.get_current_message())
 
-    def _changed(self, cb_id: str) -> None:
-        """This process changed the callback: later messages of the same fetch must not reuse it."""
-        self.endpoints.forget(cb_id)
-
     def _read(self, task_id: str, callback_id: str | None) -> tuple[Task | None, dict[str, Any] | None]:
         """The task and its callback's delivery record, in one round trip when the message names both."""
         cb_key = self.registry.delivery_key(callback_id) if callback_id else None
@@ -154,67 +145,17 @@ class WebhookDelivery:
         return task, self.registry.get_for_delivery(task.callback_id)
 
     def _attempt(self, event: Event, endpoint: dict[str, Any], trigger: str) -> None:
-        task_id, wid = event.task_id, webhook_id(event.task_id)
+        task_id = event.task_id
         body, headers = signed_request(event, endpoint["secrets"])
         sent_at = time.time()
         result = self.deliverer.send(endpoint["url"], body, headers)
-        verdict = classify(result.status_code, result.headers)
-        if getattr(result, "refused", False):
-            verdict = Verdict.RETRY
-        record = attempt_record(wid, sent_at, trigger, status_code=result.status_code,
-                                error=result.error, duration_ms=result.duration_ms,
-                                excerpt=result.response_excerpt)
-        extra = {"task_id": task_id, "webhook_id": wid,
-                 "status_code": result.status_code, "error": result.error,
-                 "callback_id": event.callback_id}
-        cls = status_class(result.status_code)
         cb_id = endpoint.get("id") or event.callback_id
 
-        def record_as(state: str, retry_at: float | None = None) -> tuple[str | None, int]:
-            previous, attempt = self._record(task_id, record, state, cb_id, retry_at)
-            extra["attempt"] = attempt
-            return previous, attempt
+        def record(entry: bytes, state: str, retry_at: float | None) -> tuple[str | None, int]:
+            return self._record(task_id, entry, state, cb_id, retry_at)
 
-        if verdict is Verdict.DELIVERED:
-            metrics.child(metrics.webhook_attempts, "delivered", cls).inc()
-            previous, attempt = record_as("delivered")
-            if endpoint.get("failing_since"):
-                self.registry.record_success(cb_id)
-                self._changed(cb_id)
-            if previous != "delivered" and event.finished_at:
-                metrics.webhook_delivery.observe(max(0.0, time.time() - event.finished_at))
-                metrics.webhook_attempts_per_delivery.observe(attempt)
-            log.info("webhook delivered", extra=extra)
-            return
-        if verdict is Verdict.DISABLE:
-            reason = "gone" if result.status_code == 410 else "receiver_request"
-            if self.registry.disable(cb_id, reason):
-                metrics.callbacks_disabled.labels(reason=reason).inc()
-            self._changed(cb_id)
-            metrics.child(metrics.webhook_attempts, "failed", cls).inc()
-            record_as("disabled")
-            log.warning("callback disabled by the receiver", extra=extra)
-            return
-        delay = None
-        if verdict is Verdict.RETRY and trigger == "scheduled":
-            retry_after = parse_retry_after(result.headers.get("retry-after"))
-            delay = self.policy.delay_for(self._scheduled_number(task_id), retry_after)
-        if self.registry.record_failure(cb_id, self.services.config.webhook_disable_after):
-            metrics.callbacks_disabled.labels(reason="failing").inc()
-            log.warning("callback disabled: failing for too long", extra=extra)
-        self._changed(cb_id)
-        if delay is not None:
-            metrics.child(metrics.webhook_attempts, "retry", cls).inc()
-            record_as("retrying", retry_at=time.time() + delay)
-            log.info("webhook will retry", extra={**extra, "delay_s": round(delay, 2)})
-            return
-        metrics.child(metrics.webhook_attempts, "failed", cls).inc()
-        # A failed manual resend of a delivered webhook leaves it delivered.
-        state = "delivered" if trigger == "manual" and event.delivery == "delivered" else "failed"
-        previous, attempt = record_as(state)
-        if state == "failed" and previous != "failed":
-            metrics.webhook_attempts_per_delivery.observe(attempt)
-        log.warning("webhook failed", extra=extra)
+        self.outcomes.settle(event, endpoint, result, sent_at, trigger, record=record,
+                             number=lambda: self._scheduled_number(task_id), extra={})
 
     def _scheduled_number(self, task_id: str) -> int:
         """Which scheduled attempt of its series this one is (1 for the first)."""

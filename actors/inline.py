@@ -8,13 +8,17 @@ record, and no cool-down in this process.
 
 Durability does not rest on the attempt: the step that ends the task leases
 the delivery on the schedule (``TaskStore.finish(lease_until=...)``) instead
-of queueing it. A delivered attempt is recorded as the callbacks worker
-records one, ending the lease in the same step; anything else (an error, a
-non-2xx answer, no answer within the budget) hands the delivery to the
-callbacks queue at once (``TaskStore.hand_off``), where the usual first
-attempt, with the same ``webhook-id``, starts the usual retry series. A
-worker killed in between leaves the lease, which the schedule pump turns into
-a queued delivery when it runs out.
+of queueing it. The attempt is the first of the delivery's series and is
+recorded as the callbacks worker records one (``actors.outcomes``), ending
+the lease in the same step: delivered; or retried on the schedule, failed or
+its callback disabled, by the receiver's answer. An attempt the budget cut
+short is recorded as attempt 1 too (its error says so), and the second
+attempt, with the same ``webhook-id`` and the full timeout, goes on the
+callbacks queue in that step: a receiver that answers within the timeout,
+only not within the budget, is not failing. Either way the series keeps its
+k + 1 attempts and every one is in the log. A worker killed in between leaves
+the lease, which the schedule pump turns into a queued delivery when it runs
+out.
 """
 from __future__ import annotations
 
@@ -26,31 +30,42 @@ from typing import Any
 from actors.endpoints import Endpoints
 from actors.events import Event, attempt_record, signed_request, webhook_id
 from actors.messages import delivery_message
-from callbacks import CallbackRegistry, Deliverer, UrlGuard, Verdict, classify, status_class
+from actors.outcomes import Outcomes
+from callbacks import CallbackRegistry, Deliverer, RetryPolicy, UrlGuard, status_class
 from hookline import __version__, keys, metrics
 from hookline.config import Config
 from hookline.task_store import TaskStore
 
 log = logging.getLogger("hookline.inline")
 
-#: Seconds a leased delivery waits on the schedule before the pump queues it:
-#: far longer than the budget, so only a worker that died (or stalled) lets
-#: it run out.
+#: Seconds beyond the budget a leased delivery waits on the schedule before
+#: the pump queues it: only a worker that died (or stalled) lets it run out.
 LEASE_SECONDS = 10.0
 #: Seconds a receiver that gave no 2xx within the budget (slow, or failing)
 #: is left to the callbacks worker by this process.
 COOL_DOWN_SECONDS = 60.0
+#: How the transport's error for an attempt out of time begins (``"timeout
+#: after 0.25s"``, ``"connect timeout after 0.25s"``).
+_CUT_SHORT = ("timeout", "connect timeout")
 
 
 class InlineDelivery:
     """First webhook attempts made by the job worker, for receivers that answer quickly."""
 
     def __init__(self, config: Config, client: Any, store: TaskStore) -> None:
-        budget = config.inline_delivery_ms / 1000
+        budget = min(config.inline_delivery_ms / 1000, config.webhook_timeout)
         self.budget = budget
+        #: Whether running out of the budget leaves the receiver time it has
+        #: under the timeout: not when the budget is the whole timeout.
+        self.cuts_short = budget < config.webhook_timeout
         self.store = store
         self.registry = CallbackRegistry(client, grace=config.secret_grace)
         self.endpoints = Endpoints(client, self.registry)
+        self.outcomes = Outcomes(
+            self.registry,
+            RetryPolicy(config.webhook_retry_schedule,
+                        retry_after_cap=config.webhook_retry_after_cap),
+            disable_after=config.webhook_disable_after, forget=self.endpoints.forget, log=log)
         self.deliverer = Deliverer(
             UrlGuard(config.callback_allow), connect_timeout=budget, timeout=budget,
             user_agent=f"hookline/{__version__}",
@@ -76,14 +91,14 @@ class InlineDelivery:
         return endpoint
 
     def lease_until(self) -> float:
-        """When a delivery leased now goes to the queue if it is neither delivered nor handed off."""
-        return time.time() + LEASE_SECONDS
+        """When a delivery leased now goes to the queue if its attempt is not recorded."""
+        return time.time() + self.budget + LEASE_SECONDS
 
     def deliver(self, event: Event, endpoint: dict[str, Any]) -> bool:
-        """Attempt ``event`` once within the budget; hand it to the queue unless delivered.
+        """Attempt ``event`` once within the budget, as the first attempt of its series.
 
-        Returns whether it was delivered. Never raises: a lease that could be
-        neither recorded nor handed off runs out and the schedule queues it.
+        Returns whether it was delivered. Never raises: a lease whose attempt
+        could not be recorded runs out and the schedule queues the delivery.
         """
         try:
             return self._deliver(event, endpoint)
@@ -93,37 +108,44 @@ class InlineDelivery:
             return False
 
     def _deliver(self, event: Event, endpoint: dict[str, Any]) -> bool:
-        task_id, cb_id, wid = event.task_id, event.callback_id, webhook_id(event.task_id)
+        task_id, cb_id = event.task_id, event.callback_id
         body, headers = signed_request(event, endpoint["secrets"])
         sent_at = time.time()
         result = self.deliverer.send(endpoint["url"], body, headers)
-        verdict = classify(result.status_code, result.headers)
-        delivered = verdict is Verdict.DELIVERED and not getattr(result, "refused", False)
-        extra = {"task_id": task_id, "webhook_id": wid, "callback_id": cb_id,
-                 "status_code": result.status_code, "error": result.error,
-                 "duration_ms": round(result.duration_ms, 2), "inline": True}
-        cls = status_class(result.status_code)
-        if not delivered:
-            # Slow or failing: the next deliveries to it go straight to the
-            # queue, where a slow receiver holds no job thread.
-            with self._lock:
-                self._cooling[cb_id] = time.monotonic() + COOL_DOWN_SECONDS
-            log.warning("receiver cools down: its webhooks go to the callbacks queue for %g s",
-                        COOL_DOWN_SECONDS, extra=extra)
-            # The message is made only now: most deliveries never need it.
-            self.store.hand_off(task_id, delivery_message(
-                task_id, callback_id=cb_id, event=event.in_message()))
-            metrics.child(metrics.webhook_attempts, "retry", cls).inc()
+        extra: dict[str, Any] = {"inline": True, "duration_ms": round(result.duration_ms, 2)}
+        then = None
+        if (self.cuts_short and result.status_code is None
+                and (result.error or "").startswith(_CUT_SHORT)):
+            # No answer within the budget: the queue's attempt waits longer.
+            then = delivery_message(task_id, callback_id=cb_id, event=event.in_message())
+
+        def record(entry: bytes, state: str, retry_at: float | None) -> tuple[str | None, int]:
+            return self.store.record_attempt(
+                task_id, entry, state, failed_index=keys.failed_deliveries(cb_id), leased=True,
+                retry_at=retry_at, then=(then.list_key, then.data) if then else None)
+
+        if then is not None:
+            self._cool_down(cb_id, extra)
+            entry = attempt_record(webhook_id(task_id), sent_at, "scheduled", error=result.error,
+                                   duration_ms=result.duration_ms)
+            _, extra["attempt"] = record(entry, "retrying", None)
+            metrics.child(metrics.webhook_attempts, "retry", status_class(None)).inc()
             metrics.child(metrics.webhook_inline, "handed_off").inc()
+            log.info("no answer within the budget; the next attempt is queued", extra={
+                **extra, "task_id": task_id, "callback_id": cb_id, "error": result.error})
             return False
-        record = attempt_record(wid, sent_at, "scheduled", status_code=result.status_code,
-                                duration_ms=result.duration_ms, excerpt=result.response_excerpt)
-        previous, attempt = self.store.record_attempt(
-            task_id, record, "delivered", failed_index=keys.failed_deliveries(cb_id), leased=True)
-        metrics.child(metrics.webhook_attempts, "delivered", cls).inc()
-        metrics.child(metrics.webhook_inline, "delivered").inc()
-        if previous != "delivered" and event.finished_at:
-            metrics.webhook_delivery.observe(max(0.0, time.time() - event.finished_at))
-            metrics.webhook_attempts_per_delivery.observe(attempt)
-        log.info("webhook delivered", extra={**extra, "attempt": attempt})
-        return True
+        delivered = self.outcomes.settle(event, endpoint, result, sent_at, "scheduled",
+                                         record=record, number=lambda: 1, extra=extra)
+        if delivered:
+            metrics.child(metrics.webhook_inline, "delivered").inc()
+        else:
+            self._cool_down(cb_id, extra)
+            metrics.child(metrics.webhook_inline, "handed_off").inc()
+        return delivered
+
+    def _cool_down(self, cb_id: str, extra: dict[str, Any]) -> None:
+        """Slow or failing: its next deliveries go straight to the queue, where it holds no job thread."""
+        with self._lock:
+            self._cooling[cb_id] = time.monotonic() + COOL_DOWN_SECONDS
+        log.warning("receiver cools down: its webhooks go to the callbacks queue for %g s",
+                    COOL_DOWN_SECONDS, extra={**extra, "callback_id": cb_id})

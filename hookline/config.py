@@ -182,10 +182,9 @@ class Config:
     index_nice: int = 10
     #: Milliseconds the job worker may spend delivering a task's webhook
     #: itself, right after the task ends, to a receiver that has been
-    #: answering; 0 (the default) leaves every delivery to the callbacks
-    #: worker. Off by default: a receiver that fails that try gets one
-    #: request more than the retry schedule allows, as the try is not logged.
-    inline_delivery_ms: int = 0
+    #: answering: the first attempt of the retry series, logged as such.
+    #: 0 leaves every delivery to the callbacks worker.
+    inline_delivery_ms: int = 250
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod

@@ -37,6 +37,7 @@ class TaskDeliveries:
         held: tuple[str, bytes] | None = None,
         retry_at: float | None = None,
         leased: bool = False,
+        then: tuple[str, bytes] | None = None,
     ) -> tuple[str | None, int]:
         """Log one webhook attempt and set the delivery state, in one step.
 
@@ -46,17 +47,20 @@ class TaskDeliveries:
         next attempt on the schedule. A ``failed`` delivery enters the
         callback's ``failed_index`` (what ``recover`` resends), and a
         delivered one leaves it. ``leased`` ends the lease ``finish`` gave
-        the attempt's maker on the delivery. Done together, so that a worker dying
+        the attempt's maker on the delivery; ``then`` is ``(queue list,
+        message)``: the next attempt, queued at once if the lease was still
+        held (a lease that ran out was queued by the schedule). Done together, so that a worker dying
         between two of these can neither drop a retry nor hide a failure.
         Returns the previous delivery state (``None`` for an expired task)
         and the attempt's number.
         """
         previous, attempt = self._attempt(
             keys=[keys.task(task_id), held[0] if held else keys.task(task_id), keys.SCHEDULE,
-                  failed_index],
+                  failed_index, then[0] if then else keys.task(task_id)],
             args=[record, delivery, held[1] if held else b"", task_id,
                   "" if retry_at is None else repr(retry_at), repr(time.time()),
-                  schedule_member("hook", task_id), "1" if leased else ""],
+                  schedule_member("hook", task_id), "1" if leased else "",
+                  then[1] if then else b""],
         )
         return (previous.decode() or None), int(attempt)
 

@@ -11,7 +11,6 @@ import redis
 from redis.commands.core import Script
 
 from hookline import keys
-from hookline.schedule import member as schedule_member
 from hookline.task_record import (
     FORMAT_VERSION,
     PAYLOAD_FIELD,
@@ -51,7 +50,6 @@ class TaskRuns:
     heartbeats_key: str
     _start: Script
     _finish: Script
-    _handoff: Script
     _retry: Script
     _requeue: Script
 
@@ -120,9 +118,10 @@ class TaskRuns:
         ``lease_until`` leases the webhook's delivery to the caller, who
         attempts it at once: instead of a ``delivery`` message going on its
         queue (pass none), the schedule holds the task's webhook retry, due
-        then (see ``hand_off``). Returns ``True`` for the call that made the
-        transition; every other call (a redelivery, a race with cancel) gets
-        ``False`` and changes nothing.
+        then, until the attempt is recorded (``record_attempt(leased=True)``).
+        Returns ``True`` for the call that made the transition; every other
+        call (a redelivery, a race with cancel) gets ``False`` and changes
+        nothing.
 
         Raises:
             VectorsRefused: the vectors' collection has another dimension by
@@ -151,16 +150,6 @@ class TaskRuns:
         if changed == -2:
             raise VectorsRefused(task_id)
         return bool(changed == 1)
-
-    def hand_off(self, task_id: str, delivery: QueuedMessage) -> bool:
-        """Give a delivery leased by ``finish`` to its queue, ending the lease, in one step.
-
-        Returns ``False`` if the lease was gone already: the webhook was
-        recorded as delivered, or the schedule sent it when the lease ran out.
-        """
-        moved = self._handoff(keys=[keys.SCHEDULE, delivery.list_key],
-                              args=[schedule_member("hook", task_id), delivery.data])
-        return moved == 1
 
     def schedule_retry(
         self, task_id: str, *, owner: str, due: float, error: str, schedule_key: str

@@ -90,7 +90,6 @@ class TaskStore(TaskRuns, TaskDeliveries):
         self._submit = scripts.register(client, "hookline", "task_submit")
         self._submit_upload = scripts.register(client, "hookline", "task_submit_upload")
         self._finish = scripts.register(client, "hookline", "task_finish")
-        self._handoff = scripts.register(client, "hookline", "task_handoff")
         self._attempt = scripts.register(client, "hookline", "task_attempt")
         self._cancel = scripts.register(client, "hookline", "task_cancel")
         self._start = scripts.register(client, "hookline", "task_start")

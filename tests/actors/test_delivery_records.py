@@ -20,6 +20,7 @@ from actors.jobs import VectorJob
 from actors.services import Services
 from hookline import keys
 from hookline.config import Config
+from tests.actors.tasks_with_callbacks import task_with_callback
 from tests.procs import Receiver
 
 
@@ -27,14 +28,12 @@ from tests.procs import Receiver
 def finished(client: FlaskClient, auth: dict, config: Config,
              receiver: Receiver) -> Iterator[tuple[Services, str, str]]:
     """A task that has ended, with a callback to ``receiver``'s ``/hook``."""
-    callback = client.post("/callbacks", json={"url": receiver.url("/hook")}, headers=auth).get_json()
-    task_id = client.post("/tasks", json={"vector_data": [0.5, 0.5], "callback_id": callback["id"]},
-                          headers=auth).get_json()["task_id"]
+    task_id, callback_id = task_with_callback(client, auth, receiver)
     # The webhook actor's first attempt is what these tests watch: the job
     # leaves it to the queue instead of delivering it itself.
     services = Services.build(config.replace(webhook_retry_schedule=(60.0,), inline_delivery_ms=0))
     VectorJob(services, owner="worker-under-test")(task_id)
-    yield services, task_id, callback["id"]
+    yield services, task_id, callback_id
     services.redis.connection_pool.disconnect()
 
 

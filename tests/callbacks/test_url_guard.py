@@ -337,10 +337,11 @@ def test_registration_refuses_with_a_clear_422(config: Config, auth: dict, url: 
 
 def test_delivery_checks_again_and_refuses(make_stack: Callable[..., Stack], receiver: Receiver) -> None:
     # The API lets loopback in (as when DNS pointed elsewhere at registration);
-    # the delivery worker does not, so the attempt is refused and nothing is sent.
+    # the workers that deliver (the job worker's first attempt, the callbacks
+    # worker's) do not, so the attempt is refused and nothing is sent.
     stack = make_stack(HOOKLINE_WEBHOOK_RETRY_SCHEDULE="")
     stack.start_web()
-    stack.start_worker()
+    stack.start_worker(HOOKLINE_CALLBACK_ALLOW="")
     stack.start_callbacks(HOOKLINE_CALLBACK_ALLOW="")
     out = subprocess.run([sys.executable, "-m", "flask", "--app", "webapp", "keys", "create", "acme"],
                          env=stack.env, capture_output=True, text=True, check=True, cwd=ROOT)

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import orjson
 from dramatiq.middleware import CurrentMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
@@ -197,7 +198,8 @@ class VectorJob:
                                                          task.dimension)
         except CollectionError as exc:
             raise InvalidJob(str(exc)) from None
-        ids = self.vectors.job_ids(task_id)
+        ids = self.vectors.job_ids(task_id) if task.job_ids is None else (
+            orjson.loads(task.job_ids) if task.job_ids else None)
         if ids is not None and len(ids) != task.total:
             raise InvalidJob(f"the job has {len(ids)} ids for {task.total} vectors")
         return self.vectors.prepare(collection, task_id, vectors_of(collection.metric), ids)

@@ -29,6 +29,10 @@ VERSION_FIELD = "v"
 
 #: The record's field that holds the job's vectors until the task ends.
 PAYLOAD_FIELD = "payload"
+#: The record's field that holds a job's vector ids (JSON; empty for none)
+#: until the task ends. A record without it was written before the ids moved
+#: into it, and its ids (if any) are under their own key (``keys.job_ids``).
+IDS_FIELD = "ids"
 #: The record's field that names the upload holding a large job's vectors.
 UPLOAD_FIELD = "upload"
 
@@ -72,6 +76,9 @@ class Task:
     cancel_requested: bool = False
     #: A job from an upload runs as chunks: ``(done, failed, total)``; ``None`` otherwise.
     chunks: tuple[int, int, int] | None = None
+    #: Set on a claimed run only: the job's ids as sent (JSON), ``b""`` for
+    #: none, ``None`` for a record from before they moved into it.
+    job_ids: bytes | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def finished(self) -> bool:

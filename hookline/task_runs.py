@@ -13,6 +13,7 @@ from redis.commands.core import Script
 from hookline import keys
 from hookline.task_record import (
     FORMAT_VERSION,
+    IDS_FIELD,
     PAYLOAD_FIELD,
     PENDING,
     RETRY,
@@ -83,9 +84,12 @@ class TaskRuns:
         payload = record.pop(PAYLOAD_FIELD.encode(), None)
         if legacy is not None:
             payload = legacy
+        ids = record.pop(IDS_FIELD.encode(), None)
         record.update({b"status": b"STARTED", b"started": started, b"owner": owner.encode(),
                        b"attempts": str(attempts).encode()})
-        return "run", decode_record(task_id, record), payload
+        task = decode_record(task_id, record)
+        task.job_ids = ids
+        return "run", task, payload
 
     def progress(self, task_id: str, done: int) -> bool:
         """Record progress; returns whether a cancel was asked for."""

@@ -24,6 +24,7 @@ from hookline.redis_client import confirm_replicated
 from hookline.task_deliveries import TaskDeliveries
 from hookline.task_record import (
     FORMAT_VERSION,
+    IDS_FIELD,
     PAYLOAD_FIELD,
     PENDING,
     RECORD_FIELDS,
@@ -98,9 +99,12 @@ class TaskStore(TaskRuns, TaskDeliveries):
 
     # -- writes from the API -------------------------------------------------
 
-    def submit(self, *, vectors: bytes, extra: Extra = (), now: float | None = None,
-               **task: Unpack[NewTask]) -> float:
+    def submit(self, *, vectors: bytes, ids_json: bytes = b"", extra: Extra = (),
+               now: float | None = None, **task: Unpack[NewTask]) -> float:
         """Write the record, payload, index entry and broker message atomically.
+
+        ``ids_json`` is the job's vector ids as sent (a JSON list; empty when
+        it sent none): kept in the record until the task ends.
 
         ``extra`` holds further ``SET key value EX ttl`` writes that belong to
         the same request (the idempotency record). Returns the creation time.
@@ -109,7 +113,8 @@ class TaskStore(TaskRuns, TaskDeliveries):
         trim = ""
         if hash(task["task_id"]) % int(1 / INDEX_TRIM_CHANCE) == 0:
             trim = repr(now - self.result_ttl - 86400)
-        self._write(self._submit, task, now, {PAYLOAD_FIELD: vectors}, extra, more_args=[trim])
+        self._write(self._submit, task, now, {PAYLOAD_FIELD: vectors, IDS_FIELD: ids_json}, extra,
+                    more_args=[trim])
         return now
 
     def submit_from_upload(self, *, upload_id: str, extra: Extra = (), now: float | None = None,

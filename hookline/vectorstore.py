@@ -33,7 +33,8 @@ LOG_RETENTION_SECONDS = 3600
 JOB_IDS_TTL = 8 * 86400
 
 
-#: A job's ``ids`` (JSON), written with its task, deleted when it ends.
+#: Where a job's ``ids`` (JSON) were kept until it ended, before they moved into
+#: the task record (``task_record.IDS_FIELD``); still read for such records.
 job_ids_key = keys.job_ids
 
 

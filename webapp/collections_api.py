@@ -5,7 +5,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import redis
 from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
@@ -25,7 +24,7 @@ from hookline.vector_collections import (
     Collections,
     new_collection,
 )
-from hookline.vectorstore import JOB_IDS_TTL, VectorStore, job_ids_key
+from hookline.vectorstore import VectorStore
 from webapp.auth import authenticate, tenant
 from webapp.collection_schemas import (
     MAX_VECTOR_ID,
@@ -72,10 +71,9 @@ def vector_services() -> VectorServices:
     return current_app.extensions["hookline.vectors"]  # type: ignore[no-any-return]
 
 
-def job_extras(client: redis.Redis, owner: str, name: str, task_id: str, dimension: int,
-               ids: list[str] | None, ttl: int, *, field: str = "vector_data",
-               ) -> list[tuple[str, bytes, int]]:
-    """What ``POST /tasks`` checks and writes for a job's collection and ids.
+def check_collection(client: redis.Redis, owner: str, name: str, dimension: int, *,
+                     field: str = "vector_data") -> None:
+    """What ``POST /tasks`` checks of a job's collection.
 
     A named collection that does not exist is created with the job's
     dimension (``default`` is created by the job: it takes any dimension).
@@ -90,9 +88,6 @@ def job_extras(client: redis.Redis, owner: str, name: str, task_id: str, dimensi
         except CollectionError as exc:
             message = f"{str(exc)[:1].upper()}{str(exc)[1:]}."
             raise unprocessable(message, errors={field: [message]}) from None
-    if ids is None:
-        return []
-    return [(job_ids_key(task_id), orjson.dumps(ids), max(ttl, JOB_IDS_TTL))]
 
 
 

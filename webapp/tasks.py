@@ -14,7 +14,7 @@ from hookline.task_record import TERMINAL, Task
 from hookline.vector_collections import DEFAULT
 from webapp import actions, upload_jobs
 from webapp.auth import authenticate, tenant
-from webapp.collections_api import job_extras
+from webapp.collections_api import check_collection
 from webapp.durability import wait_replicas
 from webapp.idempotency import Claimed, IdempotencyKeys, run_once
 from webapp.jsonio import json_body, reply
@@ -74,14 +74,15 @@ def _submit(svc: WebServices, owner: str, claimed: Claimed | None) -> Response:
     answer_bytes = orjson.dumps(answer)
     location = f"/tasks/{task_id}"
     collection = data.get("collection") or str(metadata.get("collection", DEFAULT))
-    extra = job_extras(svc.redis, owner, collection, task_id, vectors.shape[1], data.get("ids"),
-                       svc.config.result_ttl)
+    check_collection(svc.redis, owner, collection, vectors.shape[1])
+    extra: list[tuple[str, bytes, int]] = []
     if claimed is not None:
         extra.append(claimed.answer_write(202, answer_bytes, location))
     svc.store.submit(
         task_id=task_id,
         tenant=owner,
         vectors=vectors.tobytes(),
+        ids_json=orjson.dumps(data["ids"]) if data.get("ids") is not None else b"",
         count=int(vectors.shape[0]),
         dimension=int(vectors.shape[1]),
         metadata_json=orjson.dumps(metadata),

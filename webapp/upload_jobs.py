@@ -19,7 +19,7 @@ from hookline.blobs import BlobError
 from hookline.ids import new_task_id
 from hookline.upload_ids import IDS_INDEX_FIELD, IDS_UPLOAD_FIELD, IdsError, IdsIndex, index_ids
 from hookline.uploads import IDS, Upload
-from webapp.collections_api import job_extras
+from webapp.collections_api import check_collection
 from webapp.idempotency import Claimed
 from webapp.problems import Problem, unprocessable
 from webapp.schemas import TaskSubmitSchema
@@ -111,8 +111,7 @@ def submit(svc: WebServices, owner: str, body: dict[str, Any], claimed: Claimed 
     collection = data.get("collection") or str(metadata.get("collection", "default"))
     task_id = new_task_id()
     # A named collection is made with the job's dimension, or must have it.
-    job_extras(svc.redis, owner, collection, task_id, upload.dimension, None,
-               svc.config.result_ttl, field="collection")
+    check_collection(svc.redis, owner, collection, upload.dimension, field="collection")
     links = {"self": f"/tasks/{task_id}", "cancel": f"/tasks/{task_id}/cancel",
              "deliveries": f"/tasks/{task_id}/deliveries"}
     answer = orjson.dumps({"task_id": task_id, "status": "Processing", "links": links})

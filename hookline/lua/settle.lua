@@ -13,6 +13,7 @@ local function settle(task, record, changes, active, id, ttl, delivery, queue, l
   redis.call('HINCRBY', counts, string.lower(record['status']), 1)
   if record['payload'] == nil then redis.call('DEL', legacy) end
   record['payload'] = nil
+  record['ids'] = nil
   record['owner'] = nil
   record['claim'] = nil
   local fields = {}

@@ -8,6 +8,14 @@ from tests.collections.conftest import Api, unit_rows
 from tests.procs import Stack, queued, settled, wait_until
 
 
+def without_workers(make_stack: object, api_key: str) -> tuple[Stack, Api]:
+    """A stack with its web and index running, and no job worker yet."""
+    stack: Stack = make_stack()  # type: ignore[operator]
+    stack.start_web()
+    stack.start_index()
+    return stack, Api(stack.url, api_key)
+
+
 def test_the_same_id_again_replaces_the_vector(api: Api) -> None:
     rng = np.random.default_rng(21)
     first, second = unit_rows(rng, 3, 6), unit_rows(rng, 3, 6)
@@ -37,10 +45,7 @@ def test_a_redelivered_job_does_not_duplicate_vectors(
 ) -> None:
     # Given: a job accepted while no worker runs, whose message is then on the
     # queue twice (as after a redelivery)
-    stack: Stack = make_stack()  # type: ignore[operator]
-    stack.start_web()
-    stack.start_index()
-    api = Api(stack.url, api_key)
+    stack, api = without_workers(make_stack, api_key)
     rows = unit_rows(np.random.default_rng(22), 25, 5)
     task_id = api.submit(rows, collection="twice")
     (message,) = queued(redis, "jobs")
@@ -52,3 +57,27 @@ def test_a_redelivered_job_does_not_duplicate_vectors(
     # Then: each vector is there once
     assert api.call("GET", "/collections/twice").json()["count"] == 25
     assert len(api.ids("twice", rows[0], k=100)) == 25
+
+
+def test_a_jobs_ids_live_in_its_record_until_it_ends_and_leave_nothing_behind(
+    make_stack: object, redis: redis_lib.Redis, api_key: str
+) -> None:
+    # Given: a job with ids accepted while no worker runs
+    stack, api = without_workers(make_stack, api_key)
+    rng = np.random.default_rng(23)
+    task_id = api.submit(unit_rows(rng, 2, 4), collection="kept", ids=["x", "y"])
+    assert redis.hget(f"hl:task:{task_id}", "ids") == b'["x","y"]'
+    # and one whose collection is made again with another dimension before it runs, so it fails
+    failed = api.submit(unit_rows(rng, 2, 4), collection="moved", ids=["p", "q"])
+    assert api.call("DELETE", "/collections/moved").status_code == 204
+    assert api.call("POST", "/collections", {"name": "moved", "dimension": 8}).status_code == 201
+    # When: a worker runs both
+    stack.start_worker(threads=2)
+    api.wait_success(task_id)
+    wait_until(lambda: api.call("GET", f"/tasks/{failed}").json()["status"] == "FAILURE", 30,
+               "the bad job fails")
+    # Then: the ids are the vectors' and neither record nor any other key keeps them
+    assert api.call("GET", "/collections/kept/vectors/y").json()["task_id"] == task_id
+    for done in (task_id, failed):
+        assert redis.hget(f"hl:task:{done}", "ids") is None
+    assert not redis.keys("hl:tids:*")

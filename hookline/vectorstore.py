@@ -61,7 +61,7 @@ def write_args(collection: Collection, task_id: str, dimension: int) -> list[Any
     tenant, name = collection.tenant, collection.name
     description = new_collection(tenant, name, dimension, collection.metric, collection.dtype)
     return [task_id, log_cutoff(), tenant, name, colls.registry_member(tenant, name),
-            description.to_json(), dimension]
+            description.to_json(), dimension, collection.uid]
 
 
 @dataclass

@@ -6,7 +6,7 @@
 -- KEYS: inbox, records, stats, tasks, log, seq, collections, registry, job ids
 -- ARGV: task id, log trim cutoff (stream id), tenant, name, registry member,
 --       description (JSON) to create the collection with if it is missing,
---       the job's dimension
+--       the job's dimension, the collection's uid ('' for any)
 -- Returns the vectors written; -1 without an inbox entry; -2 when the
 -- collection has another dimension by now (nothing is written).
 -- include: vectors_write

@@ -3,7 +3,8 @@
 -- K: records, stats, tasks, log, seq, collections, registry, job ids
 -- A: task id, log trim cutoff (stream id), tenant, name, registry member,
 --    description (JSON) to create the collection with if it is missing,
---    the job's dimension
+--    the job's dimension, the uid of the collection the vectors were
+--    encoded for ('' for any)
 -- blob: <I4 n> the task's ids entry (n bytes), then per vector
 --       <8-byte key> <I4 n> record (n bytes)
 -- append: the blob is one part of the job (a chunk): its ids entry is added
@@ -14,11 +15,14 @@
 -- 32 Redis commands more.
 local VECTOR_BATCH = 500
 
--- Whether the collection takes vectors of the job's dimension (read only).
+-- Whether the collection takes vectors of the job's dimension, and is the
+-- one they were encoded for (read only).
 local function collection_fits(K, A)
   local raw = redis.call('HGET', K[6], A[4])
   if not raw then return true end
-  local fixed = cjson.decode(raw)['dimension']
+  local described = cjson.decode(raw)
+  if A[8] and A[8] ~= '' and described['uid'] ~= A[8] then return false end
+  local fixed = described['dimension']
   return type(fixed) ~= 'number' or fixed == tonumber(A[7])
 end
 

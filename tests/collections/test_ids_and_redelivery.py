@@ -81,3 +81,23 @@ def test_a_jobs_ids_live_in_its_record_until_it_ends_and_leave_nothing_behind(
     for done in (task_id, failed):
         assert redis.hget(f"hl:task:{done}", "ids") is None
     assert not redis.keys("hl:tids:*")
+
+
+def test_a_collection_made_again_between_two_jobs_gets_the_second_jobs_vectors_in_its_own_type(
+    api: Api,
+) -> None:
+    rng = np.random.default_rng(24)
+    # Given: a worker that wrote a job into an f32 collection
+    api.wait_success(api.submit(unit_rows(rng, 2, 6), collection="again"))
+    # When: the collection is made again, as i8, and a job of the same dimension follows
+    assert api.call("DELETE", "/collections/again").status_code == 204
+    assert api.call("POST", "/collections",
+                    {"name": "again", "dimension": 6, "dtype": "i8"}).status_code == 201
+    rows = unit_rows(rng, 3, 6)
+    second = api.submit(rows, collection="again")
+    api.wait_success(second)
+    # Then: the new collection holds the second job's vectors, stored as i8 (close, not exact)
+    assert api.call("GET", "/collections/again").json()["count"] == 3
+    found = api.call("GET", f"/collections/again/vectors/{second}:1").json()
+    assert np.allclose(found["vector"], rows[1], atol=0.02)
+    assert api.search("again", rows[2], k=1)[0]["id"] == f"{second}:2"

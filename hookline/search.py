@@ -13,7 +13,7 @@ import numpy as np
 
 from hookline.index.protocol import IndexClient, IndexUnavailable
 from hookline.vector_collections import Collection
-from hookline.vectorrecords import Record
+from hookline.vectorrecords import Record, decode, vectors_of
 from hookline.vectorstore import VectorStore
 
 #: Candidates asked of the index per query (at least): recall@10 of an
@@ -46,6 +46,14 @@ def scores(metric: str, vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
         diff = vectors - query
         return -np.einsum("ij,ij->i", diff, diff)
     return vectors @ query
+
+
+def scores_many(metric: str, vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """``scores`` of every row of ``vectors`` (n, d) for every query (q, d): (n, q)."""
+    if metric == "l2":
+        return (2 * (vectors @ queries.T) - np.einsum("ij,ij->i", vectors, vectors)[:, None]
+                - np.einsum("ij,ij->i", queries, queries)[None, :])
+    return vectors @ queries.T
 
 
 def prepare(collection: Collection, queries: np.ndarray) -> np.ndarray:
@@ -109,10 +117,27 @@ class Searcher:
         if len(tail) > MAX_TAIL:
             raise IndexUnavailable(f"the index is {len(tail)} vectors behind; retry shortly")
         unique = np.unique(np.concatenate([keys[keys >= 0], np.asarray(tail, dtype=np.int64)]))
-        found = dict(zip(unique.tolist(), self.store.fetch(collection, unique.tolist())))
+        raws = self.store.fetch_raw(collection, unique.tolist())
+        present = [i for i, raw in enumerate(raws) if raw is not None]
+        stored = [raws[i] for i in present]
+        matrix, fits = vectors_of(stored, collection.dtype, dimension)  # type: ignore[arg-type]
+        # Row of ``matrix`` per key in ``unique`` (-1: deleted, or another
+        # dimension), and the record of each row
+        rows = np.full(len(unique), -1, dtype=np.int64)
+        rows[np.asarray(present, dtype=np.int64)[fits]] = np.arange(len(matrix))
+        record_of = np.flatnonzero(fits)
+        all_scores = scores_many(collection.metric, matrix, queries)
+        tail_rows = rows[np.searchsorted(unique, np.asarray(tail, dtype=np.int64))] if tail else None
         results = []
-        for query, row in zip(queries, keys):
-            records = [found[int(key)] for key in {*row[row >= 0].tolist(), *tail}]
-            live = [r for r in records if r is not None and r.dimension == dimension]
-            results.append(top(collection.metric, live, query, k))
+        for number, row in enumerate(keys):
+            mine = rows[np.searchsorted(unique, row[row >= 0])]
+            if tail_rows is not None:
+                mine = np.concatenate([mine, tail_rows])
+            mine = np.unique(mine[mine >= 0])
+            best = mine[np.argsort(-all_scores[mine, number], kind="stable")[:k]]
+            hits = []
+            for at in best.tolist():
+                record = decode(stored[int(record_of[at])], collection.dtype)  # type: ignore[arg-type]
+                hits.append(Hit(record.id, float(all_scores[at, number]), record.task_id))
+            results.append(hits)
         return results

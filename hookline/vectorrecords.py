@@ -109,5 +109,26 @@ def decode(raw: bytes, dtype: str) -> Record:
     return Record(vector_id, task_id, vector)
 
 
+def vectors_of(raws: list[bytes], dtype: str, dimension: int) -> tuple[np.ndarray, np.ndarray]:
+    """The float32 vectors of many records at once, and which records have ``dimension``.
+
+    Returns ``(vectors, fits)``: one row per record of ``dimension`` (the
+    others, of ``default``'s other dimensions, are left out) and a boolean
+    per record. A search scores its candidates this way and decodes the ids
+    of the few it returns only (``decode`` per record cost about 5 us each).
+    """
+    item = NUMPY_DTYPES[dtype].itemsize
+    size = dimension * item
+    heads = [_HEADER.unpack_from(raw) for raw in raws]
+    fits = np.fromiter((head[1] == dimension for head in heads), dtype=bool, count=len(raws))
+    body = b"".join(raw[len(raw) - size:] for raw, ok in zip(raws, fits) if ok)
+    vectors = np.frombuffer(body, dtype=NUMPY_DTYPES[dtype]).reshape(-1, dimension)
+    vectors = vectors.astype(np.float32)
+    if dtype == "i8":
+        scales = np.fromiter((head[4] for head, ok in zip(heads, fits) if ok), dtype=np.float32)
+        vectors *= scales[:, None]
+    return vectors, fits
+
+
 def dimension_of(raw: bytes) -> int:
     return int(_HEADER.unpack_from(raw)[1])

@@ -131,6 +131,13 @@ class VectorStore:
 
     # -- reads ---------------------------------------------------------------
 
+    def fetch_raw(self, collection: Collection, keys: Sequence[int]) -> list[bytes | None]:
+        """The stored records under ``keys``, undecoded (``None`` where there is none)."""
+        if not keys:
+            return []
+        return self.redis.hmget(  # type: ignore[return-value]
+            colls.records_key(collection.tenant, collection.name), [key_bytes(k) for k in keys])
+
     def fetch(self, collection: Collection, keys: Sequence[int]) -> list[Record | None]:
         """The records under ``keys`` (``None`` where there is none)."""
         if not keys:

@@ -19,16 +19,22 @@ local record = as_record(redis.call('HGETALL', KEYS[1]))
 local status = record['status']
 local allowed = status and string.find(ARGV[4], ',' .. status .. ',', 1, true)
 local n = tonumber(ARGV[9])
-local VK, VA = {}, {}
+local VK, VA, exists = {}, {}, nil
 if ARGV[8] ~= '' and allowed then
   for i = 1, 8 do VK[i] = KEYS[7 + i] end
   for i = 1, n do VA[i] = ARGV[9 + i] end
-  if not collection_fits(VK, VA) then return {-2, status} end
+  local fits
+  fits, exists = collection_fits(VK, VA)
+  if not fits then return {-2, status} end
 end
 if ARGV[5] ~= '' then redis.call('LREM', KEYS[5], -1, ARGV[5]) end
 if not status then return {0, ''} end
 if not allowed then return {0, status} end
-if ARGV[8] ~= '' then write_vectors(VK, VA, ARGV[8]) end
+if ARGV[8] ~= '' then
+  -- A record from before the ids moved into it may have them under their own key.
+  if record['ids'] == nil then redis.call('DEL', VK[8]) end
+  write_vectors(VK, VA, ARGV[8], false, exists)
+end
 local delivery = ARGV[3]
 if ARGV[7] ~= '' then
   delivery = ''

@@ -14,5 +14,7 @@ local blob = redis.call('HGET', KEYS[1], ARGV[1])
 if not blob then return -1 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 local K = {KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]}
-if not collection_fits(K, ARGV) then return -2 end
-return write_vectors(K, ARGV, blob)
+redis.call('DEL', KEYS[9])
+local fits, exists = collection_fits(K, ARGV)
+if not fits then return -2 end
+return write_vectors(K, ARGV, blob, false, exists)

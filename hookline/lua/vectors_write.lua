@@ -1,6 +1,8 @@
 -- A piece: write a job's vectors into its collection.
 --
--- K: records, stats, tasks, log, seq, collections, registry, job ids
+-- K: records, stats, tasks, log, seq, collections, registry, job ids (the
+--    key that held a job's ids before they moved into its record; the
+--    callers delete it where such a key may exist)
 -- A: task id, log trim cutoff (stream id), tenant, name, registry member,
 --    description (JSON) to create the collection with if it is missing,
 --    the job's dimension, the uid of the collection the vectors were
@@ -16,20 +18,23 @@
 local VECTOR_BATCH = 500
 
 -- Whether the collection takes vectors of the job's dimension, and is the
--- one they were encoded for (read only).
+-- one they were encoded for (read only); and whether it exists.
 local function collection_fits(K, A)
   local raw = redis.call('HGET', K[6], A[4])
-  if not raw then return true end
+  if not raw then return true, false end
   local described = cjson.decode(raw)
-  if A[8] and A[8] ~= '' and described['uid'] ~= A[8] then return false end
+  if A[8] and A[8] ~= '' and described['uid'] ~= A[8] then return false, true end
   local fixed = described['dimension']
-  return type(fixed) ~= 'number' or fixed == tonumber(A[7])
+  return type(fixed) ~= 'number' or fixed == tonumber(A[7]), true
 end
 
--- Returns the number of vectors written. Call collection_fits first.
-local function write_vectors(K, A, blob, append)
-  redis.call('DEL', K[8])
-  if redis.call('HSETNX', K[6], A[4], A[6]) == 1 then redis.call('SADD', K[7], A[5]) end
+-- Returns the number of vectors written. Call collection_fits first;
+-- ``exists`` is its second answer (nil when unknown): a missing collection
+-- is created with the description in A.
+local function write_vectors(K, A, blob, append, exists)
+  if not exists and redis.call('HSETNX', K[6], A[4], A[6]) == 1 then
+    redis.call('SADD', K[7], A[5])
+  end
   local ids_len, pos = struct.unpack('<I4', blob, 1)
   local ids_entry = string.sub(blob, pos, pos + ids_len - 1)
   pos = pos + ids_len

@@ -59,7 +59,10 @@ def write_keys(collection: Collection, task_id: str) -> list[str]:
 def write_args(collection: Collection, task_id: str, dimension: int) -> list[Any]:
     """The arguments ``vectors_write.lua`` writes a job's vectors with."""
     tenant, name = collection.tenant, collection.name
-    description = new_collection(tenant, name, dimension, collection.metric, collection.dtype)
+    # The one the vectors were encoded for, made again if it was deleted since
+    # (a description read from Redis has its uid; a new one gets one).
+    description = collection if collection.uid else new_collection(
+        tenant, name, dimension, collection.metric, collection.dtype)
     return [task_id, log_cutoff(), tenant, name, colls.registry_member(tenant, name),
             description.to_json(), dimension, collection.uid]
 

@@ -21,6 +21,7 @@ from dramatiq.middleware.time_limit import TimeLimitExceeded
 from actors.events import Event
 from actors.jobs import patiently, retry_delay
 from actors.messages import JOB_ACTOR, delivery_message, queued
+from actors.progress_events import queue_progress_event
 from actors.services import Services
 from actors.vectors import Cancelled, normalise, stored_vectors
 from hookline import metrics
@@ -53,7 +54,8 @@ class ChunkWork:
         self.services = services
         self.queue = queue
         self.uploads = UploadStore(services.redis)
-        self.ledger = ChunkLedger(services.redis, ended_ttl=services.config.result_ttl + 86400)
+        self.ledger = ChunkLedger(services.redis, ended_ttl=services.config.result_ttl + 86400,
+                                  event_interval=services.config.progress_event_seconds)
         self.blobs = open_blob_store(services.config.blob_url,
                                      s3_endpoint_url=services.config.s3_endpoint_url)
         self.vectors = VectorStore(services.redis)
@@ -253,9 +255,20 @@ class ChunkJob(ChunkWork):
                                     first_row=first_row, total=total)
 
     def _progress(self, task_id: str, index: int, done: int) -> None:
-        cancel, _ = self.ledger.progress(task_id, index, done, time.time())
+        cancel, event = self.ledger.progress(task_id, index, done, time.time())
         if cancel:
             raise Cancelled()
+        self._send_progress(task_id, event)
+
+    def _send_progress(self, task_id: str, event: int) -> None:
+        """Queue ``task.progress`` event number ``event`` (0: none is due)."""
+        if not event:
+            return
+        try:
+            queue_progress_event(self.services.store, self.ledger, task_id, event)
+        except UNAVAILABLE:
+            # Informative only: the next event carries newer counts.
+            log.warning("progress event not queued: Redis unavailable", extra={"task_id": task_id})
 
     def _account(self, task_id: str, index: int, outcome: str, **details: Any) -> None:
         end = patiently(self.ledger.end, task_id, index, outcome, now=time.time(), **details)
@@ -273,6 +286,8 @@ class ChunkJob(ChunkWork):
                                            "error": details.get("error")})
         if end.last:
             self.finish_from_ledger(task_id)
+        else:
+            self._send_progress(task_id, end.emit)
 
 
 def declare(broker: dramatiq.Broker, services: Services, *, queue_name: str, time_limit_ms: int) -> None:

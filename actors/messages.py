@@ -55,3 +55,20 @@ def delivery_message(
         if event is not None:  # only ever sent beside the callback it goes to
             args.append(event)
     return queued(CALLBACKS_QUEUE, DELIVERY_ACTOR, *args)
+
+
+#: The trigger of a large job's ``task.progress`` webhook.
+PROGRESS_TRIGGER = "progress"
+
+
+def progress_message(task_id: str, callback_id: str | None = None,
+                     event: dict[str, Any] | None = None) -> QueuedMessage:
+    """The message of one attempt of a ``task.progress`` webhook.
+
+    ``event`` (``{"n", "data"}``) is the event; without it, the attempt is
+    the retry the task's record keeps (``hookline.progress_events``).
+    """
+    args: list[Any] = [task_id, PROGRESS_TRIGGER]
+    if callback_id and event is not None:
+        args += [callback_id, event]
+    return queued(CALLBACKS_QUEUE, DELIVERY_ACTOR, *args)

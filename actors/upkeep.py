@@ -14,10 +14,11 @@ from collections.abc import Callable
 import orjson
 import redis
 
-from actors.messages import HEARTBEATS_KEY, JOBS_QUEUE, job_message
+from actors.messages import HEARTBEATS_KEY, JOBS_QUEUE, job_message, progress_message
 from actors.redis_broker import LeanRedisBroker
 from actors.services import Services
 from hookline import keys
+from hookline.progress_events import PROGRESS_KIND
 from hookline.redis_client import UNAVAILABLE
 from hookline.task_record import PENDING, RETRY, STARTED, TERMINAL
 
@@ -89,6 +90,8 @@ class Upkeep(threading.Thread):
                 store.requeue(claim.task_id, job_message(claim.task_id), expect=(RETRY,), status=RETRY)
             elif claim.kind == "hook" and self.deliver_due is not None:
                 self.deliver_due(claim.task_id)
+            elif claim.kind == PROGRESS_KIND:
+                store.write_message(progress_message(claim.task_id))
             schedule.done(claim)
 
     def reconcile(self) -> int:

@@ -4,10 +4,10 @@
 -- A: task id, log trim cutoff (stream id), tenant, name, registry member,
 --    description (JSON) to create the collection with if it is missing,
 --    the job's dimension
--- blob: <I4 n> the task's ids entry (n bytes), then per vector
---       <8-byte key> <I4 n> record (n bytes)
--- append: the blob is one part of the job (a chunk): its ids entry is added
---         to the task's (a chunk's vectors are written once, with its end).
+-- blob: <I4 n> the task's ids entry (n bytes, hookline/task_entries.py), then
+--       per vector <8-byte key> <I4 n> record (n bytes)
+-- append: the blob is one part of the job (a chunk): its named ids entry is
+--         added to the task's (a chunk's vectors are written once, with its end).
 --
 -- The records are read and written a batch at a time, one HMGET and one
 -- HSET per batch: a command of each per vector made a job of 16 vectors cost
@@ -20,6 +20,16 @@ local function collection_fits(K, A)
   if not raw then return true end
   local fixed = cjson.decode(raw)['dimension']
   return type(fixed) ~= 'number' or fixed == tonumber(A[7])
+end
+
+-- A task's named ids entry in the tagged format: one written before the
+-- format was tagged (ids joined by newlines, by a chunk that ended before an
+-- upgrade) is rewritten, each id with its length before it.
+local function tagged(entry)
+  if string.sub(entry, 1, 1) == '\0' then return entry end
+  local parts = {'\0='}
+  for id in string.gmatch(entry, '[^\n]+') do parts[#parts + 1] = struct.pack('<H', #id) .. id end
+  return table.concat(parts)
 end
 
 -- Returns the number of vectors written. Call collection_fits first.
@@ -67,7 +77,7 @@ local function write_vectors(K, A, blob, append)
   redis.call('HINCRBY', K[2], 'v', 1)
   if append then
     local old = redis.call('HGET', K[3], A[1])
-    if old and old ~= '' then ids_entry = old .. '\n' .. ids_entry end
+    if old and old ~= '' then ids_entry = tagged(old) .. string.sub(ids_entry, 3) end
   end
   redis.call('HSET', K[3], A[1], ids_entry)
   local seq = redis.call('INCR', K[5])

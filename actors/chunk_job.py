@@ -9,7 +9,6 @@ that one ends the task, once, with its webhook (docs/large-jobs.md).
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from typing import Any
@@ -18,25 +17,25 @@ import dramatiq
 import orjson
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
-from actors.events import Event
+from actors import chunk_work
+from actors.chunk_work import ChunkWork
 from actors.jobs import patiently, retry_delay
-from actors.messages import JOB_ACTOR, delivery_message, queued
+from actors.messages import queued
 from actors.progress_events import queue_progress_event
 from actors.services import Services
 from actors.vectors import Cancelled, normalise, stored_vectors
 from hookline import metrics
-from hookline.blobs import BlobError, open_blob_store
+from hookline.blobs import BlobError
 from hookline.redis_client import UNAVAILABLE
 from hookline.task_chunks import FAILURE as CHUNK_FAILURE
 from hookline.task_chunks import REVOKED as CHUNK_REVOKED
 from hookline.task_chunks import SUCCESS as CHUNK_SUCCESS
-from hookline.task_chunks import ChunkLedger, ChunkPlan, InvalidChunk, read_chunk
-from hookline.task_record import FAILURE, REVOKED, STARTED, SUCCESS, TERMINAL, Task
+from hookline.task_chunks import InvalidChunk, read_chunk
+from hookline.task_record import FAILURE, TERMINAL, Task
 from hookline.task_store import QueuedMessage
 from hookline.upload_ids import IdsError, chunk_ids
-from hookline.uploads import Upload, UploadStore
 from hookline.vector_collections import CollectionError
-from hookline.vectorstore import JobWrite, VectorStore
+from hookline.vectorstore import JobWrite
 
 log = logging.getLogger("hookline.jobs")
 
@@ -45,92 +44,6 @@ CHUNK_ACTOR = "process_chunk"
 
 def chunk_message(queue: str, task_id: str, index: int) -> QueuedMessage:
     return queued(queue, CHUNK_ACTOR, task_id, index)
-
-
-class ChunkWork:
-    """What the planner and the chunks share: stores, the ledger, the task's ending."""
-
-    def __init__(self, services: Services, queue: str) -> None:
-        self.services = services
-        self.queue = queue
-        self.uploads = UploadStore(services.redis)
-        self.ledger = ChunkLedger(services.redis, ended_ttl=services.config.result_ttl + 86400,
-                                  event_interval=services.config.progress_event_seconds)
-        self.blobs = open_blob_store(services.config.blob_url,
-                                     s3_endpoint_url=services.config.s3_endpoint_url)
-        self.vectors = VectorStore(services.redis)
-
-    def plan_of(self, upload: Upload) -> ChunkPlan:
-        return ChunkPlan.for_upload(upload, self.services.config.chunk_vectors)
-
-    def end_task(self, task_id: str, status: str, *, result: dict | None = None,
-                 error: str | None = None) -> bool:
-        """End the task once (``STARTED`` -> ``status``), queueing its webhook in the same step."""
-        store = self.services.store
-        task = store.get(task_id)
-        if task is None or task.finished:
-            return False
-        finished = time.time()
-        delivery = None
-        if task.callback_id:
-            ended = dataclasses.replace(task, status=status, finished_at=finished, result=result,
-                                        error=error)
-            delivery = delivery_message(task_id, callback_id=task.callback_id,
-                                        event=Event.of(ended).in_message())
-        changed = patiently(store.finish, task_id, status, delivery=delivery, result=result,
-                            error=error, allowed_from=(STARTED,), finished_at=finished)
-        if changed:
-            outcome = {SUCCESS: "success", FAILURE: "failure", REVOKED: "revoked"}[status]
-            # Counted in Redis by the ending itself; the histogram is per process.
-            metrics.child(metrics.task_end_to_end, JOB_ACTOR, outcome).observe(
-                max(0.0, finished - task.created_at))
-            log.info("task finished", extra={"task_id": task_id, "status": status, "error": error})
-        return bool(changed)
-
-    def finish_from_ledger(self, task_id: str) -> None:
-        """End the task from its chunks' outcomes (called by the end that was last)."""
-        ended = self.ledger.outcome(task_id)
-        if ended.failed or ended.revoked:
-            # A failed or cancelled job leaves nothing behind. Every chunk has
-            # ended, so none can write after this; the delete comes before the
-            # ending so that a FAILURE or REVOKED seen implies it.
-            self.remove_vectors(task_id)
-            if ended.failed:
-                self.end_task(task_id, FAILURE, error=ended.reason or "a chunk failed")
-            else:
-                self.end_task(task_id, REVOKED, error="cancelled while running")
-            return
-        count = ended.total
-        stats = self.ledger.stats(task_id, count)
-        vectors = sum(s["n"] for s in stats)
-        task = self.services.store.get(task_id)
-        result: dict[str, Any] = {
-            "processed_vectors": vectors,
-            "dimension": task.dimension if task else None,
-            "status": "indexed",
-            "chunks": count,
-            "metadata_processed": task.metadata if task else {},
-            "norms": {"norm_mean": sum(s["sum"] for s in stats) / vectors if vectors else 0.0,
-                      "norm_min": min((s["min"] for s in stats), default=0.0),
-                      "norm_max": max((s["max"] for s in stats), default=0.0)},
-            "collection": task.collection if task else "default",
-        }
-        self.end_task(task_id, SUCCESS, result=result)
-
-
-    def remove_vectors(self, task_id: str) -> int:
-        """Delete what the task's chunks indexed (safe to run twice); the number deleted."""
-        task = self.services.store.get(task_id)
-        if task is None:
-            return 0
-        collection = self.vectors.collections.get(task.tenant, task.collection)
-        if collection is None:
-            return 0  # dropped with its vectors
-        deleted = patiently(self.vectors.delete_task, collection, task_id)
-        if deleted:
-            log.info("vectors of an unfinished job removed",
-                     extra={"task_id": task_id, "count": deleted})
-        return deleted
 
 
 class ChunkPlanner(ChunkWork):
@@ -149,6 +62,11 @@ class ChunkPlanner(ChunkWork):
         upload = self.uploads.get(upload_id)
         if upload is None or not upload.complete:
             self.end_task(task_id, FAILURE, error="the task's upload is gone")
+            return True
+        if self.ledger.ending_since(task_id) is not None:
+            # Every chunk has ended, but the task has not: the worker that
+            # ended the last one died before it ended the task.
+            self.finish_from_ledger(task_id)
             return True
         plan = self.plan_of(upload)
         ended = self.ledger.ended(task_id)
@@ -291,7 +209,8 @@ class ChunkJob(ChunkWork):
 
 
 def declare(broker: dramatiq.Broker, services: Services, *, queue_name: str, time_limit_ms: int) -> None:
-    """Declare ``process_chunk`` on ``broker`` (its messages share the jobs queue)."""
+    """Declare ``process_chunk`` and ``finish_chunks`` on ``broker`` (on the jobs queue)."""
+    chunk_work.declare(broker, services, queue_name=queue_name)
     dramatiq.actor(  # type: ignore[call-overload]
         ChunkJob(services, queue_name), actor_name=CHUNK_ACTOR, queue_name=queue_name,
         broker=broker, time_limit=time_limit_ms)

@@ -20,6 +20,8 @@ JOBS_QUEUE = "jobs"
 CALLBACKS_QUEUE = "callbacks"
 JOB_ACTOR = "process_vectors"
 DELIVERY_ACTOR = "deliver_webhook"
+#: Ends a large job whose chunks have all ended (``actors.chunk_work``).
+FINISH_CHUNKS_ACTOR = "finish_chunks"
 HEARTBEATS_KEY = heartbeats_key(NAMESPACE)
 
 
@@ -38,6 +40,10 @@ def queued(queue: str, actor: str, *args: Any) -> QueuedMessage:
 
 def job_message(task_id: str) -> QueuedMessage:
     return queued(JOBS_QUEUE, JOB_ACTOR, task_id)
+
+
+def finish_chunks_message(task_id: str) -> QueuedMessage:
+    return queued(JOBS_QUEUE, FINISH_CHUNKS_ACTOR, task_id)
 
 
 def delivery_message(

@@ -204,6 +204,14 @@ class ChunkLedger:
         return (status.decode() if status is not None else None, cancel == b"1",
                 upload.decode() if upload else None)
 
+    def ending_since(self, task_id: str) -> float | None:
+        """When the task's last chunk ended (``None``: chunks still run, or no record).
+
+        An ending older than the format's timestamps (``"1"``) reads as long ago.
+        """
+        raw = self.redis.hget(keys.task(task_id), "ending")
+        return float(raw) if raw else None  # type: ignore[arg-type]
+
     def outcome(self, task_id: str) -> ChunkOutcome:
         """How the task's chunks ended."""
         total, failed, revoked, reason = cast("list[bytes | None]", self.redis.hmget(

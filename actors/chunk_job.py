@@ -15,12 +15,14 @@ from typing import Any
 
 import dramatiq
 import orjson
+from dramatiq.middleware import CurrentMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from actors import chunk_work
 from actors.chunk_work import ChunkWork
+from actors.held import give_back
 from actors.jobs import patiently, retry_delay
-from actors.messages import queued
+from actors.messages import CHUNK_ACTOR, CHUNK_KIND, chunk_member, chunk_message
 from actors.progress_events import queue_progress_event
 from actors.services import Services
 from actors.vectors import Cancelled, normalise, stored_vectors
@@ -32,18 +34,12 @@ from hookline.task_chunks import REVOKED as CHUNK_REVOKED
 from hookline.task_chunks import SUCCESS as CHUNK_SUCCESS
 from hookline.task_chunks import InvalidChunk, read_chunk
 from hookline.task_record import FAILURE, TERMINAL, Task
-from hookline.task_store import QueuedMessage
 from hookline.upload_ids import IdsError, chunk_ids
 from hookline.vector_collections import CollectionError
 from hookline.vectorstore import JobWrite
 
 log = logging.getLogger("hookline.jobs")
 
-CHUNK_ACTOR = "process_chunk"
-
-
-def chunk_message(queue: str, task_id: str, index: int) -> QueuedMessage:
-    return queued(queue, CHUNK_ACTOR, task_id, index)
 
 
 class ChunkPlanner(ChunkWork):
@@ -87,37 +83,51 @@ class ChunkJob(ChunkWork):
         running = metrics.child(metrics.tasks_running, CHUNK_ACTOR)
         running.inc()
         try:
-            self._with_retries(task_id, index)
+            self._attempt(task_id, index)
         finally:
             running.dec()
 
-    def _with_retries(self, task_id: str, index: int) -> None:
-        attempts = self.services.config.job_max_retries + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                self._run(task_id, index)
-                return
-            except TimeLimitExceeded:
-                limit = self.services.config.job_time_limit
+    def _attempt(self, task_id: str, index: int) -> None:
+        try:
+            self._run(task_id, index)
+        except TimeLimitExceeded:
+            limit = self.services.config.job_time_limit
+            self._account(task_id, index, CHUNK_FAILURE,
+                          error=f"chunk {index}: time limit of {limit} s exceeded")
+        except (BlobError, *UNAVAILABLE) as exc:
+            self._retry_later(task_id, index, exc)
+        except Exception:
+            # A bug, not bad input: the chunk ends visibly, so the task
+            # still ends once instead of waiting for it for ever.
+            log.exception("chunk failed unexpectedly", extra={"task_id": task_id, "chunk": index})
+            self._account(task_id, index, CHUNK_FAILURE,
+                          error=f"chunk {index}: internal error while processing")
+
+    def _retry_later(self, task_id: str, index: int, exc: BaseException) -> None:
+        """Run the chunk again through the schedule after a transient error, or give up.
+
+        The thread goes back to work at once instead of sleeping through the
+        backoff. A Redis too far away to schedule the retry gets the message
+        back on its queue instead, once it answers.
+        """
+        try:
+            failed = self.ledger.failed_run(task_id, index)
+            if failed > self.services.config.job_max_retries:
                 self._account(task_id, index, CHUNK_FAILURE,
-                              error=f"chunk {index}: time limit of {limit} s exceeded")
+                              error=f"chunk {index}: gave up after {failed} attempts; "
+                                    f"last: {type(exc).__name__}")
                 return
-            except (BlobError, *UNAVAILABLE) as exc:
-                if attempt == attempts:
-                    self._account(task_id, index, CHUNK_FAILURE,
-                                  error=f"chunk {index}: gave up after {attempt} attempts; "
-                                        f"last: {type(exc).__name__}")
-                    return
-                log.info("chunk will retry", extra={"task_id": task_id, "chunk": index,
-                                                    "error": type(exc).__name__})
-                time.sleep(retry_delay(attempt))
-            except Exception:
-                # A bug, not bad input: the chunk ends visibly, so the task
-                # still ends once instead of waiting for it for ever.
-                log.exception("chunk failed unexpectedly", extra={"task_id": task_id, "chunk": index})
-                self._account(task_id, index, CHUNK_FAILURE,
-                              error=f"chunk {index}: internal error while processing")
-                return
+            delay = retry_delay(failed)
+            self.services.schedule.add(CHUNK_KIND, chunk_member(task_id, index), time.time() + delay)
+        except UNAVAILABLE:
+            if not give_back(CurrentMessage.get_current_message()):
+                raise
+            log.warning("Redis unavailable; the chunk goes back on its queue",
+                        extra={"task_id": task_id, "chunk": index})
+            return
+        metrics.child(metrics.task_retries, CHUNK_ACTOR).inc()
+        log.info("chunk will retry", extra={"task_id": task_id, "chunk": index,
+                                            "error": type(exc).__name__, "delay_s": round(delay, 2)})
 
     def _run(self, task_id: str, index: int) -> None:
         status, cancel, upload_id = self.ledger.run_state(task_id)

@@ -42,6 +42,21 @@ def job_message(task_id: str) -> QueuedMessage:
     return queued(JOBS_QUEUE, JOB_ACTOR, task_id)
 
 
+#: One chunk of a large job (``actors.chunk_job``).
+CHUNK_ACTOR = "process_chunk"
+#: The schedule's kind of a chunk's retry; its member is ``chunk:<task id>:<k>``.
+CHUNK_KIND = "chunk"
+
+
+def chunk_message(queue: str, task_id: str, index: int) -> QueuedMessage:
+    return queued(queue, CHUNK_ACTOR, task_id, index)
+
+
+def chunk_member(task_id: str, index: int) -> str:
+    """What names chunk ``index`` of ``task_id`` on the schedule (after its kind)."""
+    return f"{task_id}:{index}"
+
+
 def finish_chunks_message(task_id: str) -> QueuedMessage:
     return queued(JOBS_QUEUE, FINISH_CHUNKS_ACTOR, task_id)
 

@@ -15,8 +15,10 @@ import orjson
 import redis
 
 from actors.messages import (
+    CHUNK_KIND,
     HEARTBEATS_KEY,
     JOBS_QUEUE,
+    chunk_message,
     finish_chunks_message,
     job_message,
     progress_message,
@@ -98,6 +100,9 @@ class Upkeep(threading.Thread):
                 self.deliver_due(claim.task_id)
             elif claim.kind == PROGRESS_KIND:
                 store.write_message(progress_message(claim.task_id))
+            elif claim.kind == CHUNK_KIND:
+                task_id, index = claim.task_id.rsplit(":", 1)
+                store.write_message(chunk_message(JOBS_QUEUE, task_id, int(index)))
             schedule.done(claim)
 
     def reconcile(self) -> int:

@@ -29,6 +29,7 @@ from hookline.vectorstore import JobWrite
 # Fields of the task's record (``hl:task:{id}``) that the ledger writes:
 # ``ch_total``, ``ch_done``, ``ch_failed``, ``ch_revoked``, ``done``,
 # ``c:{k}`` (rows chunk k has done), ``s:{k}`` (chunk k's statistics, JSON),
+# ``r:{k}`` (chunk k's runs that met a transient error),
 # ``chunk_error`` (the first failure's message), ``cancel``, ``ending`` (when
 # the last chunk ended), and ``pe`` / ``pe_at`` / ``pe_n`` (progress events on
 # / the last one's time / its number; see ``actors/progress_events.py``).
@@ -203,6 +204,10 @@ class ChunkLedger:
             keys.task(task_id), "status", "cancel", UPLOAD_FIELD))
         return (status.decode() if status is not None else None, cancel == b"1",
                 upload.decode() if upload else None)
+
+    def failed_run(self, task_id: str, chunk: int) -> int:
+        """Count a run of ``chunk`` that met a transient error; how many have, this one included."""
+        return int(self.redis.hincrby(keys.task(task_id), f"r:{chunk}", 1))
 
     def ending_since(self, task_id: str) -> float | None:
         """When the task's last chunk ended (``None``: chunks still run, or no record).

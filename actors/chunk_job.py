@@ -9,126 +9,37 @@ that one ends the task, once, with its webhook (docs/large-jobs.md).
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from typing import Any
 
 import dramatiq
 import orjson
+from dramatiq.middleware import CurrentMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
-from actors.events import Event
+from actors import chunk_work
+from actors.chunk_work import ChunkWork
+from actors.held import give_back
 from actors.jobs import patiently, retry_delay
-from actors.messages import JOB_ACTOR, delivery_message, queued
+from actors.messages import CHUNK_ACTOR, CHUNK_KIND, chunk_member, chunk_message
+from actors.progress_events import queue_progress_event
 from actors.services import Services
 from actors.vectors import Cancelled, normalise, stored_vectors
 from hookline import metrics
-from hookline.blobs import BlobError, open_blob_store
+from hookline.blobs import BlobError
 from hookline.redis_client import UNAVAILABLE
 from hookline.task_chunks import FAILURE as CHUNK_FAILURE
 from hookline.task_chunks import REVOKED as CHUNK_REVOKED
 from hookline.task_chunks import SUCCESS as CHUNK_SUCCESS
-from hookline.task_chunks import ChunkLedger, ChunkPlan, InvalidChunk, read_chunk
-from hookline.task_record import FAILURE, REVOKED, STARTED, SUCCESS, TERMINAL, Task
-from hookline.task_store import QueuedMessage
+from hookline.task_chunks import InvalidChunk, read_chunk
+from hookline.task_record import FAILURE, TERMINAL, Task
 from hookline.upload_ids import IdsError, chunk_ids
-from hookline.uploads import Upload, UploadStore
 from hookline.vector_collections import CollectionError
-from hookline.vectorstore import JobWrite, VectorStore
+from hookline.vectorstore import JobWrite
 
 log = logging.getLogger("hookline.jobs")
 
-CHUNK_ACTOR = "process_chunk"
-
-
-def chunk_message(queue: str, task_id: str, index: int) -> QueuedMessage:
-    return queued(queue, CHUNK_ACTOR, task_id, index)
-
-
-class ChunkWork:
-    """What the planner and the chunks share: stores, the ledger, the task's ending."""
-
-    def __init__(self, services: Services, queue: str) -> None:
-        self.services = services
-        self.queue = queue
-        self.uploads = UploadStore(services.redis)
-        self.ledger = ChunkLedger(services.redis, ended_ttl=services.config.result_ttl + 86400)
-        self.blobs = open_blob_store(services.config.blob_url,
-                                     s3_endpoint_url=services.config.s3_endpoint_url)
-        self.vectors = VectorStore(services.redis)
-
-    def plan_of(self, upload: Upload) -> ChunkPlan:
-        return ChunkPlan.for_upload(upload, self.services.config.chunk_vectors)
-
-    def end_task(self, task_id: str, status: str, *, result: dict | None = None,
-                 error: str | None = None) -> bool:
-        """End the task once (``STARTED`` -> ``status``), queueing its webhook in the same step."""
-        store = self.services.store
-        task = store.get(task_id)
-        if task is None or task.finished:
-            return False
-        finished = time.time()
-        delivery = None
-        if task.callback_id:
-            ended = dataclasses.replace(task, status=status, finished_at=finished, result=result,
-                                        error=error)
-            delivery = delivery_message(task_id, callback_id=task.callback_id,
-                                        event=Event.of(ended).in_message())
-        changed = patiently(store.finish, task_id, status, delivery=delivery, result=result,
-                            error=error, allowed_from=(STARTED,), finished_at=finished)
-        if changed:
-            outcome = {SUCCESS: "success", FAILURE: "failure", REVOKED: "revoked"}[status]
-            # Counted in Redis by the ending itself; the histogram is per process.
-            metrics.child(metrics.task_end_to_end, JOB_ACTOR, outcome).observe(
-                max(0.0, finished - task.created_at))
-            log.info("task finished", extra={"task_id": task_id, "status": status, "error": error})
-        return bool(changed)
-
-    def finish_from_ledger(self, task_id: str) -> None:
-        """End the task from its chunks' outcomes (called by the end that was last)."""
-        ended = self.ledger.outcome(task_id)
-        if ended.failed or ended.revoked:
-            # A failed or cancelled job leaves nothing behind. Every chunk has
-            # ended, so none can write after this; the delete comes before the
-            # ending so that a FAILURE or REVOKED seen implies it.
-            self.remove_vectors(task_id)
-            if ended.failed:
-                self.end_task(task_id, FAILURE, error=ended.reason or "a chunk failed")
-            else:
-                self.end_task(task_id, REVOKED, error="cancelled while running")
-            return
-        count = ended.total
-        stats = self.ledger.stats(task_id, count)
-        vectors = sum(s["n"] for s in stats)
-        task = self.services.store.get(task_id)
-        result: dict[str, Any] = {
-            "processed_vectors": vectors,
-            "dimension": task.dimension if task else None,
-            "status": "indexed",
-            "chunks": count,
-            "metadata_processed": task.metadata if task else {},
-            "norms": {"norm_mean": sum(s["sum"] for s in stats) / vectors if vectors else 0.0,
-                      "norm_min": min((s["min"] for s in stats), default=0.0),
-                      "norm_max": max((s["max"] for s in stats), default=0.0)},
-            "collection": task.collection if task else "default",
-        }
-        self.end_task(task_id, SUCCESS, result=result)
-
-
-    def remove_vectors(self, task_id: str) -> int:
-        """Delete what the task's chunks indexed (safe to run twice); the number deleted."""
-        task = self.services.store.get(task_id)
-        if task is None:
-            return 0
-        collection = self.vectors.collections.get(task.tenant, task.collection)
-        if collection is None:
-            return 0  # dropped with its vectors
-        deleted = patiently(self.vectors.delete_task, collection, task_id)
-        if deleted:
-            log.info("vectors of an unfinished job removed",
-                     extra={"task_id": task_id, "count": deleted})
-        return deleted
 
 
 class ChunkPlanner(ChunkWork):
@@ -147,6 +58,11 @@ class ChunkPlanner(ChunkWork):
         upload = self.uploads.get(upload_id)
         if upload is None or not upload.complete:
             self.end_task(task_id, FAILURE, error="the task's upload is gone")
+            return True
+        if self.ledger.ending_since(task_id) is not None:
+            # Every chunk has ended, but the task has not: the worker that
+            # ended the last one died before it ended the task.
+            self.finish_from_ledger(task_id)
             return True
         plan = self.plan_of(upload)
         ended = self.ledger.ended(task_id)
@@ -167,37 +83,51 @@ class ChunkJob(ChunkWork):
         running = metrics.child(metrics.tasks_running, CHUNK_ACTOR)
         running.inc()
         try:
-            self._with_retries(task_id, index)
+            self._attempt(task_id, index)
         finally:
             running.dec()
 
-    def _with_retries(self, task_id: str, index: int) -> None:
-        attempts = self.services.config.job_max_retries + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                self._run(task_id, index)
-                return
-            except TimeLimitExceeded:
-                limit = self.services.config.job_time_limit
+    def _attempt(self, task_id: str, index: int) -> None:
+        try:
+            self._run(task_id, index)
+        except TimeLimitExceeded:
+            limit = self.services.config.job_time_limit
+            self._account(task_id, index, CHUNK_FAILURE,
+                          error=f"chunk {index}: time limit of {limit} s exceeded")
+        except (BlobError, *UNAVAILABLE) as exc:
+            self._retry_later(task_id, index, exc)
+        except Exception:
+            # A bug, not bad input: the chunk ends visibly, so the task
+            # still ends once instead of waiting for it for ever.
+            log.exception("chunk failed unexpectedly", extra={"task_id": task_id, "chunk": index})
+            self._account(task_id, index, CHUNK_FAILURE,
+                          error=f"chunk {index}: internal error while processing")
+
+    def _retry_later(self, task_id: str, index: int, exc: BaseException) -> None:
+        """Run the chunk again through the schedule after a transient error, or give up.
+
+        The thread goes back to work at once instead of sleeping through the
+        backoff. A Redis too far away to schedule the retry gets the message
+        back on its queue instead, once it answers.
+        """
+        try:
+            failed = self.ledger.failed_run(task_id, index)
+            if failed > self.services.config.job_max_retries:
                 self._account(task_id, index, CHUNK_FAILURE,
-                              error=f"chunk {index}: time limit of {limit} s exceeded")
+                              error=f"chunk {index}: gave up after {failed} attempts; "
+                                    f"last: {type(exc).__name__}")
                 return
-            except (BlobError, *UNAVAILABLE) as exc:
-                if attempt == attempts:
-                    self._account(task_id, index, CHUNK_FAILURE,
-                                  error=f"chunk {index}: gave up after {attempt} attempts; "
-                                        f"last: {type(exc).__name__}")
-                    return
-                log.info("chunk will retry", extra={"task_id": task_id, "chunk": index,
-                                                    "error": type(exc).__name__})
-                time.sleep(retry_delay(attempt))
-            except Exception:
-                # A bug, not bad input: the chunk ends visibly, so the task
-                # still ends once instead of waiting for it for ever.
-                log.exception("chunk failed unexpectedly", extra={"task_id": task_id, "chunk": index})
-                self._account(task_id, index, CHUNK_FAILURE,
-                              error=f"chunk {index}: internal error while processing")
-                return
+            delay = retry_delay(failed)
+            self.services.schedule.add(CHUNK_KIND, chunk_member(task_id, index), time.time() + delay)
+        except UNAVAILABLE:
+            if not give_back(CurrentMessage.get_current_message()):
+                raise
+            log.warning("Redis unavailable; the chunk goes back on its queue",
+                        extra={"task_id": task_id, "chunk": index})
+            return
+        metrics.child(metrics.task_retries, CHUNK_ACTOR).inc()
+        log.info("chunk will retry", extra={"task_id": task_id, "chunk": index,
+                                            "error": type(exc).__name__, "delay_s": round(delay, 2)})
 
     def _run(self, task_id: str, index: int) -> None:
         status, cancel, upload_id = self.ledger.run_state(task_id)
@@ -253,9 +183,20 @@ class ChunkJob(ChunkWork):
                                     first_row=first_row, total=total)
 
     def _progress(self, task_id: str, index: int, done: int) -> None:
-        cancel, _ = self.ledger.progress(task_id, index, done, time.time())
+        cancel, event = self.ledger.progress(task_id, index, done, time.time())
         if cancel:
             raise Cancelled()
+        self._send_progress(task_id, event)
+
+    def _send_progress(self, task_id: str, event: int) -> None:
+        """Queue ``task.progress`` event number ``event`` (0: none is due)."""
+        if not event:
+            return
+        try:
+            queue_progress_event(self.services.store, self.ledger, task_id, event)
+        except UNAVAILABLE:
+            # Informative only: the next event carries newer counts.
+            log.warning("progress event not queued: Redis unavailable", extra={"task_id": task_id})
 
     def _account(self, task_id: str, index: int, outcome: str, **details: Any) -> None:
         end = patiently(self.ledger.end, task_id, index, outcome, now=time.time(), **details)
@@ -273,10 +214,13 @@ class ChunkJob(ChunkWork):
                                            "error": details.get("error")})
         if end.last:
             self.finish_from_ledger(task_id)
+        else:
+            self._send_progress(task_id, end.emit)
 
 
 def declare(broker: dramatiq.Broker, services: Services, *, queue_name: str, time_limit_ms: int) -> None:
-    """Declare ``process_chunk`` on ``broker`` (its messages share the jobs queue)."""
+    """Declare ``process_chunk`` and ``finish_chunks`` on ``broker`` (on the jobs queue)."""
+    chunk_work.declare(broker, services, queue_name=queue_name)
     dramatiq.actor(  # type: ignore[call-overload]
         ChunkJob(services, queue_name), actor_name=CHUNK_ACTOR, queue_name=queue_name,
         broker=broker, time_limit=time_limit_ms)

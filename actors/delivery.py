@@ -20,11 +20,13 @@ from dramatiq.middleware.time_limit import TimeLimitExceeded
 from actors.endpoints import Endpoints
 from actors.events import Event, attempt_record, signed_request, webhook_id
 from actors.held import give_back, held_message
-from actors.messages import DELIVERY_ACTOR, delivery_message
+from actors.messages import DELIVERY_ACTOR, PROGRESS_TRIGGER, delivery_message
 from actors.outcomes import Outcomes
+from actors.progress_events import ProgressDelivery
 from actors.services import Services
 from callbacks import CallbackRegistry, Deliverer, RetryPolicy, UrlGuard, status_class
 from hookline import __version__, keys, metrics
+from hookline.progress_events import ProgressEventLog
 from hookline.redis_client import UNAVAILABLE
 from hookline.task_record import Task
 
@@ -35,6 +37,9 @@ _ENDED = frozenset({"delivered", "failed", "disabled"})
 #: Seconds a delivery that met an unavailable Redis waits before going back
 #: on its queue.
 RETRY_PAUSE_SECONDS = 1.0
+#: Seconds between looks at a large job's progress webhook in flight, which
+#: its terminal webhook waits for.
+PROGRESS_WAIT_SECONDS = 0.5
 
 
 class WebhookDelivery:
@@ -61,9 +66,16 @@ class WebhookDelivery:
         self.outcomes = Outcomes(self.registry, self.policy,
                                  disable_after=config.webhook_disable_after,
                                  forget=self.endpoints.forget, log=log)
+        self.progress_log = ProgressEventLog(services.redis)
+        self.progress = ProgressDelivery(
+            self.progress_log, self.registry, self.endpoints, self.deliverer, self.policy,
+            timeout=config.webhook_timeout, disable_after=config.webhook_disable_after)
 
     def __call__(self, task_id: str, trigger: str = "scheduled", callback_id: str | None = None,
                  event: dict[str, Any] | None = None) -> None:
+        if trigger == PROGRESS_TRIGGER:
+            self.progress(task_id, callback_id, event)
+            return
         try:
             self._deliver(task_id, trigger, callback_id, event)
         except UNAVAILABLE as exc:
@@ -121,12 +133,28 @@ class WebhookDelivery:
                          extra={"task_id": task_id, "outcome": task.delivery})
                 return
             event = Event.of(task)
+        if trigger == "scheduled" and "chunks" in event.data and self._progress_in_flight(task_id):
+            return
         if endpoint is None or endpoint["disabled"]:
             self.store.set_delivery(task_id, "disabled")
             log.info("callback disabled or deleted; not delivered",
                      extra={"task_id": task_id, "callback_id": event.callback_id})
             return
         self._attempt(event, endpoint, trigger)
+
+    def _progress_in_flight(self, task_id: str) -> bool:
+        """Whether a progress webhook of the task is in flight; if so, this one waits for it.
+
+        The terminal event must reach the receiver last. Its attempt comes
+        back through the schedule once the progress attempt is logged, or
+        its lease has run out (a worker that died mid-attempt).
+        """
+        busy_until, now = self.progress_log.busy_until(task_id), time.time()
+        if busy_until <= now:
+            return False
+        self.services.schedule.add("hook", task_id, min(busy_until, now + PROGRESS_WAIT_SECONDS))
+        log.info("webhook waits for a progress webhook in flight", extra={"task_id": task_id})
+        return True
 
     def _endpoint(self, cb_id: str) -> dict[str, Any] | None:
         return self.endpoints.get(cb_id, CurrentMessage.get_current_message())

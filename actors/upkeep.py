@@ -14,10 +14,19 @@ from collections.abc import Callable
 import orjson
 import redis
 
-from actors.messages import HEARTBEATS_KEY, JOBS_QUEUE, job_message
+from actors.messages import (
+    CHUNK_KIND,
+    HEARTBEATS_KEY,
+    JOBS_QUEUE,
+    chunk_message,
+    finish_chunks_message,
+    job_message,
+    progress_message,
+)
 from actors.redis_broker import LeanRedisBroker
 from actors.services import Services
 from hookline import keys
+from hookline.progress_events import PROGRESS_KIND
 from hookline.redis_client import UNAVAILABLE
 from hookline.task_record import PENDING, RETRY, STARTED, TERMINAL
 
@@ -89,6 +98,11 @@ class Upkeep(threading.Thread):
                 store.requeue(claim.task_id, job_message(claim.task_id), expect=(RETRY,), status=RETRY)
             elif claim.kind == "hook" and self.deliver_due is not None:
                 self.deliver_due(claim.task_id)
+            elif claim.kind == PROGRESS_KIND:
+                store.write_message(progress_message(claim.task_id))
+            elif claim.kind == CHUNK_KIND:
+                task_id, index = claim.task_id.rsplit(":", 1)
+                store.write_message(chunk_message(JOBS_QUEUE, task_id, int(index)))
             schedule.done(claim)
 
     def reconcile(self) -> int:
@@ -98,8 +112,10 @@ class Upkeep(threading.Thread):
         while a live worker runs it, or while a retry is scheduled. It is
         sent again when its message is gone, or when a live worker has held
         the message without starting it for ``reconcile_after`` seconds (a
-        consumer that lost its connection mid-delivery). A duplicate message
-        is harmless: a task starts and ends only once.
+        consumer that lost its connection mid-delivery). A large job whose
+        last chunk ended that long ago but which has not ended gets a
+        ``finish_chunks`` message. A duplicate message is harmless: a task
+        starts and ends only once.
 
         The queue is first in, first out, so a message written after the one
         at the queue's head is still waiting, and one written before it has
@@ -127,9 +143,19 @@ class Upkeep(threading.Thread):
         records = store.run_states([task_id for task_id, _ in stale])
         sent = 0
         now = time.time()
-        for (task_id, written), (current, owner) in zip(stale, records):
+        for (task_id, written), (current, owner, ending) in zip(stale, records):
             if current is None or current in TERMINAL:
                 store.forget_finished(task_id)
+                continue
+            if current == STARTED and ending is not None:
+                # A large job whose last chunk has ended: that chunk's worker
+                # ends it at once, unless it died first.
+                if ending < cutoff:
+                    store.write_message(finish_chunks_message(task_id))
+                    sent += 1
+                    log.warning("reconciler sent a task again: its last chunk ended, "
+                                "the task did not", extra={"task_id": task_id})
+                store.still_waiting(task_id, now)
                 continue
             running = current == STARTED and owner is not None and owner in live
             scheduled = self.services.schedule.due_at("job", task_id) is not None

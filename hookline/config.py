@@ -161,6 +161,8 @@ class Config:
     max_upload_bytes: int = 8 * 1024 ** 3
     #: Vectors per chunk of a large job.
     chunk_vectors: int = 10_000
+    #: Seconds between two ``task.progress`` webhooks of one large job, at least.
+    progress_event_seconds: float = 5.0
     #: Seconds an upload that no task uses is kept.
     upload_ttl: int = 86400
     #: Replicas that must hold a submitted task before its ``202`` (SPEC §12);
@@ -248,6 +250,8 @@ class Config:
             s3_endpoint_url=env.get("HOOKLINE_S3_ENDPOINT_URL", "").strip(),
             max_upload_bytes=_int(env, "HOOKLINE_MAX_UPLOAD_BYTES", cls.max_upload_bytes, 1),
             chunk_vectors=_int(env, "HOOKLINE_CHUNK_VECTORS", cls.chunk_vectors, 1),
+            progress_event_seconds=_float(env, "HOOKLINE_PROGRESS_EVENT_SECONDS",
+                                          cls.progress_event_seconds, 0.05),
             upload_ttl=_int(env, "HOOKLINE_UPLOAD_TTL", cls.upload_ttl, 1),
             redis_min_replicas=_int(env, "HOOKLINE_REDIS_MIN_REPLICAS", cls.redis_min_replicas, 0),
             redis_replica_timeout_ms=_int(

@@ -1,7 +1,7 @@
-"""Work due later: job retries and webhook retries, in one sorted set.
+"""Work due later: job, chunk, webhook and progress-event retries, in one sorted set.
 
-Members are ``job:<task id>`` or ``hook:<task id>`` scored by when they are
-due. ``claim`` leases due members atomically (their score moves a lease into
+Members are ``job:<task id>``, ``chunk:<task id>:<k>``, ``hook:<task id>`` or
+``progress:<task id>``, scored by when they are due. ``claim`` leases due members atomically (their score moves a lease into
 the future), so several workers can pump the schedule at once without taking
 the same member, and a member whose claimer died before ``done`` comes due
 again when its lease runs out.

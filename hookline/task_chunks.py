@@ -29,11 +29,16 @@ from hookline.vectorstore import JobWrite
 # Fields of the task's record (``hl:task:{id}``) that the ledger writes:
 # ``ch_total``, ``ch_done``, ``ch_failed``, ``ch_revoked``, ``done``,
 # ``c:{k}`` (rows chunk k has done), ``s:{k}`` (chunk k's statistics, JSON),
-# ``chunk_error`` (the first failure's message), ``cancel``, ``ending``, and
-# ``pe`` / ``pe_at`` (progress events on / the last one's time).
+# ``r:{k}`` (chunk k's runs that met a transient error),
+# ``chunk_error`` (the first failure's message), ``cancel``, ``ending`` (when
+# the last chunk ended), and ``pe`` / ``pe_at`` / ``pe_n`` (progress events on
+# / the last one's time / its number; see ``actors/progress_events.py``).
+# ``pe`` is written when the task is accepted.
 # -----------------------------------------------------------------------------
 
 SUCCESS, FAILURE, REVOKED = "success", "failure", "revoked"
+#: The record's field that turns ``task.progress`` webhooks on (``"1"``).
+PROGRESS_EVENTS_FIELD = "pe"
 OUTCOMES = (SUCCESS, FAILURE, REVOKED)
 #: Seconds between two ``task.progress`` events of one task, at least.
 PROGRESS_EVENT_INTERVAL = 5.0
@@ -135,8 +140,8 @@ class ChunkEnd:
     #: This end accounted for the task's last chunk: the caller ends the task.
     last: bool
     cancel: bool
-    #: The caller sends a ``task.progress`` event.
-    emit: bool
+    #: The number of the ``task.progress`` event the caller sends; 0 for none.
+    emit: int
     #: Nothing changed: the chunk's collection now has another dimension.
     refused: bool = False
 
@@ -165,8 +170,11 @@ class ChunkLedger:
 
     def plan_fields(self, plan: ChunkPlan, *, progress_events: bool) -> dict[str, int | str]:
         """The fields the planner writes into the record with the chunks' messages."""
-        return {"ch_total": plan.count, "total": plan.rows, "ch_done": 0, "ch_failed": 0,
-                "ch_revoked": 0, "done": 0, "pe": "1" if progress_events else "0"}
+        fields: dict[str, int | str] = {"ch_total": plan.count, "total": plan.rows, "ch_done": 0,
+                                        "ch_failed": 0, "ch_revoked": 0, "done": 0}
+        if progress_events:  # otherwise as the submit wrote it
+            fields[PROGRESS_EVENTS_FIELD] = "1"
+        return fields
 
     def planned(self, task_id: str) -> bool:
         """Whether the task's plan (its chunk counters) is written already."""
@@ -197,6 +205,18 @@ class ChunkLedger:
         return (status.decode() if status is not None else None, cancel == b"1",
                 upload.decode() if upload else None)
 
+    def failed_run(self, task_id: str, chunk: int) -> int:
+        """Count a run of ``chunk`` that met a transient error; how many have, this one included."""
+        return int(self.redis.hincrby(keys.task(task_id), f"r:{chunk}", 1))
+
+    def ending_since(self, task_id: str) -> float | None:
+        """When the task's last chunk ended (``None``: chunks still run, or no record).
+
+        An ending older than the format's timestamps (``"1"``) reads as long ago.
+        """
+        raw = self.redis.hget(keys.task(task_id), "ending")
+        return float(raw) if raw else None  # type: ignore[arg-type]
+
     def outcome(self, task_id: str) -> ChunkOutcome:
         """How the task's chunks ended."""
         total, failed, revoked, reason = cast("list[bytes | None]", self.redis.hmget(
@@ -209,11 +229,15 @@ class ChunkLedger:
         parts = self.redis.hmget(keys.task(task_id), [f"s:{k}" for k in range(count)])
         return [orjson.loads(p) for p in parts if p]
 
-    def progress(self, task_id: str, chunk: int, rows_done: int, now: float) -> tuple[bool, bool]:
-        """Record that ``chunk`` has done ``rows_done`` rows; returns ``(cancel, emit)``."""
-        cancel, emit = self._progress(keys=[keys.task(task_id)],
-                                      args=[chunk, rows_done, repr(now), self.event_interval])
-        return bool(cancel), bool(emit)
+    def progress(self, task_id: str, chunk: int, rows_done: int, now: float) -> tuple[bool, int]:
+        """Record that ``chunk`` has done ``rows_done`` rows.
+
+        Returns whether the task is cancelled, and the number of the
+        ``task.progress`` event the caller sends (0 for none).
+        """
+        cancel, event = self._progress(keys=[keys.task(task_id)],
+                                       args=[chunk, rows_done, repr(now), self.event_interval])
+        return bool(cancel), int(event)
 
     def end(self, task_id: str, chunk: int, outcome: str, *, rows: int = 0, stats: str = "",
             error: str = "", now: float, vectors: JobWrite | None = None) -> ChunkEnd:
@@ -234,10 +258,10 @@ class ChunkLedger:
             vector_args = vectors.script_args
             script_keys += vectors.script_keys
             args += [vectors.blob, "1" if vectors.partial else "0", len(vector_args), *vector_args]
-        first, last, cancel, emit = self._end(keys=script_keys, args=args)
+        first, last, cancel, event = self._end(keys=script_keys, args=args)
         if first == -2:
-            return ChunkEnd(first=False, last=False, cancel=False, emit=False, refused=True)
-        return ChunkEnd(first=bool(first), last=bool(last), cancel=bool(cancel), emit=bool(emit))
+            return ChunkEnd(first=False, last=False, cancel=False, emit=0, refused=True)
+        return ChunkEnd(first=bool(first), last=bool(last), cancel=bool(cancel), emit=int(event))
 
     def counts(self, task_id: str) -> dict[str, object]:
         """``progress`` and ``chunks`` as ``GET /tasks/{id}`` shows them."""

@@ -52,7 +52,8 @@ class TaskDeliveries:
         held (a lease that ran out was queued by the schedule). Done together, so that a worker dying
         between two of these can neither drop a retry nor hide a failure.
         Returns the previous delivery state (``None`` for an expired task)
-        and the attempt's number.
+        and the attempt's number in its series (a large job's progress events, logged
+        beside it, are not counted).
         """
         previous, attempt = self._attempt(
             keys=[keys.task(task_id), held[0] if held else keys.task(task_id), keys.SCHEDULE,

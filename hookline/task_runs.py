@@ -191,14 +191,20 @@ class TaskRuns:
             keys.ACTIVE, "-inf", cutoff, start=0, num=limit, withscores=True)
         return [(member.decode(), float(score)) for member, score in rows]  # type: ignore[str-unpack]
 
-    def run_states(self, task_ids: Sequence[str]) -> builtins.list[tuple[str | None, str | None]]:
-        """``(status, owner)`` of each task, ``None`` where absent, in one round trip."""
+    def run_states(
+        self, task_ids: Sequence[str]
+    ) -> builtins.list[tuple[str | None, str | None, float | None]]:
+        """``(status, owner, ending)`` of each task, ``None`` where absent, in one round trip.
+
+        ``ending`` is when a large job's last chunk ended (``hookline.task_chunks``).
+        """
         pipe = self.redis.pipeline(transaction=False)
         for task_id in task_ids:
-            pipe.hmget(keys.task(task_id), "status", "owner")
+            pipe.hmget(keys.task(task_id), "status", "owner", "ending")
         return [(status.decode() if status is not None else None,
-                 owner.decode() if owner is not None else None)
-                for status, owner in pipe.execute()]
+                 owner.decode() if owner is not None else None,
+                 float(ending) if ending is not None else None)
+                for status, owner, ending in pipe.execute()]
 
     def forget_finished(self, task_id: str) -> None:
         """Drop an ended or expired task from the unfinished set."""

@@ -4,7 +4,8 @@ A collection's vectors are one hash, ``hl:cvec:<tenant>:<name>``: the field
 is the vector's 8-byte key (``vectorrecords.vector_key`` of its id), the
 value its record (task id, id, vector in the storage type). Each vector is
 kept once; the same id again replaces it. ``hl:ctask:...`` lists each task's
-ids, so that a task's vectors can be found (``filter``, delete by task).
+ids (``hookline.task_entries``), so that a task's vectors can be found
+(``filter``, delete by task).
 
 Every change appends an entry to the stream ``hl:vlog`` (the keys changed)
 and counts ``hl:vseq`` up in the same script; the index process follows the
@@ -24,6 +25,7 @@ import redis
 
 from hookline import keys, scripts
 from hookline import vector_collections as colls
+from hookline.task_entries import count_entry, entry_keys, names_entry
 from hookline.vector_collections import Collection, new_collection
 from hookline.vectorrecords import Record, decode, default_id, encode, key_bytes, vector_key
 
@@ -117,10 +119,10 @@ class VectorStore:
         records = encode(task_id, ids, vectors, collection.dtype, first_row)
         if ids is None:
             keys = [vector_key(default_id(task_id, first_row + row)) for row in range(len(records))]
-            entry = f"#{len(records) if total is None else total}".encode()
+            entry = count_entry(len(records) if total is None else total)
         else:
             keys = [vector_key(name) for name in ids]
-            entry = "\n".join(ids).encode()
+            entry = names_entry(ids)
         parts = [struct.pack("<I", len(entry)), entry]
         for key, record in zip(keys, records):
             parts += [key_bytes(key), struct.pack("<I", len(record)), record]
@@ -156,12 +158,7 @@ class VectorStore:
     def task_keys(self, collection: Collection, task_id: str) -> list[int]:
         """Keys of the vectors ``task_id`` wrote (some may belong to later tasks now)."""
         raw = self.redis.hget(colls.tasks_key(collection.tenant, collection.name), task_id)
-        if not raw:
-            return []
-        entry = raw.decode()  # type: ignore[union-attr]
-        if entry.startswith("#"):
-            return [vector_key(default_id(task_id, row)) for row in range(int(entry[1:]))]
-        return [vector_key(name) for name in entry.split("\n")]
+        return entry_keys(task_id, raw) if raw else []  # type: ignore[arg-type]
 
     def task_records(self, collection: Collection, task_id: str) -> list[Record]:
         found = self.fetch(collection, self.task_keys(collection, task_id))

@@ -74,24 +74,6 @@ def document(max_vectors: int = 100_000, max_dimension: int = 4096) -> dict[str,
                         "items": {"type": "string", "minLength": 1, "maxLength": 128}},
             },
         },
-        "TaskFromUpload": {
-            "type": "object",
-            "required": ["upload_id"],
-            "additionalProperties": False,
-            "properties": {
-                "upload_id": {"type": "string", "minLength": 1, "maxLength": 64,
-                              "description": "A complete upload of this tenant's."},
-                "ids_upload_id": {"type": "string", "minLength": 1, "maxLength": 64, "description": (
-                    "A complete upload of format ids: UTF-8, one id (1-128 characters, unique) "
-                    "per line, one line per vector. Without it an id is <task_id>:<row>.")},
-                "collection": _COLLECTION,
-                "metadata": {"type": "object", "additionalProperties": {},
-                             "properties": {"collection": _COLLECTION},
-                             "description": "Echoed back; at most 16 KiB as JSON."},
-                "callback_url": {**_URL, "description": "A URL this tenant registered."},
-                "callback_id": {"type": "string", "minLength": 1, "maxLength": 64},
-            },
-        },
         "TaskAccepted": {
             "type": "object",
             "required": ["task_id", "status", "links"],
@@ -170,7 +152,8 @@ def document(max_vectors: int = 100_000, max_dimension: int = 4096) -> dict[str,
                 "status_code": {"type": "integer", "nullable": True},
                 "error": {"type": "string", "nullable": True},
                 "duration_ms": {"type": "number"}, "response_excerpt": {"type": "string"},
-                "trigger": {"type": "string", "enum": ["scheduled", "manual"]},
+                "trigger": {"type": "string", "enum": ["scheduled", "manual", "progress"],
+                            "description": "progress: a large job's task.progress event"},
             },
         },
         "DeliveryList": {
@@ -285,6 +268,7 @@ def document(max_vectors: int = 100_000, max_dimension: int = 4096) -> dict[str,
     schemas.update(collections_openapi.schemas())
     paths.update(collections_openapi.paths(_errors, _PAGE))
     paths.update(uploads_openapi.paths())
+    schemas.update(uploads_openapi.schemas(collection=_COLLECTION, url=_URL))
     return {
         "openapi": "3.0.3",
         "info": {"title": "Hookline", "version": __version__,

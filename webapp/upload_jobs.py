@@ -17,6 +17,7 @@ from actors.messages import job_message
 from hookline import metrics
 from hookline.blobs import BlobError
 from hookline.ids import new_task_id
+from hookline.task_chunks import PROGRESS_EVENTS_FIELD
 from hookline.upload_ids import IDS_INDEX_FIELD, IDS_UPLOAD_FIELD, IdsError, IdsIndex, index_ids
 from hookline.uploads import IDS, Upload
 from webapp.collections_api import check_collection
@@ -38,6 +39,7 @@ class UploadTaskSchema(Schema):
     metadata = fields.Dict(keys=fields.String(), load_default=dict)
     callback_url = fields.String(validate=validate.Length(min=1, max=2048))
     callback_id = fields.String(validate=validate.Length(min=1, max=64))
+    progress_events = fields.Boolean(truthy={True}, falsy={False}, load_default=False)
 
     @validates("metadata")
     def _metadata_rules(self, value: dict[str, Any], **kwargs: Any) -> None:
@@ -107,6 +109,9 @@ def submit(svc: WebServices, owner: str, body: dict[str, Any], claimed: Claimed 
     if upload.format == IDS:
         raise _invalid("upload_id", "The upload holds ids; name it as ids_upload_id.")
     callback = svc.callbacks.resolve(owner, data)
+    if data["progress_events"] and callback is None:
+        raise _invalid("progress_events", "Progress events go to the task's callback; "
+                                          "name callback_url or callback_id too.")
     metadata = data["metadata"]
     collection = data.get("collection") or str(metadata.get("collection", "default"))
     task_id = new_task_id()
@@ -116,17 +121,17 @@ def submit(svc: WebServices, owner: str, body: dict[str, Any], claimed: Claimed 
              "deliveries": f"/tasks/{task_id}/deliveries"}
     answer = orjson.dumps({"task_id": task_id, "status": "Processing", "links": links})
     location = f"/tasks/{task_id}"
-    ids_fields: dict[str, str] = {}
+    record_fields: dict[str, str] = {PROGRESS_EVENTS_FIELD: "1"} if data["progress_events"] else {}
     if "ids_upload_id" in data:
         ids_upload = _ids_upload(uploads, owner, data["ids_upload_id"])
-        ids_fields = {IDS_UPLOAD_FIELD: ids_upload.id,
-                      IDS_INDEX_FIELD: index_of(uploads, ids_upload, upload.rows).to_json()}
+        record_fields.update({IDS_UPLOAD_FIELD: ids_upload.id,
+                              IDS_INDEX_FIELD: index_of(uploads, ids_upload, upload.rows).to_json()})
     extra = [claimed.answer_write(202, answer, location)] if claimed is not None else []
     written = svc.store.submit_from_upload(
         task_id=task_id, tenant=owner, upload_id=upload.id, count=upload.rows,
         dimension=upload.dimension, metadata_json=orjson.dumps(metadata), collection=collection,
         callback=callback, message=job_message(task_id), extra=extra,
-        ids_upload_id=ids_fields.get(IDS_UPLOAD_FIELD), fields=ids_fields)
+        ids_upload_id=record_fields.get(IDS_UPLOAD_FIELD), fields=record_fields)
     if not written:
         raise _invalid("upload_id", "One of the task's uploads is gone; upload it again.", 404)
     metrics.tasks_submitted.inc()

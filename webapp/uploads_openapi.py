@@ -15,6 +15,35 @@ _TUS_OPTIONS = {"204": {"description": "The protocol version, extensions and lar
                                     for n in ("Tus-Version", "Tus-Extension", "Tus-Max-Size")}}}
 
 
+def schemas(*, collection: dict[str, Any], url: dict[str, Any]) -> dict[str, Any]:
+    """The request body of a task from an upload."""
+    return {"TaskFromUpload": {
+        "type": "object",
+        "required": ["upload_id"],
+        "additionalProperties": False,
+        "properties": {
+            "upload_id": {"type": "string", "minLength": 1, "maxLength": 64,
+                          "description": "A complete upload of this tenant's."},
+            "ids_upload_id": {"type": "string", "minLength": 1, "maxLength": 64, "description": (
+                "A complete upload of format ids: UTF-8, one id (1-128 characters, unique) "
+                "per line, one line per vector. Without it an id is <task_id>:<row>.")},
+            "collection": collection,
+            "metadata": {"type": "object", "additionalProperties": {},
+                         "properties": {"collection": collection},
+                         "description": "Echoed back; at most 16 KiB as JSON."},
+            "callback_url": {**url, "description": "A URL this tenant registered."},
+            "callback_id": {"type": "string", "minLength": 1, "maxLength": 64},
+            "progress_events": {"type": "boolean", "default": False, "description": (
+                "Also send signed task.progress webhooks to the callback (one is required) "
+                "while the job runs, at most one every 5 s: {\"type\": \"task.progress\", "
+                "\"data\": {\"task_id\", \"status\", \"progress\": {\"done\", \"total\"}, "
+                "\"chunks\": {\"done\", \"failed\", \"total\"}}}, each with its own "
+                "webhook-id. None is sent once the task begins to end: its terminal webhook "
+                "comes last.")},
+        },
+    }}
+
+
 def paths() -> dict[str, Any]:
     """The ``/uploads`` paths."""
     return {

@@ -5,9 +5,10 @@
 --       event interval (s), seconds the ended set lives, vectors (or ''),
 --       '1' if the vectors' ids entry adds to the task's (named ids),
 --       number n of vector arguments, the n vector arguments (see vectors_write)
--- Returns {first, last, cancel, emit}: first is 0 when this chunk had already
+-- Returns {first, last, cancel, event}: first is 0 when this chunk had already
 -- ended (nothing changes); last is 1 for the one end that accounts for the
--- task's last chunk. {-2, 0, 0, 0}, changing nothing, when the vectors'
+-- task's last chunk; event is the number of the task.progress event the
+-- caller sends (0: none; see chunk_gate). {-2, 0, 0, 0}, changing nothing, when the vectors'
 -- collection now has another dimension. A successful chunk's vectors are
 -- written in this step, so a chunk counted done implies them; they are not
 -- written once the task is cancelled or no longer running (its ending
@@ -48,8 +49,11 @@ end
 local counts = redis.call('HMGET', KEYS[1], 'ch_done', 'ch_failed', 'ch_revoked', 'ch_total')
 local ended = (tonumber(counts[1]) or 0) + (tonumber(counts[2]) or 0) + (tonumber(counts[3]) or 0)
 local last = 0
-if counts[4] and ended >= tonumber(counts[4]) and redis.call('HSETNX', KEYS[1], 'ending', '1') == 1 then
+-- ``ending`` holds when the last end came: the reconciler finishes a task
+-- whose ending has stood too long (its ender died before it ended it).
+if counts[4] and ended >= tonumber(counts[4]) and redis.call('HSETNX', KEYS[1], 'ending', ARGV[6]) == 1 then
   last = 1
 end
 local cancel = redis.call('HGET', KEYS[1], 'cancel') == '1' and 1 or 0
-return {1, last, cancel, gate(KEYS[1], tonumber(ARGV[6]), tonumber(ARGV[7]))}
+if last == 1 then return {1, 1, cancel, 0} end
+return {1, 0, cancel, gate(KEYS[1], tonumber(ARGV[6]), tonumber(ARGV[7]))}

@@ -1,7 +1,7 @@
 -- Record the rows one chunk of a large job has done (a chunk run twice counts once).
 -- KEYS: task
 -- ARGV: chunk, rows done in it, now, event interval (s)
--- Returns {cancel, emit}; a record that is gone reads as a cancel.
+-- Returns {cancel, event} (event: see chunk_gate); a record that is gone reads as a cancel.
 -- include: chunk_gate
 if redis.call('EXISTS', KEYS[1]) == 0 then return {1, 0} end
 local field = 'c:' .. ARGV[1]

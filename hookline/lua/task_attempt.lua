@@ -10,7 +10,7 @@
 if ARGV[3] ~= '' then redis.call('LREM', KEYS[2], -1, ARGV[3]) end
 local leased = 0
 if ARGV[8] == '1' then leased = redis.call('ZREM', KEYS[3], ARGV[7]) end
-local state = redis.call('HMGET', KEYS[1], 'delivery', 'wh_attempts')
+local state = redis.call('HMGET', KEYS[1], 'delivery', 'wh_attempts', 'pe_attempts')
 local previous = state[1]
 -- Only a task with a callback has a delivery state; an expired one has none.
 if not previous then return {'', 0} end
@@ -24,4 +24,6 @@ if ARGV[2] == 'failed' then
 elseif ARGV[2] == 'delivered' and (previous == 'failed' or previous == 'retrying') then
   redis.call('ZREM', KEYS[4], ARGV[4])
 end
-return {previous, n}
+-- The attempt's number in its own series: a large job's task.progress
+-- attempts share the log (progress_attempt) but not the count.
+return {previous, n - (tonumber(state[3]) or 0)}

@@ -7,10 +7,10 @@
 --    description (JSON) to create the collection with if it is missing,
 --    the job's dimension, the uid of the collection the vectors were
 --    encoded for ('' for any)
--- blob: <I4 n> the task's ids entry (n bytes), then per vector
---       <8-byte key> <I4 n> record (n bytes)
--- append: the blob is one part of the job (a chunk): its ids entry is added
---         to the task's (a chunk's vectors are written once, with its end).
+-- blob: <I4 n> the task's ids entry (n bytes, hookline/task_entries.py), then
+--       per vector <8-byte key> <I4 n> record (n bytes)
+-- append: the blob is one part of the job (a chunk): its named ids entry is
+--         added to the task's (a chunk's vectors are written once, with its end).
 --
 -- The records are read and written a batch at a time, one HMGET and one
 -- HSET per batch: a command of each per vector made a job of 16 vectors cost
@@ -26,6 +26,16 @@ local function collection_fits(K, A)
   if A[8] and A[8] ~= '' and described['uid'] ~= A[8] then return false, true end
   local fixed = described['dimension']
   return type(fixed) ~= 'number' or fixed == tonumber(A[7]), true
+end
+
+-- A task's named ids entry in the tagged format: one written before the
+-- format was tagged (ids joined by newlines, by a chunk that ended before an
+-- upgrade) is rewritten, each id with its length before it.
+local function tagged(entry)
+  if string.sub(entry, 1, 1) == '\0' then return entry end
+  local parts = {'\0='}
+  for id in string.gmatch(entry, '[^\n]+') do parts[#parts + 1] = struct.pack('<H', #id) .. id end
+  return table.concat(parts)
 end
 
 -- Returns the number of vectors written. Call collection_fits first;
@@ -76,7 +86,7 @@ local function write_vectors(K, A, blob, append, exists)
   redis.call('HINCRBY', K[2], 'v', 1)
   if append then
     local old = redis.call('HGET', K[3], A[1])
-    if old and old ~= '' then ids_entry = old .. '\n' .. ids_entry end
+    if old and old ~= '' then ids_entry = tagged(old) .. string.sub(ids_entry, 3) end
   end
   redis.call('HSET', K[3], A[1], ids_entry)
   local seq = redis.call('INCR', K[5])

@@ -40,6 +40,20 @@ def test_the_same_id_again_replaces_the_vector(api: Api) -> None:
     assert api.call("GET", "/collections/named/vectors/c").status_code == 200
 
 
+def test_ids_that_start_with_a_hash_are_found_and_deleted_by_task(api: Api) -> None:
+    # Given a job whose ids look like the count an entry once held
+    rows = unit_rows(np.random.default_rng(23), 3, 4)
+    task_id = api.submit(rows, collection="hashes", ids=["#1", "#2", "#3"])
+    api.wait_success(task_id)
+    # Then a search filtered by the task finds its vectors
+    hits = api.search("hashes", rows[0], k=5, filter={"task_id": task_id})
+    assert sorted(hit["id"] for hit in hits) == ["#1", "#2", "#3"]
+    # And a delete by task removes them
+    assert api.call("POST", "/collections/hashes/vectors/delete",
+                    {"task_id": task_id}).json() == {"deleted": 3}
+    assert api.call("GET", "/collections/hashes").json()["count"] == 0
+
+
 def test_a_redelivered_job_does_not_duplicate_vectors(
     make_stack: object, redis: redis_lib.Redis, api_key: str
 ) -> None:

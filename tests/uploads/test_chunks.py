@@ -166,10 +166,22 @@ def test_progress_events_are_gated_to_one_per_interval(redis: redis_lib.Redis,
     planned(redis, ledger, "t6", 2, progress_events=False)
     now = 1_000_000.0
     emits = [ledger.progress("t5", k, 10, now + k * 0.5)[1] for k in range(50)]
-    # 0.5 s apart over 24.5 s: one at the start, then one every 5 s
-    assert [k for k, emit in enumerate(emits) if emit] == [0, 10, 20, 30, 40]
+    # 0.5 s apart over 24.5 s: one at the start, then one every 5 s, numbered
+    assert [(k, emit) for k, emit in enumerate(emits) if emit] == [
+        (0, 1), (10, 2), (20, 3), (30, 4), (40, 5)]
     assert not ledger.progress("t6", 0, 10, now)[1]
-    assert ledger.end("t5", 0, "success", rows=100, now=now + 100).emit
+    assert ledger.end("t5", 0, "success", rows=100, now=now + 100).emit == 6
+    # A stopping task sends none
+    redis.hset(keys.task("t5"), "cancel", "1")
+    assert ledger.end("t5", 1, "success", rows=100, now=now + 200).emit == 0
+
+
+def test_the_end_of_the_last_chunk_sends_no_progress_event(redis: redis_lib.Redis,
+                                                           ledger: ChunkLedger) -> None:
+    planned(redis, ledger, "t8", 1, progress_events=True)
+    end = ledger.end("t8", 0, "success", rows=100, now=1_000.0)
+    assert end.last and end.emit == 0
+    assert float(redis.hget(keys.task("t8"), "ending") or 0) == 1_000.0
 
 
 def test_an_unknown_outcome_is_refused(ledger: ChunkLedger) -> None:

@@ -13,6 +13,7 @@ def test_defaults() -> None:
     assert config.blob_url == "file://" + os.path.abspath(".hookline/blobs")
     assert (config.s3_endpoint_url, config.max_upload_bytes, config.chunk_vectors,
             config.upload_ttl) == ("", 8 * 1024 ** 3, 10_000, 86_400)
+    assert config.progress_event_seconds == 5.0
 
 
 def test_values_from_the_environment() -> None:
@@ -22,6 +23,7 @@ def test_values_from_the_environment() -> None:
     assert (config.blob_url, config.s3_endpoint_url, config.max_upload_bytes, config.chunk_vectors,
             config.upload_ttl) == ("s3://bucket/some/prefix", "http://minio:9000", 1000, 500, 60)
     assert Config.from_env(env={"HOOKLINE_BLOB_URL": "file:///srv/blobs"}).blob_url == "file:///srv/blobs"
+    assert Config.from_env(env={"HOOKLINE_PROGRESS_EVENT_SECONDS": "0.2"}).progress_event_seconds == 0.2
 
 
 @pytest.mark.parametrize("env", [
@@ -31,6 +33,7 @@ def test_values_from_the_environment() -> None:
     {"HOOKLINE_MAX_UPLOAD_BYTES": "0"},
     {"HOOKLINE_CHUNK_VECTORS": "many"},
     {"HOOKLINE_UPLOAD_TTL": "-5"},
+    {"HOOKLINE_PROGRESS_EVENT_SECONDS": "0"},
 ])
 def test_bad_values_are_refused_with_the_name(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError, match=next(iter(env))):

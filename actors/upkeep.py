@@ -99,7 +99,9 @@ class Upkeep(threading.Thread):
         sent again when its message is gone, or when a live worker has held
         the message without starting it for ``reconcile_after`` seconds (a
         consumer that lost its connection mid-delivery). A duplicate message
-        is harmless: a task starts and ends only once.
+        is harmless: a task starts and ends only once. A live worker's
+        message that it no longer runs (a failover lost the end of its run)
+        is taken up by that worker itself (``LeanConsumer._adopt``).
 
         The queue is first in, first out, so a message written after the one
         at the queue's head is still waiting, and one written before it has

@@ -78,11 +78,11 @@ def submit(svc: WebServices, owner: str, body: dict[str, Any], claimed: Claimed 
              "deliveries": f"/tasks/{task_id}/deliveries"}
     answer = orjson.dumps({"task_id": task_id, "status": "Processing", "links": links})
     location = f"/tasks/{task_id}"
-    extra = [claimed.answer_write(202, answer, location)] if claimed is not None else []
+    claimed_answer = claimed.answer_write(202, answer, location) if claimed is not None else None
     written = svc.store.submit_from_upload(
         task_id=task_id, tenant=owner, upload_id=upload.id, count=upload.rows,
         dimension=upload.dimension, metadata_json=orjson.dumps(metadata), collection=collection,
-        callback=callback, message=job_message(task_id), extra=extra)
+        callback=callback, message=job_message(task_id), answer=claimed_answer)
     if not written:
         raise _invalid("upload_id", "No upload with that id exists for this API key.", 404)
     metrics.tasks_submitted.inc()

@@ -23,6 +23,7 @@ from dramatiq.errors import ConnectionClosed
 from actors.held import HeldMessage
 from actors.queue_keys import Keys, decode
 from hookline.redis_client import UNAVAILABLE
+from hookline.sentinel import primary_moves
 
 if TYPE_CHECKING:
     from actors.redis_broker import LeanRedisBroker
@@ -42,6 +43,10 @@ BACKLOG_AGE_MS = 10
 #: by default the refill comes when the messages left are about as many as
 #: the threads that run them.
 REFILL_FRACTION = 0.5
+#: Seconds between checks that every message on this process's held list is
+#: one it works on (see ``LeanConsumer._adopt``); a failover seen by the
+#: process brings the next check forward.
+HELD_CHECK_SECONDS = 5.0
 
 
 class LeanConsumer(Consumer):
@@ -63,6 +68,9 @@ class LeanConsumer(Consumer):
         #: Set when a settled message frees room for the fetch the consumer waits for.
         self.freed = threading.Event()
         self.wanted = 1
+        #: When the held list is next checked, and the failovers seen at the last check.
+        self.next_check = 0.0
+        self.moves_seen = primary_moves()
         # A blocking move holds its connection while it waits, so it gets its own.
         self.waiter = redis.Redis(connection_pool=broker.client.connection_pool)
         try:
@@ -74,19 +82,36 @@ class LeanConsumer(Consumer):
             raise ConnectionClosed(exc) from None
 
     def _adopt(self) -> None:
-        """Take up messages on this process's held list that nobody works on.
+        """Take up messages on this process's held list that nobody here works on.
 
-        A consumer that lost its connection after Redis moved a message (the
-        reply never arrived) would otherwise leave it held for as long as the
-        process lives.
+        Run when the consumer starts, every ``HELD_CHECK_SECONDS`` and after
+        the process follows a failover. A message is held until the write
+        that settles it; a failover can lose that write (replication is
+        asynchronous) while the process has moved on, and a consumer that
+        lost its connection after Redis moved a message never got it. Either
+        way the message would stay held, and its task ``STARTED`` under a
+        live owner, for as long as the process lives (docs/failover.md).
+
+        Only this thread hands messages out, and a message leaves the held
+        list in Redis before it leaves ``outstanding``: so a message held in
+        Redis that was neither outstanding before the read nor in the cache
+        is run by nobody here.
         """
+        known = set(self.outstanding)
+        known.update(self.cache)
+        self.moves_seen = primary_moves()
+        self.next_check = time.monotonic() + HELD_CHECK_SECONDS
         for raw in reversed(self.broker.client.lrange(self.held_key, 0, -1)):
-            if raw not in self.outstanding:
+            if raw not in known:
+                known.add(raw)
                 self.cache.append(raw)
         self.fetched_with = None
 
     def __next__(self) -> MessageProxy | None:
         try:
+            if not self.cache and (time.monotonic() >= self.next_check
+                                   or primary_moves() != self.moves_seen):
+                self._adopt()
             if not self.cache:
                 room = self._room()
                 if room is None:

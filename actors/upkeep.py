@@ -115,7 +115,9 @@ class Upkeep(threading.Thread):
         consumer that lost its connection mid-delivery). A large job whose
         last chunk ended that long ago but which has not ended gets a
         ``finish_chunks`` message. A duplicate message is harmless: a task
-        starts and ends only once.
+        starts and ends only once. A live worker's message that it no longer
+        runs (a failover lost the end of its run) is taken up by that worker
+        itself (``LeanConsumer._adopt``).
 
         The queue is first in, first out, so a message written after the one
         at the queue's head is still waiting, and one written before it has

@@ -43,6 +43,11 @@ def idempotency(tenant: str, digest: str) -> str:
     return f"{PREFIX}idem:{tenant}:{digest}"
 
 
+def claim_owner(process: str) -> str:
+    """A web process's requests that hold an ``Idempotency-Key`` (``webapp.claim_owners``)."""
+    return f"{PREFIX}idem-owner:{process}"
+
+
 def api_key(key_id: str) -> str:
     """An API key's tenant and secret hash."""
     return f"{PREFIX}apikey:{key_id}"

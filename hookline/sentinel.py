@@ -97,14 +97,28 @@ class SentinelThreadPool(ThreadConnectionPool):
 #: failovers once per process whatever the number of its clients.
 _primaries: dict[tuple[Any, str], tuple[str, int]] = {}
 _primaries_lock = threading.Lock()
+#: How many times this process has seen a primary move (see ``primary_moves``).
+_moves = 0
+
+
+def primary_moves() -> int:
+    """How many times this process has followed a primary to a new address.
+
+    Cheap to read often: a worker compares it with the value it last saw to
+    check, after a failover, what the new primary says it holds.
+    """
+    return _moves
 
 
 def _saw_primary(watched: tuple[Any, str], address: tuple[str, int]) -> None:
+    global _moves
     with _primaries_lock:
         previous = _primaries.get(watched)
         if previous == address:
             return
         _primaries[watched] = address
+        if previous is not None:
+            _moves += 1
     if previous is not None:
         metrics.redis_failovers.inc()
         log.warning("Redis primary of %s moved from %s:%d to %s:%d", watched[1],

@@ -13,7 +13,7 @@ import builtins
 import dataclasses
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypedDict, Unpack
+from typing import Any, NamedTuple, TypedDict, Unpack
 
 import redis
 from redis.commands.core import Script
@@ -67,6 +67,23 @@ def any_record(client: redis.Redis, task_ids: Iterable[str]) -> bool:
 Extra = Sequence[tuple[str, bytes, int]]
 
 
+class ClaimedAnswer(NamedTuple):
+    """An ``Idempotency-Key``'s answer, written with its task by the request holding the key.
+
+    ``claim`` is the key's value while the request holds it: the task and
+    ``answer`` are written only while the key holds that (or nothing).
+    """
+
+    key: str
+    claim: bytes
+    answer: bytes
+    ttl: int
+
+
+class ClaimLost(Exception):
+    """Another request holds the ``Idempotency-Key`` by now: nothing was written."""
+
+
 class NewTask(TypedDict):
     """The keywords that ``submit`` and ``submit_from_upload`` share."""
 
@@ -100,60 +117,71 @@ class TaskStore(TaskRuns, TaskDeliveries):
     # -- writes from the API -------------------------------------------------
 
     def submit(self, *, vectors: bytes, ids_json: bytes = b"", extra: Extra = (),
-               now: float | None = None, **task: Unpack[NewTask]) -> float:
+               answer: ClaimedAnswer | None = None, now: float | None = None,
+               **task: Unpack[NewTask]) -> float:
         """Write the record, payload, index entry and broker message atomically.
 
         ``ids_json`` is the job's vector ids as sent (a JSON list; empty when
-        it sent none): kept in the record until the task ends.
-
+        it sent none): kept in the record until the task ends. ``answer`` is
+        the request's ``Idempotency-Key`` answer, written in the same step;
         ``extra`` holds further ``SET key value EX ttl`` writes that belong to
-        the same request (the idempotency record). Returns the creation time.
+        the same request. Returns the creation time.
+
+        Raises:
+            ClaimLost: another request holds ``answer``'s key; nothing was written.
         """
         now = time.time() if now is None else now
         trim = ""
         if hash(task["task_id"]) % int(1 / INDEX_TRIM_CHANCE) == 0:
             trim = repr(now - self.result_ttl - 86400)
-        self._write(self._submit, task, now, {PAYLOAD_FIELD: vectors, IDS_FIELD: ids_json}, extra,
-                    more_args=[trim])
+        if self._write(self._submit, task, now, {PAYLOAD_FIELD: vectors, IDS_FIELD: ids_json},
+                       extra, answer, more_args=[trim]) == -1:
+            raise ClaimLost(task["task_id"])
         return now
 
-    def submit_from_upload(self, *, upload_id: str, extra: Extra = (), now: float | None = None,
+    def submit_from_upload(self, *, upload_id: str, extra: Extra = (),
+                           answer: ClaimedAnswer | None = None, now: float | None = None,
                            ids_upload_id: str | None = None, fields: Mapping[str, str] | None = None,
                            **task: Unpack[NewTask]) -> bool:
-        """Write a task whose vectors are in an upload, its message and the upload's pin, in one step.
+        """Write a task whose vectors are in an upload, its message and the uploads' pins, in one step.
 
         ``ids_upload_id`` names the upload of the vectors' ids, pinned too;
-        ``fields`` go into the record. ``extra`` as for ``submit``. Returns
-        ``False``, writing nothing, if an upload is gone (deleted or swept
-        since it was read).
+        ``fields`` go into the record. ``extra`` and ``answer`` as for
+        ``submit``. Returns ``False``, writing nothing, if an upload is gone
+        (deleted or swept since it was read).
+
+        Raises:
+            ClaimLost: another request holds ``answer``'s key; nothing was written.
         """
         now = time.time() if now is None else now
         pins = [upload_id] if ids_upload_id is None else [upload_id, ids_upload_id]
         written = self._write(self._submit_upload, task, now, {**(fields or {}), UPLOAD_FIELD: upload_id},
-                              extra, more_keys=[k for u in pins
-                                                for k in (keys.upload(u), keys.upload_tasks(u))])
-        if not written and extra:
-            # The upload went between the read and the write: the answer
-            # stored with it must not stand.
-            self.redis.delete(*(key for key, _, _ in extra))
+                              extra, answer, more_keys=[k for u in pins
+                                                        for k in (keys.upload(u), keys.upload_tasks(u))])
+        if written == -1:
+            raise ClaimLost(task["task_id"])
         return bool(written)
 
     def _write(self, script: Script, task: NewTask, now: float, fields: Mapping[str, Any],
-               extra: Extra, *, more_keys: Sequence[str] = (), more_args: Sequence[str] = ()) -> Any:
+               extra: Extra, answer: ClaimedAnswer | None, *, more_keys: Sequence[str] = (),
+               more_args: Sequence[str] = ()) -> Any:
         """Run a submit script for a new task whose record also holds ``fields``; its reply.
 
         The script's KEYS are the record, the tenant's index, the unfinished
-        set and the message's queue, then ``more_keys``; its ARGV the id, the
-        creation time and the message, then ``more_args``, then the record's
-        fields and values. One script, so the record and its message exist
-        together or not at all; the ``extra`` writes, when there are any,
-        join it in a transaction.
+        set and the message's queue, then ``more_keys``, then the
+        ``Idempotency-Key``; its ARGV the id, the creation time and the
+        message, then ``more_args``, then the key's claim, answer and ttl,
+        then the record's fields and values. One script, so the record, its
+        message and the key's answer exist together or not at all; the
+        ``extra`` writes, when there are any, join it in a transaction.
         """
         record = {**self._record(task, now), **fields}
         message = task["message"]
+        claimed: Sequence[Any] = (answer.claim, answer.answer, answer.ttl) if answer else ("", "", 0)
         script_keys = [keys.task(task["task_id"]), keys.task_index(task["tenant"]), keys.ACTIVE,
-                       message.list_key, *more_keys]
-        args = [task["task_id"], repr(now), message.data, *more_args,
+                       message.list_key, *more_keys,
+                       answer.key if answer else keys.task(task["task_id"])]
+        args = [task["task_id"], repr(now), message.data, *more_args, *claimed,
                 *(item for field in record.items() for item in field)]
         if not extra:
             # Called directly: a script in a pipeline costs a SCRIPT EXISTS per call.
@@ -162,7 +190,11 @@ class TaskStore(TaskRuns, TaskDeliveries):
         script(keys=script_keys, args=args, client=pipe)
         for key, value, ttl in extra:
             pipe.set(key, value, ex=ttl)
-        return pipe.execute()[0]
+        reply = pipe.execute()[0]
+        if reply != 1:
+            # The script wrote nothing: what belongs to its task must not stand.
+            self.redis.delete(*(key for key, _, _ in extra))
+        return reply
 
     def upload_of(self, task_id: str) -> str | None:
         """The upload a task reads, or ``None`` for an inline task."""

@@ -15,6 +15,7 @@ from hookline.schedule import Schedule
 from hookline.task_store import TaskStore
 from hookline.tenants import KeyStore
 from webapp.callback_lookup import CallbackLookup
+from webapp.idempotency import IdempotencyKeys
 from webapp.schemas import ListQuerySchema, TaskSubmitSchema
 
 
@@ -30,12 +31,15 @@ class WebServices:
     schedule: Schedule
     #: Resolves the callback a submitted task names (keeps a short cache).
     callbacks: CallbackLookup = field(init=False)
+    #: ``Idempotency-Key`` claims, and this process's requests that hold one.
+    idempotency: IdempotencyKeys = field(init=False)
     #: Built once: marshmallow schemas are costly to make per request.
     submit_schema: TaskSubmitSchema = field(init=False)
     list_schema: ListQuerySchema = field(default_factory=ListQuerySchema)
 
     def __post_init__(self) -> None:
         self.callbacks = CallbackLookup(self.registry)
+        self.idempotency = IdempotencyKeys(self.redis)
         self.submit_schema = TaskSubmitSchema(
             max_vectors=self.config.max_vectors, max_dimension=self.config.max_dimension)
 

@@ -16,7 +16,7 @@ from webapp import actions, upload_jobs
 from webapp.auth import authenticate, tenant
 from webapp.collections_api import check_collection
 from webapp.durability import wait_replicas
-from webapp.idempotency import Claimed, IdempotencyKeys, run_once
+from webapp.idempotency import Claimed, run_once
 from webapp.jsonio import json_body, reply
 from webapp.problems import Problem, not_found, unprocessable
 from webapp.services import WebServices, services
@@ -43,14 +43,20 @@ def submit() -> Response:
     svc = services()
     if resp.status_code == 202 and svc.config.redis_min_replicas:
         # A replayed 202 too: its task may not have reached the replicas yet.
-        wait_replicas(svc, resp.headers["Location"].rsplit("/", 1)[-1])
+        try:
+            wait_replicas(svc, resp.headers["Location"].rsplit("/", 1)[-1])
+        except Exception:
+            # A failover may keep the key's claim and lose its answer: the
+            # next list of running requests says this one is over.
+            svc.idempotency.owners.unsettled()
+            raise
     return resp
 
 
 def _accept() -> Response:
     svc = services()
     owner = tenant()
-    return run_once(IdempotencyKeys(svc.redis), owner, request.headers.get("Idempotency-Key"),
+    return run_once(svc.idempotency, owner, request.headers.get("Idempotency-Key"),
                     request.get_data(cache=True), lambda claimed: _submit(svc, owner, claimed))
 
 
@@ -76,8 +82,6 @@ def _submit(svc: WebServices, owner: str, claimed: Claimed | None) -> Response:
     collection = data.get("collection") or str(metadata.get("collection", DEFAULT))
     check_collection(svc.redis, owner, collection, vectors.shape[1])
     extra: list[tuple[str, bytes, int]] = []
-    if claimed is not None:
-        extra.append(claimed.answer_write(202, answer_bytes, location))
     svc.store.submit(
         task_id=task_id,
         tenant=owner,
@@ -90,6 +94,7 @@ def _submit(svc: WebServices, owner: str, claimed: Claimed | None) -> Response:
         callback=callback,
         message=job_message(task_id),
         extra=extra,
+        answer=claimed.answer_write(202, answer_bytes, location) if claimed is not None else None,
     )
     metrics.tasks_submitted.inc()
     g.task_id = task_id

@@ -126,11 +126,11 @@ def submit(svc: WebServices, owner: str, body: dict[str, Any], claimed: Claimed 
         ids_upload = _ids_upload(uploads, owner, data["ids_upload_id"])
         record_fields.update({IDS_UPLOAD_FIELD: ids_upload.id,
                               IDS_INDEX_FIELD: index_of(uploads, ids_upload, upload.rows).to_json()})
-    extra = [claimed.answer_write(202, answer, location)] if claimed is not None else []
+    claimed_answer = claimed.answer_write(202, answer, location) if claimed is not None else None
     written = svc.store.submit_from_upload(
         task_id=task_id, tenant=owner, upload_id=upload.id, count=upload.rows,
         dimension=upload.dimension, metadata_json=orjson.dumps(metadata), collection=collection,
-        callback=callback, message=job_message(task_id), extra=extra,
+        callback=callback, message=job_message(task_id), answer=claimed_answer,
         ids_upload_id=record_fields.get(IDS_UPLOAD_FIELD), fields=record_fields)
     if not written:
         raise _invalid("upload_id", "One of the task's uploads is gone; upload it again.", 404)

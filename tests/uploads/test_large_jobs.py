@@ -116,6 +116,19 @@ def test_tasks_name_only_complete_uploads_of_their_own_tenant(large: Stack) -> N
     assert listed == []
 
 
+def test_a_task_from_an_upload_is_made_once_per_idempotency_key(large: Stack) -> None:
+    auth = key_for(large)
+    upload_id = uploaded(large, auth, np.ones((10, 4), dtype="<f4"))
+    headers = {**auth, "Idempotency-Key": "from-upload"}
+    first, again = (requests.post(f"{large.url}/tasks", headers=headers, timeout=5,
+                                  json={"upload_id": upload_id}) for _ in range(2))
+    assert first.status_code == again.status_code == 202, (first.text, again.text)
+    assert again.json()["task_id"] == first.json()["task_id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    listed = requests.get(f"{large.url}/tasks", headers=auth, timeout=5).json()["items"]
+    assert [t["task_id"] for t in listed] == [first.json()["task_id"]]
+
+
 def many_chunks(make_stack: Callable[..., Stack], tmp_path: Path, receiver: Receiver,
                 ) -> tuple[Stack, dict[str, str], str, dict]:
     """A stack without job workers, and a task of 300 chunks of 10 vectors, accepted."""

@@ -45,7 +45,7 @@ def test_key_in_flight_is_409(client: FlaskClient, auth: dict, redis: redis_lib.
 
     body = json.dumps(SEED).encode()
     rkey = keys.redis_key("acme", "order-44")
-    assert keys.claim(rkey, keys.fingerprint(body)) is None
+    assert keys.claim(rkey, keys.fingerprint(body), keys.owners.begin()) is None
     # When the same request comes again
     resp = client.post("/tasks", data=body, content_type="application/json",
                        headers={**auth, "Idempotency-Key": "order-44"})

@@ -36,7 +36,7 @@ def test_a_retry_after_a_submit_cut_short_by_a_failover_gets_a_task_before_the_l
                10, "the API key is on the replica")
     # And the primary dying between a request's claim and its task: once the
     # claim is on the replica (the request's own steps run as they are)
-    validate = webapp.tasks.job_extras
+    validate = webapp.tasks.check_collection
 
     def primary_dies(*args: Any, **kwargs: Any) -> Any:
         if old.alive():
@@ -46,10 +46,10 @@ def test_a_retry_after_a_submit_cut_short_by_a_failover_gets_a_task_before_the_l
             old.kill()
         return validate(*args, **kwargs)
 
-    monkeypatch.setattr(webapp.tasks, "job_extras", primary_dies)
+    monkeypatch.setattr(webapp.tasks, "check_collection", primary_dies)
     # When a task is submitted with an Idempotency-Key
     status, body, headers = submit(client, auth, "k-cut")
-    monkeypatch.setattr(webapp.tasks, "job_extras", validate)
+    monkeypatch.setattr(webapp.tasks, "check_collection", validate)
     # Then the answer is a 503 with Retry-After
     assert status == 503, body
     assert headers.get("Retry-After")

@@ -20,7 +20,9 @@ from tests.ha.cluster import SentinelCluster
 from tests.ha.conftest import api_key, submit, until_accepted
 from tests.procs import wait_until
 
-DURABLE = {"HOOKLINE_REDIS_MIN_REPLICAS": "1", "HOOKLINE_REDIS_REPLICA_TIMEOUT_MS": "200"}
+#: A second for the replica to confirm: the 200 ms default was missed once on
+#: this 2-core machine by a healthy replica, which made a 202 test see a 503.
+DURABLE = {"HOOKLINE_REDIS_MIN_REPLICAS": "1", "HOOKLINE_REDIS_REPLICA_TIMEOUT_MS": "1000"}
 
 
 @pytest.fixture

@@ -75,7 +75,7 @@ def test_a_request_whose_key_another_took_meanwhile_writes_no_task(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a request that has claimed its key and not written its task yet,
     # when its claim goes (its lease ended) and another request takes the key
-    validate = webapp.tasks.job_extras
+    validate = webapp.tasks.check_collection
     answers: list[Any] = []
     cut = []
 
@@ -86,7 +86,7 @@ def test_a_request_whose_key_another_took_meanwhile_writes_no_task(
             answers.append(post(other_app.test_client(), auth, "order-52"))
         return validate(*args, **kwargs)
 
-    monkeypatch.setattr(webapp.tasks, "job_extras", meanwhile)
+    monkeypatch.setattr(webapp.tasks, "check_collection", meanwhile)
     first = post(app.test_client(), auth, "order-52")
     # Then the other request's task is the only one, and the first request
     # answers with it

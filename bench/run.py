@@ -323,6 +323,7 @@ def drive(target: str, args: argparse.Namespace, setting: dict[str, Any], secret
 
 def run_hookline(args: argparse.Namespace, setting: dict[str, Any], workdir: Path) -> dict[str, Any]:
     stack = Hookline(workdir, {name: getattr(args, name) for name in LAYOUT})
+    stack.env.update(dict(pair.split("=", 1) for pair in args.env))
     try:
         stack.start()
         key = stack.api_key()
@@ -484,6 +485,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat each setting; with --compare-baseline the order alternates")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON document here")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for Hookline's processes (e.g. HOOKLINE_CONSOLE=off)")
     parser.add_argument("--slow-receiver", action="store_true",
                         help="run each setting plain and beside a receiver that answers in 2 s")
     parser.add_argument("--find-rate", action="store_true",

@@ -16,6 +16,22 @@ class ConfigError(ValueError):
     """An environment variable holds a value that cannot be used."""
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """``1``/``on``/``true``/``yes`` or ``0``/``off``/``false``/``no``; unset: ``default``.
+
+    Raises:
+        ConfigError: any other value.
+    """
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "on", "true", "yes"):
+        return True
+    if raw in ("0", "off", "false", "no"):
+        return False
+    raise ConfigError(f"{name} must be on or off, not {raw!r}")
+
+
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
     raw = env.get(name, "").strip()
     if not raw:
@@ -153,6 +169,8 @@ class Config:
     secret_key: str = field(default="", repr=False)
     #: Seconds a console session may sit idle before it must sign in again.
     console_idle_timeout: int = 1800
+    #: Whether the web process serves the console at ``/console/``.
+    console: bool = True
     #: Where upload bytes live: ``file:///path`` or ``s3://bucket/prefix``.
     blob_url: str = "file:///var/lib/hookline/blobs"
     #: Endpoint of a non-AWS S3-compatible store; empty means AWS.
@@ -243,6 +261,7 @@ class Config:
                 env, "HOOKLINE_HEARTBEAT_TIMEOUT_MS", cls.heartbeat_timeout_ms, 1000
             ),
             secret_key=env.get("HOOKLINE_SECRET_KEY", ""),
+            console=_switch(env, "HOOKLINE_CONSOLE", cls.console),
             console_idle_timeout=_int(
                 env, "HOOKLINE_CONSOLE_IDLE_TIMEOUT", cls.console_idle_timeout, 1
             ),

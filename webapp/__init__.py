@@ -64,7 +64,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(callbacks_api.bp)
     app.register_blueprint(collections_api.bp)
     app.register_blueprint(ops.bp)
-    console.register(app)
+    if config.console:
+        console.register(app)
     uploads.register(app, config, app.extensions["hookline"].redis)
     cli.register(app)
     metrics.initialise()

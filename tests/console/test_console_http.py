@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 import redis as redis_lib
 from flask import Flask
 from flask.testing import FlaskClient
 
 from hookline import keys
+from hookline.config import Config, ConfigError
 from tests.console.conftest import csrf_of, sign_in
 from tests.procs import wait_until
+from webapp import create_app
 from webapp.console import CONTENT_SECURITY_POLICY
 
 PAGES = ("/console/", "/console/tasks", "/console/callbacks", "/console/deliveries/failed")
@@ -282,3 +285,25 @@ def test_no_query_value_makes_a_page_fail(app: Flask, operator_key: str, console
                     assert resp.status_code < 500, (path, param, value, resp.status_code)
     for value in NASTY:
         assert console.get(f"/console/tasks/{quote(value, safe='')}").status_code in (200, 404)
+
+
+def test_a_web_process_without_the_console_answers_the_api_and_404_for_it(
+        config: Config, auth: dict[str, str]) -> None:
+    # Given the console switched off (an API-only deployment)
+    app = create_app(config.replace(console=False))
+    client = app.test_client()
+    try:
+        # Then its pages are an ordinary 404 and the API works as before
+        resp = client.get("/console/")
+        assert resp.status_code == 404 and resp.mimetype == "application/problem+json"
+        assert client.get("/tasks", headers=auth).status_code == 200
+    finally:
+        app.extensions["hookline"].redis.connection_pool.disconnect()
+
+
+def test_the_console_switch_takes_on_and_off_and_refuses_anything_else() -> None:
+    assert Config.from_env(env={}).console is True
+    assert Config.from_env(env={"HOOKLINE_CONSOLE": "off"}).console is False
+    assert Config.from_env(env={"HOOKLINE_CONSOLE": "1"}).console is True
+    with pytest.raises(ConfigError, match="HOOKLINE_CONSOLE must be on or off"):
+        Config.from_env(env={"HOOKLINE_CONSOLE": "maybe"})

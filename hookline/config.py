@@ -199,7 +199,7 @@ class Config:
     index_save_seconds: float = 30.0
     #: How much lower the priority of the index's graph writer is (a nice
     #: increment; 0 keeps the process's own): searches are not lowered.
-    index_nice: int = 10
+    index_nice: int = 0
     #: Milliseconds the job worker may spend delivering a task's webhook
     #: itself, right after the task ends, to a receiver that has been
     #: answering: the first attempt of the retry series, logged as such.

@@ -193,10 +193,10 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: follower.stopping.set())
     threading.Thread(target=server.serve_forever, name="index-server", daemon=True).start()
     # Adding to the graphs is the index's heavy work (about 0.1 ms of CPU per
-    # vector at d=384) and it can wait: the searches (the server's threads,
-    # started above, and their own) keep their priority and stay exact about
-    # what the graphs lack, while the jobs and webhooks that share the host
-    # go first. Threads started from here on, usearch's included, inherit it.
+    # vector at d=384). HOOKLINE_INDEX_NICE lowers it below the searches (the
+    # server's threads, started above, and their own keep their priority),
+    # so that jobs and webhooks sharing the host go first. Threads started
+    # from here on, usearch's included, inherit it.
     lower_priority(config.index_nice)
     log.info("index process ready", extra={"socket": config.index_socket_path})
     try:

@@ -10,9 +10,11 @@ work of one job as Hookline's processes do it, through Hookline's own code:
   consumer's ``BLMOVE``), start (``TaskStore.start``) and end
   (``TaskStore.finish``, with the job's output in its collection, the
   webhook's message and the acknowledgement);
-* the webhook worker's fetch (the move and the callbacks' change counter, in
-  one round trip) and the attempt's record (``TaskStore.record_attempt``,
-  which acknowledges the message).
+* the first attempt's record, made by the job worker itself
+  (``TaskStore.record_attempt`` ending the lease ``finish`` took), or with
+  ``--queued`` the webhook worker's fetch (the move and the callbacks'
+  change counter, in one round trip) and the attempt's record, which
+  acknowledges the message.
 
 No job is computed and no webhook sent: each client does nothing but Redis
 round trips, so Redis's own CPU per job is what one primary can give. The
@@ -105,8 +107,12 @@ def start_replica(workdir: Path, primary_port: int) -> subprocess.Popen[bytes]:
     return proc
 
 
+#: Collection descriptions a replaying client keeps, as a job worker does.
+KNOWN: dict[str, Any] = {}
+
+
 def one_job(client: redis.Redis, store: TaskStore, owner: str, payload: bytes, output: bytes,
-            wait_replicas: int = 0) -> None:
+            wait_replicas: int = 0, inline: bool = True) -> None:
     """The Redis work of one job, in the order and the round trips Hookline makes it."""
     jobs, hooks = Keys(NAMESPACE, JOBS_QUEUE), Keys(NAMESPACE, CALLBACKS_QUEUE)
     task_id = new_task_id()
@@ -126,14 +132,27 @@ def one_job(client: redis.Redis, store: TaskStore, owner: str, payload: bytes, o
     if outcome != "run" or task is None:
         client.lrem(jobs.held(owner), -1, raw)
         return
-    # The job's vectors go in with its end, as the job actor writes them.
+    # The job's vectors go in with its end, as the job actor writes them (it
+    # keeps the collection's description after its first job).
     vectors = VectorStore(client)
-    collection = vectors.collections.ensure(TENANT, "default", DIMENSION)
+    collection = KNOWN.get(TENANT) or KNOWN.setdefault(
+        TENANT, vectors.collections.ensure(TENANT, "default", DIMENSION))
     write = vectors.prepare(collection, taken,
                             np.frombuffer(output, dtype=np.float32).reshape(VECTORS, DIMENSION),
-                            vectors.job_ids(taken))
+                            None)
     result = {"processed_vectors": VECTORS, "dimension": DIMENSION, "status": "indexed"}
     event = {"task_id": taken, "status": SUCCESS, "result": result}
+    if inline:
+        # The job worker's own first attempt (HOOKLINE_INLINE_DELIVERY_MS):
+        # the end leases the delivery on the schedule, the attempt's record
+        # ends the lease.
+        store.finish(taken, SUCCESS, delivery=None, result=result, fields={"done": VECTORS},
+                     allowed_from=(STARTED,), vectors=write, held=(jobs.held(owner), raw),
+                     lease_until=time.time() + 10)
+        record = attempt_record(webhook_id(taken), time.time(), "scheduled", status_code=204)
+        store.record_attempt(taken, record, "delivered", failed_index=keys.failed_deliveries(CALLBACK),
+                             leased=True)
+        return
     store.finish(taken, SUCCESS, delivery=delivery_message(taken, callback_id=CALLBACK, event=event),
                  result=result, fields={"done": VECTORS}, allowed_from=(STARTED,),
                  vectors=write, held=(jobs.held(owner), raw))
@@ -150,7 +169,8 @@ def one_job(client: redis.Redis, store: TaskStore, owner: str, payload: bytes, o
                          held=(hooks.held(owner), hook))
 
 
-def client_process(port: int, seconds: float, counter: Any, wait_replicas: int) -> None:
+def client_process(port: int, seconds: float, counter: Any, wait_replicas: int,
+                   inline: bool = True) -> None:
     client = redis.Redis(port=port)
     store = TaskStore(client, result_ttl=RESULT_TTL, heartbeats_key=HEARTBEATS_KEY)
     owner = f"bench-{os.getpid()}"
@@ -161,7 +181,7 @@ def client_process(port: int, seconds: float, counter: Any, wait_replicas: int) 
     deadline = time.monotonic() + seconds
     done = 0
     while time.monotonic() < deadline:
-        one_job(client, store, owner, payload, output, wait_replicas)
+        one_job(client, store, owner, payload, output, wait_replicas, inline)
         done += 1
     with counter.get_lock():
         counter.value += done
@@ -188,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicas", type=int, default=0, help="replicas of the primary")
     parser.add_argument("--wait", type=int, default=0,
                         help="replicas each submit waits for (HOOKLINE_REDIS_MIN_REPLICAS)")
+    parser.add_argument("--queued", action="store_true",
+                        help="every first attempt from the callbacks queue "
+                             "(HOOKLINE_INLINE_DELIVERY_MS=0), not from the job worker")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="hl-redis-capacity-"))
     proc, port = start_redis(workdir)
@@ -196,14 +219,15 @@ def main(argv: list[str] | None = None) -> int:
         client = redis.Redis(port=port)
         client.config_set("auto-aof-rewrite-percentage", 0)  # a rewrite would fork mid-pass
         counter: Any = multiprocessing.Value("q", 0)
-        warm = multiprocessing.Process(target=client_process, args=(port, 1.0, counter, args.wait))
+        warm = multiprocessing.Process(target=client_process, args=(port, 1.0, counter, args.wait, not args.queued))
         warm.start()
         warm.join()
         counter.value = 0
         collection_before = client.memory_usage(keys.collection_vectors(TENANT, "default"), samples=0) or 0
         before = snapshot(client)
         clients = [multiprocessing.Process(target=client_process,
-                                           args=(port, args.seconds, counter, args.wait))
+                                           args=(port, args.seconds, counter, args.wait,
+                                                 not args.queued))
                    for _ in range(args.clients)]
         for c in clients:
             c.start()

@@ -98,6 +98,11 @@ class Hnsw:
         self.lock = ReadWriteLock()
         #: Vectors removed since the graph was built: their slots are waste.
         self.removed = 0
+        #: While a graph is built from the flat copy in the background: the
+        #: thread, the keys changed since it began, and the graph once done.
+        self._builder: threading.Thread | None = None
+        self._changed: set[int] = set()
+        self._built: Index | None = None
 
     def _new_index(self) -> Index:
         kind, dtype = KINDS[self.metric]
@@ -117,8 +122,11 @@ class Hnsw:
         if self.flat is not None:
             with self.lock.write():
                 self.flat.upsert(keys, vectors)
-            if len(self.flat) * self.dimension > FLAT_MAX_VALUES:
-                self._build_graph()
+            if self._builder is not None:
+                self._changed.update(keys.tolist())
+                self._adopt_if_built()
+            elif len(self.flat) * self.dimension > FLAT_MAX_VALUES:
+                self._start_build()
             return
         assert self.index is not None
         for start in range(0, len(keys), WRITE_BATCH):
@@ -127,20 +135,62 @@ class Hnsw:
                 self._remove(part)
                 self.index.add(part, vectors[start:start + WRITE_BATCH], threads=ADD_THREADS)
 
-    def _build_graph(self) -> None:
-        """Move the vectors into a graph. Only the writer calls this; searches
-        go on scanning the flat copy, which does not change meanwhile."""
+    def _start_build(self) -> None:
+        """Build a graph of the flat copy's vectors in the background.
+
+        Building a graph of 20,000 vectors of dimension 384 takes seconds;
+        done by the writer itself, no change would be applied meanwhile and
+        every search would score the backlog itself. The writer goes on
+        applying changes to the flat copy, which searches go on scanning,
+        and takes the graph up once it is built (``_adopt_if_built``).
+        """
         assert self.flat is not None
-        keys, vectors = self.flat.contents()
-        index = self._new_index()
-        index.add(keys.copy(), vectors.copy(), threads=ADD_THREADS)
+        keys, vectors = (part.copy() for part in self.flat.contents())
+        self._changed = set()
+
+        def build() -> None:
+            index = self._new_index()
+            index.add(keys, vectors, threads=ADD_THREADS)
+            self._built = index
+
+        self._builder = threading.Thread(target=build, name="graph-build", daemon=True)
+        self._builder.start()
+
+    def _adopt_if_built(self, wait: bool = False) -> None:
+        """Swap the built graph in for the flat copy, with the changes made
+        since the build began. Only the writer calls this."""
+        if self._builder is None:
+            return
+        if wait:
+            self._builder.join()
+        if self._built is None or self.flat is None:
+            return
+        index, flat = self._built, self.flat
+        changed = np.fromiter(self._changed, dtype=np.uint64, count=len(self._changed))
+        if len(changed):
+            present = np.asarray(index.contains(changed), dtype=bool).reshape(-1)
+            if present.any():
+                index.remove(changed[present])
+                self.removed += int(present.sum())
+            still = np.array([k for k in changed.tolist() if k in flat.rows], dtype=np.uint64)
+            if len(still):
+                index.add(still, flat.vectors[[flat.rows[k] for k in still.tolist()]],
+                          threads=ADD_THREADS)
         with self.lock.write():
             self.index, self.flat = index, None
+        self._builder, self._built, self._changed = None, None, set()
+
+    def settle(self) -> None:
+        """Finish a graph being built, if one is (rebuilds and tests wait for it)."""
+        self._adopt_if_built(wait=True)
 
     def remove(self, keys: np.ndarray) -> int:
         with self.lock.write():
             if self.flat is not None:
-                return self.flat.remove(keys)
+                removed = self.flat.remove(keys)
+                if self._builder is not None:
+                    self._changed.update(keys.tolist())
+                return removed
             return self._remove(keys)
 
     def _remove(self, keys: np.ndarray) -> int:

@@ -124,6 +124,8 @@ class IndexState:
             if raw:
                 self._add(collection, list(raw.keys()), list(raw.values()), fresh, only)
             if cursor == 0:
+                for graph in fresh.values():
+                    graph.settle()
                 return fresh
 
     def apply(self, entry_id: str, fields: dict[bytes, bytes]) -> None:

@@ -56,11 +56,19 @@ def test_past_the_limit_a_graph_is_built_from_the_vectors_and_takes_later_ones(
     keys = np.arange(3000, dtype=np.uint64)
     index.upsert(keys[:1500], data[:1500])
     assert index.exact
-    index.upsert(keys[1500:], data[1500:])
-    assert not index.exact and len(index) == 3000
+    index.upsert(keys[1500:2500], data[1500:2500])
+    # The graph is built in the background; vectors that come meanwhile join it
+    index.upsert(keys[2500:], data[2500:])
+    index.remove(keys[:10])
+    index.upsert(keys[10:11], data[10:11] * -1)
+    index.settle()
+    assert not index.exact and len(index) == 2990
     # Every vector is found by itself as its own nearest (the graph's copy is i8)
-    for row in (0, 1499, 1500, 2999):
+    for row in (1499, 1500, 2999):
         assert row in index.search(data[row:row + 1], 5)[0].tolist()
+    # A removed one nowhere, and one replaced meanwhile under its new vector
+    assert 0 not in index.search(data[0:1], 20)[0].tolist()
+    assert index.search(-data[10:11], 1)[0].tolist() == [10]
 
 
 @pytest.mark.parametrize("rows", [50, 3000])
@@ -69,6 +77,7 @@ def test_an_index_saved_and_loaded_answers_the_same(tmp_path: Path, rows: int,
     monkeypatch.setattr(hnsw, "FLAT_MAX_VALUES", 2000 * 32)
     index = Hnsw(32, "cosine")
     index.upsert(np.arange(rows, dtype=np.uint64), unit(rows, 32, 5))
+    index.settle()
     index.save(tmp_path / "one.usearch")
     loaded = Hnsw.load(tmp_path / "one.usearch", 32, "cosine")
     assert loaded.exact == index.exact and len(loaded) == rows

@@ -323,7 +323,7 @@ def drive(target: str, args: argparse.Namespace, setting: dict[str, Any], secret
 
 def run_hookline(args: argparse.Namespace, setting: dict[str, Any], workdir: Path) -> dict[str, Any]:
     stack = Hookline(workdir, {name: getattr(args, name) for name in LAYOUT})
-    stack.env.update(dict(pair.split("=", 1) for pair in args.env))
+    stack.env.update(dict(pair.split("=", 1) for pair in getattr(args, "env", [])))
     try:
         stack.start()
         key = stack.api_key()

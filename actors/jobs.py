@@ -32,7 +32,7 @@ from hookline.memory import return_large_buffers
 from hookline.redis_client import UNAVAILABLE
 from hookline.task_record import FAILURE, REVOKED, STARTED, SUCCESS, RecordError, Task
 from hookline.task_runs import VectorsRefused
-from hookline.vector_collections import Collection, CollectionError
+from hookline.vector_collections import CollectionError, KnownCollections
 from hookline.vectorstore import JobWrite, VectorStore
 
 log = logging.getLogger("hookline.jobs")
@@ -40,8 +40,6 @@ log = logging.getLogger("hookline.jobs")
 #: Backoff for transient failures: base and cap in seconds (jitter is +-50 %).
 RETRY_BASE_SECONDS = 1.0
 RETRY_CAP_SECONDS = 60.0
-#: Collection descriptions a worker keeps (it forgets them all when full).
-KNOWN_COLLECTIONS = 4096
 #: Seconds a job waits for an unreachable Redis before giving its message up.
 REDIS_WAIT_SECONDS = 60.0
 
@@ -88,10 +86,7 @@ class VectorJob:
 
         self.chunks = ChunkPlanner(services, JOBS_QUEUE)
         self.vectors = VectorStore(services.redis)
-        #: Collections this worker wrote to, as it read them: a description
-        #: does not change, and the step that writes a job's vectors refuses
-        #: them if the collection was made again since (another uid).
-        self.known: dict[tuple[str, str], Collection] = {}
+        self.collections = KnownCollections(self.vectors.collections)
         # Each job's payload and vectors are megabytes, freed when it ends.
         return_large_buffers()
         self.inline = (InlineDelivery(services.config, services.redis, services.store)
@@ -183,23 +178,27 @@ class VectorJob:
                 "norms": {k: stats[k] for k in ("norm_mean", "norm_min", "norm_max")},
                 "collection": task.collection,
             }
-            # The vectors go in with the step that ends the task: SUCCESS implies them.
-            try:
-                self._end(task, task_id, SUCCESS, started, result=result, done=task.total,
-                          vectors=write)
-            except VectorsRefused:
-                # The collection was deleted and made again since this worker
-                # read it: nothing was written. Encoded again for the one
-                # there now, unless that one takes another dimension.
-                self.known.pop((task.tenant, task.collection), None)
-                try:
-                    write = self._vectors_for(task, task_id, vectors_of)
-                    self._end(task, task_id, SUCCESS, started, result=result, done=task.total,
-                              vectors=write)
-                except (InvalidJob, VectorsRefused):
-                    self._end(task, task_id, FAILURE, started, error=(
-                        f"collection {task.collection!r} no longer takes vectors of dimension "
-                        f"{task.dimension}"))
+            self._succeed(task, task_id, started, result, write, vectors_of)
+
+    def _succeed(self, task: Task, task_id: str, started: float, result: dict,
+                 write: JobWrite, vectors_of: Any) -> None:
+        """End the task with its vectors, which go in with that step: SUCCESS implies them."""
+        try:
+            self._end(task, task_id, SUCCESS, started, result=result, done=task.total,
+                      vectors=write)
+            return
+        except VectorsRefused:
+            # The collection was deleted and made again since this worker read
+            # it: nothing was written. Encoded again for the one there now,
+            # unless that one takes another dimension.
+            self.collections.forget(task.tenant, task.collection)
+        try:
+            self._end(task, task_id, SUCCESS, started, result=result, done=task.total,
+                      vectors=self._vectors_for(task, task_id, vectors_of))
+        except (InvalidJob, VectorsRefused):
+            self._end(task, task_id, FAILURE, started, error=(
+                f"collection {task.collection!r} no longer takes vectors of dimension "
+                f"{task.dimension}"))
 
     def _vectors_for(self, task: Task, task_id: str, vectors_of: Any) -> JobWrite:
         """The job's vectors encoded for its collection, which is created if missing.
@@ -207,17 +206,10 @@ class VectorJob:
         Raises:
             InvalidJob: the collection has another dimension, or the ids do not fit.
         """
-        where = (task.tenant, task.collection)
-        collection = self.known.get(where)
-        if collection is None or not collection.accepts(task.dimension):
-            try:
-                collection = self.vectors.collections.ensure(task.tenant, task.collection,
-                                                             task.dimension)
-            except CollectionError as exc:
-                raise InvalidJob(str(exc)) from None
-            if len(self.known) >= KNOWN_COLLECTIONS:
-                self.known.clear()
-            self.known[where] = collection
+        try:
+            collection = self.collections.ensure(task.tenant, task.collection, task.dimension)
+        except CollectionError as exc:
+            raise InvalidJob(str(exc)) from None
         ids = self.vectors.job_ids(task_id) if task.job_ids is None else (
             orjson.loads(task.job_ids) if task.job_ids else None)
         if ids is not None and len(ids) != task.total:

@@ -40,16 +40,9 @@ class QueryError(ValueError):
     """A query cannot be run against this collection (its message says why)."""
 
 
-def scores(metric: str, vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Higher is better: cosine similarity, inner product, or negated squared distance."""
-    if metric == "l2":
-        diff = vectors - query
-        return -np.einsum("ij,ij->i", diff, diff)
-    return vectors @ query
-
-
 def scores_many(metric: str, vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """``scores`` of every row of ``vectors`` (n, d) for every query (q, d): (n, q)."""
+    """Higher is better (cosine similarity, inner product, or negated squared
+    distance) of every row of ``vectors`` (n, d) for every query (q, d): (n, q)."""
     if metric == "l2":
         return (2 * (vectors @ queries.T) - np.einsum("ij,ij->i", vectors, vectors)[:, None]
                 - np.einsum("ij,ij->i", queries, queries)[None, :])
@@ -79,7 +72,7 @@ def top(metric: str, records: list[Record], query: np.ndarray, k: int) -> list[H
     """The ``k`` best of ``records`` for ``query``, best first."""
     if not records:
         return []
-    values = scores(metric, np.stack([r.vector for r in records]), query)
+    values = scores_many(metric, np.stack([r.vector for r in records]), query[None, :])[:, 0]
     order = np.argsort(-values, kind="stable")[:k]
     return [Hit(records[i].id, float(values[i]), records[i].task_id) for i in order]
 

@@ -147,3 +147,33 @@ class Collections:
         dims = {k[2:].decode(): int(v) for k, v in raw.items() if k.startswith(b"n:") and int(v)}
         return {"count": sum(dims.values()), "bytes": int(raw.get(b"b", 0)),
                 "version": int(raw.get(b"v", 0)), "dimensions": dims}
+
+
+class KnownCollections:
+    """Collection descriptions a job worker has read, kept: a description does
+    not change, and the step that writes a job's vectors refuses them when the
+    collection was made again since (another uid); ``forget`` it then."""
+
+    #: Descriptions kept (all are forgotten when full).
+    LIMIT = 4096
+
+    def __init__(self, collections: Collections) -> None:
+        self.collections = collections
+        self.known: dict[tuple[str, str], Collection] = {}
+
+    def ensure(self, tenant: str, name: str, dimension: int) -> Collection:
+        """``Collections.ensure``, read once per collection.
+
+        Raises:
+            CollectionError: it exists with another dimension.
+        """
+        found = self.known.get((tenant, name))
+        if found is None or not found.accepts(dimension):
+            found = self.collections.ensure(tenant, name, dimension)
+            if len(self.known) >= self.LIMIT:
+                self.known.clear()
+            self.known[(tenant, name)] = found
+        return found
+
+    def forget(self, tenant: str, name: str) -> None:
+        self.known.pop((tenant, name), None)

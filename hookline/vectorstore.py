@@ -145,11 +145,7 @@ class VectorStore:
 
     def fetch(self, collection: Collection, keys: Sequence[int]) -> list[Record | None]:
         """The records under ``keys`` (``None`` where there is none)."""
-        if not keys:
-            return []
-        raw = self.redis.hmget(colls.records_key(collection.tenant, collection.name),
-                               [key_bytes(k) for k in keys])
-        return [decode(r, collection.dtype) if r else None for r in raw]  # type: ignore[union-attr]
+        return [decode(r, collection.dtype) if r else None for r in self.fetch_raw(collection, keys)]
 
     def get(self, collection: Collection, vector_id: str) -> Record | None:
         found = self.fetch(collection, [vector_key(vector_id)])[0]

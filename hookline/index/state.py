@@ -128,10 +128,6 @@ class IndexState:
                     graph.settle()
                 return fresh
 
-    def apply(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
-        """Apply one change from the stream."""
-        self.apply_many([(entry_id, fields)])
-
     def apply_many(self, entries: list[tuple[str, dict[bytes, bytes]]]) -> None:
         """Apply changes from the stream, in order.
 

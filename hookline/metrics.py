@@ -110,6 +110,11 @@ index_vectors = Gauge(
     "hookline_index_vectors", "Vectors in the search index of this host (all collections).",
     multiprocess_mode="livemax",
 )
+index_pending_vectors = Gauge(
+    "hookline_index_pending_vectors",
+    "Vectors searchable by an exact scan that a graph has not taken in yet (all collections).",
+    multiprocess_mode="livemax",
+)
 index_lag = Histogram(
     "hookline_index_lag_seconds", "From a task's end to its vectors being searchable.",
     buckets=FAST_BUCKETS,

@@ -6,7 +6,8 @@ exactly costs about ``n * d`` multiply-adds per query, which numpy does at a
 few thousand million a second. Below ``FLAT_MAX_VALUES`` values (20,000
 vectors at d=384, 125,000 at d=64) a query scans in 2-3 ms on one core, and
 the vectors cost nothing to add; a graph (``hookline.index.hnsw``) is built
-from them once a collection grows past it.
+from them once a collection grows past it, and vectors wait here, still
+scanned exactly, until they are in the graph.
 
 Vectors are kept as float32 rows, with the key of each row and a map from
 key to row; a removed row is filled with the last one, so no space is lost.
@@ -47,12 +48,7 @@ class Flat:
 
     def _append(self, key: int) -> int:
         if self.size == len(self.keys):
-            capacity = max(INITIAL_ROWS, 2 * self.size)
-            keys = np.zeros(capacity, dtype=np.uint64)
-            vectors = np.zeros((capacity, self.dimension), dtype=np.float32)
-            keys[:self.size] = self.keys[:self.size]
-            vectors[:self.size] = self.vectors[:self.size]
-            self.keys, self.vectors = keys, vectors
+            self._resize(max(INITIAL_ROWS, 2 * self.size))
         row = self.size
         self.keys[row] = key
         self.rows[key] = row
@@ -73,7 +69,23 @@ class Flat:
                 self.rows[moved] = row
             self.size -= 1
             removed += 1
+        if len(self.keys) > INITIAL_ROWS and self.size < len(self.keys) // 4:
+            # Emptied (a graph took the vectors, or they were deleted): the
+            # arrays give back what they no longer need.
+            self._resize(max(INITIAL_ROWS, 2 * self.size))
         return removed
+
+    def _resize(self, capacity: int) -> None:
+        keys = np.zeros(capacity, dtype=np.uint64)
+        vectors = np.zeros((capacity, self.dimension), dtype=np.float32)
+        keys[:self.size] = self.keys[:self.size]
+        vectors[:self.size] = self.vectors[:self.size]
+        self.keys, self.vectors = keys, vectors
+
+    def head(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the first ``count`` keys and their vectors."""
+        taken = min(count, self.size)
+        return self.keys[:taken].copy(), self.vectors[:taken].copy()
 
     def contents(self) -> tuple[np.ndarray, np.ndarray]:
         """The keys and vectors held (views, valid until the next change)."""

@@ -3,8 +3,8 @@
 A frame is ``<I header bytes> <I payload bytes>``, a JSON header, then the
 payload. A search sends ``{"op": "search", "tenant", "name", "dim", "seq",
 "count"}`` and the query rows as float32; the answer is ``{"ok": true,
-"behind"}`` and the candidates' keys as int64 rows (-1 pads), or ``{"ok":
-false, "error"}``. ``behind`` is ``null`` when the index has applied change
+"behind", "width"}`` and the candidates' keys as int64 rows of ``width``
+(-1 pads; ``count`` per part of the index), or ``{"ok": false, "error"}``. ``behind`` is ``null`` when the index has applied change
 ``seq``; else the stream position it has reached, after which the caller
 must look at the changes itself.
 """
@@ -101,7 +101,7 @@ class IndexClient:
 
     def search(self, tenant: str, name: str, queries: np.ndarray, count: int,
                seq: int) -> tuple[np.ndarray, str | None]:
-        """Candidate keys (int64, ``(rows, count)``, -1 pads), and where the index is
+        """Candidate keys (int64, ``(rows, count or more)``, -1 pads), and where the index is
         if it has not applied change ``seq`` within its wait (else ``None``).
 
         Raises:
@@ -128,5 +128,5 @@ class IndexClient:
         reply, body = answer
         if not reply.get("ok"):
             raise IndexUnavailable(str(reply.get("error", "index error")))
-        keys = np.frombuffer(body, dtype=np.int64).reshape(len(queries), count)
+        keys = np.frombuffer(body, dtype=np.int64).reshape(len(queries), int(reply.get("width", count)))
         return keys, reply.get("behind")

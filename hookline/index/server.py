@@ -52,6 +52,7 @@ class Follower:
         self.store = VectorStore(client)
         self.stopping = threading.Event()
         self.last_save = self.last_check = self.last_sweep = time.monotonic()
+        self.saver: threading.Thread | None = None
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -60,6 +61,8 @@ class Follower:
             except UNAVAILABLE as exc:
                 log.warning("Redis unavailable; the index waits", extra={"error": type(exc).__name__})
                 self.stopping.wait(1.0)
+        if self.saver is not None:
+            self.saver.join()
         if self.state.dirty:
             snapshot.save(self.state, self.directory)
 
@@ -79,6 +82,7 @@ class Follower:
                 if fields[b"op"] == b"u":
                     finished_ms = int(entry_id.split(b"-")[0])
                     metrics.index_lag.observe(max(0.0, now - finished_ms / 1000))
+        metrics.index_pending_vectors.set(state.pending())
         now = time.monotonic()
         if now - self.last_sweep >= SWEEP_SECONDS:
             self.last_sweep = now
@@ -90,9 +94,16 @@ class Follower:
                 # Redis lost changes the index has, or dropped ones it lacks.
                 log.warning("index out of step with the stream; rebuilding")
                 state.rebuild()
-        if state.dirty and now - self.last_save >= self.save_every:
+        if state.dirty and now - self.last_save >= self.save_every and not self.saving():
             self.last_save = now
-            snapshot.save(state, self.directory)
+            # Writing a large graph takes seconds; on a thread of its own it
+            # does not hold up the changes that make vectors searchable.
+            self.saver = threading.Thread(target=snapshot.save, args=(state, self.directory),
+                                          name="index-save", daemon=True)
+            self.saver.start()
+
+    def saving(self) -> bool:
+        return self.saver is not None and self.saver.is_alive()
 
     def sweep_inbox(self) -> None:
         """Apply finished vectors whose step did not (an error after the task ended)."""
@@ -157,13 +168,14 @@ class IndexServer(socketserver.ThreadingUnixStreamServer):
             return {"ok": False, "error": "the index is loading; retry shortly"}, b""
         caught_up = self.state.wait_for(int(header["seq"]), self.wait_seconds)
         # Behind: the caller scores the changes after this position itself.
-        reply = {"ok": True, "behind": None if caught_up else self.state.position}
         queries = np.frombuffer(payload, dtype=np.float32).reshape(-1, dim)
         graph = self.state.graph(header["tenant"], header["name"], dim)
         if graph is None:
             keys = np.full((len(queries), count), EMPTY, dtype=np.int64)
         else:
             keys = graph.search(queries, count)
+        reply = {"ok": True, "behind": None if caught_up else self.state.position,
+                 "width": keys.shape[1]}
         return reply, keys.tobytes()
 
 

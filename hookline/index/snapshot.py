@@ -15,7 +15,7 @@ import orjson
 import redis
 
 from hookline import vector_collections as colls
-from hookline.index.hnsw import Hnsw
+from hookline.index.hnsw import PENDING_SUFFIX, Hnsw, pending_path
 from hookline.index.state import IndexState, last_entry, later, trimmed_past
 
 log = logging.getLogger("hookline.index")
@@ -24,10 +24,19 @@ MANIFEST = "manifest.json"
 
 
 def save(state: IndexState, directory: Path) -> None:
-    """Write every graph and then the manifest. Called by the writer thread only."""
+    """Write every graph and then the manifest; one save at a time.
+
+    It may run beside the writer: the position is read first, so every
+    graph holds at least the changes up to it, and applying the changes
+    after it again on load is harmless (upserts and deletes are idempotent).
+    """
     directory.mkdir(parents=True, exist_ok=True)
+    with state.cond:
+        state.dirty = False  # a change from here on asks for the next save
+        position, seq = state.position, state.applied
+        graphs = list(state.graphs.items())
     entries = []
-    for (tenant, name, dim), graph in list(state.graphs.items()):
+    for (tenant, name, dim), graph in graphs:
         collection = state.described.get((tenant, name))
         if collection is None:
             continue
@@ -35,19 +44,23 @@ def save(state: IndexState, directory: Path) -> None:
         tmp = directory / (file + ".tmp")
         graph.save(tmp)
         os.replace(tmp, directory / file)
+        # A graph's vectors not yet in it are saved beside it.
+        if pending_path(tmp).exists():
+            os.replace(pending_path(tmp), pending_path(directory / file))
+        else:
+            pending_path(directory / file).unlink(missing_ok=True)
         entries.append({"tenant": tenant, "name": name, "uid": collection.uid, "dim": dim,
                         "metric": collection.metric, "file": file})
-    manifest = {"position": state.position, "seq": state.applied, "graphs": entries}
+    manifest = {"position": position, "seq": seq, "graphs": entries}
     tmp = directory / (MANIFEST + ".tmp")
     tmp.write_bytes(orjson.dumps(manifest))
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, directory / MANIFEST)
-    keep = {e["file"] for e in entries} | {MANIFEST}
+    keep = {e["file"] for e in entries} | {e["file"] + PENDING_SUFFIX for e in entries}
     for path in directory.iterdir():
-        if path.suffix == ".usearch" and path.name not in keep:
+        if path.suffix in (".usearch", PENDING_SUFFIX) and path.name not in keep:
             path.unlink(missing_ok=True)
-    state.dirty = False
 
 
 def load(state: IndexState, client: redis.Redis, directory: Path) -> bool:

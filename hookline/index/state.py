@@ -60,6 +60,10 @@ class IndexState:
     def vectors(self) -> int:
         return sum(len(g) for g in list(self.graphs.values()))
 
+    def pending(self) -> int:
+        """Vectors waiting for a graph (scanned exactly meanwhile)."""
+        return sum(len(g.pending) for g in list(self.graphs.values()) if not g.exact)
+
     # -- the writer ----------------------------------------------------------
 
     def mark(self, position: str, seq: int) -> None:
@@ -95,7 +99,9 @@ class IndexState:
                 described[(tenant, name)] = collection
                 graphs.update(self._build(collection, None))
         # Swapped in whole: searches meanwhile use the graphs as they were.
-        self.graphs, self.described = graphs, described
+        old, self.graphs, self.described = self.graphs, graphs, described
+        for graph in old.values():
+            graph.close()
         self.dirty = True
         self.mark(position, seq)
         log.info("index rebuilt from Redis", extra={
@@ -108,7 +114,7 @@ class IndexState:
         fresh = self._build(collection, only) if collection is not None else {}
         for key in [k for k in self.graphs if k[:2] == (tenant, name)]:
             if only is None or key[2] == only:
-                del self.graphs[key]
+                self.graphs.pop(key).close()
         self.graphs.update(fresh)
         if collection is None:
             self.described.pop((tenant, name), None)
@@ -153,7 +159,7 @@ class IndexState:
             self._upsert_pending(pending)
             if op == b"x":
                 for graph_key in [k for k in self.graphs if k[:2] == where]:
-                    del self.graphs[graph_key]
+                    self.graphs.pop(graph_key).close()
                 self.described.pop(where, None)
             elif op == b"d":
                 numbers = _numbers(keys)
@@ -173,13 +179,15 @@ class IndexState:
             if collection is None:
                 continue
             keys = list(gathered)
-            pipe = self.redis.pipeline(transaction=False)
+            # A piece at a time: a read of the stream after a pause can bring
+            # hundreds of thousands of records, and all of them at once would
+            # stay in this process's heap as its high-water mark.
             for start in range(0, len(keys), SCAN_BATCH):
-                pipe.hmget(colls.records_key(tenant, name), keys[start:start + SCAN_BATCH])
-            values = [v for part in pipe.execute() for v in part]
-            found = [(k, v) for k, v in zip(keys, values) if v is not None]
-            self._add(collection, [k for k, _ in found], [v for _, v in found],
-                      self.graphs, None, replace_elsewhere=True)
+                piece = keys[start:start + SCAN_BATCH]
+                values = self.redis.hmget(colls.records_key(tenant, name), piece)
+                found = [(k, v) for k, v in zip(piece, values) if v is not None]  # type: ignore[arg-type]
+                self._add(collection, [k for k, _ in found], [v for _, v in found],
+                          self.graphs, None, replace_elsewhere=True)
         pending.clear()
 
     def _add(self, collection: Collection, keys: list[bytes], values: Iterable[bytes],

@@ -1,4 +1,5 @@
-"""The index of one collection: exact while small, a graph past FLAT_MAX_VALUES."""
+"""The index of one collection: exact while small, a graph past FLAT_MAX_VALUES that
+takes its vectors in the background while they stay searchable."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from hookline.index import hnsw
+from hookline.index.flat import INITIAL_ROWS
 from hookline.index.hnsw import EMPTY, Hnsw
 
 
@@ -48,7 +50,7 @@ def test_the_exact_scan_ranks_by_the_collection_metric(metric: str) -> None:
     assert index.search(query[None, :], 5)[0].tolist() == expected
 
 
-def test_past_the_limit_a_graph_is_built_from_the_vectors_and_takes_later_ones(
+def test_past_the_limit_a_graph_takes_the_vectors_and_every_one_stays_searchable(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hnsw, "FLAT_MAX_VALUES", 2000 * 32)
     index = Hnsw(32, "cosine")
@@ -57,18 +59,46 @@ def test_past_the_limit_a_graph_is_built_from_the_vectors_and_takes_later_ones(
     index.upsert(keys[:1500], data[:1500])
     assert index.exact
     index.upsert(keys[1500:2500], data[1500:2500])
-    # The graph is built in the background; vectors that come meanwhile join it
+    assert not index.exact
+    # Vectors that come while the graph takes the others are found at once
     index.upsert(keys[2500:], data[2500:])
+    assert 2999 in index.search(data[2999:3000], 5)[0].tolist()
     index.remove(keys[:10])
     index.upsert(keys[10:11], data[10:11] * -1)
     index.settle()
-    assert not index.exact and len(index) == 2990
+    assert len(index.pending) == 0 and len(index) == 2990
     # Every vector is found by itself as its own nearest (the graph's copy is i8)
     for row in (1499, 1500, 2999):
         assert row in index.search(data[row:row + 1], 5)[0].tolist()
     # A removed one nowhere, and one replaced meanwhile under its new vector
     assert 0 not in index.search(data[0:1], 20)[0].tolist()
-    assert index.search(-data[10:11], 1)[0].tolist() == [10]
+    assert index.search(-data[10:11], 5)[0].tolist().count(10) == 1
+    assert 10 in index.search(-data[10:11], 5)[0].tolist()
+    # Sent again, a vector in the graph moves back to pending, never in both
+    index.upsert(keys[20:21], -data[20:21])
+    assert len(index) == 2990 and index.search(-data[20:21], 5)[0, 0] == 20
+    index.close()
+
+
+def test_a_graph_saved_with_vectors_still_pending_loads_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hnsw, "FLAT_MAX_VALUES", 500 * 16)
+    index = Hnsw(16, "cosine")
+    data = unit(2000, 16, 7)
+    index.upsert(np.arange(1000, dtype=np.uint64), data[:1000])
+    index.settle()
+    # No drainer from here on: what comes next stays pending
+    index.close()
+    index.upsert(np.arange(1000, 2000, dtype=np.uint64), data[1000:])
+    assert len(index.pending) == 1000
+    index.save(tmp_path / "one.usearch")
+    loaded = Hnsw.load(tmp_path / "one.usearch", 16, "cosine")
+    assert len(loaded) == 2000
+    loaded.settle()
+    assert len(loaded.pending) == 0 and len(loaded) == 2000
+    for row in (0, 1999):
+        assert row in loaded.search(data[row:row + 1], 5)[0].tolist()
+    loaded.close()
 
 
 @pytest.mark.parametrize("rows", [50, 3000])
@@ -85,3 +115,14 @@ def test_an_index_saved_and_loaded_answers_the_same(tmp_path: Path, rows: int,
     assert loaded.search(queries, 10).tolist() == index.search(queries, 10).tolist()
     with pytest.raises(ValueError):
         Hnsw.load(tmp_path / "one.usearch", 16, "cosine")
+
+
+def test_pending_vectors_give_their_memory_back_once_in_the_graph(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hnsw, "FLAT_MAX_VALUES", 4000 * 16)
+    index = Hnsw(16, "cosine")
+    index.upsert(np.arange(6000, dtype=np.uint64), unit(6000, 16, 8))
+    assert len(index.pending.keys) >= 6000
+    index.settle()
+    assert len(index) == 6000 and len(index.pending.keys) == INITIAL_ROWS
+    index.close()

@@ -31,6 +31,7 @@ CONTRACT: dict[str, tuple[str, frozenset[str]]] = {
     "hookline_webhook_attempts_per_delivery": ("histogram", frozenset()),
     "hookline_redis_failovers_total": ("counter", frozenset()),
     "hookline_index_vectors": ("gauge", frozenset()),
+    "hookline_index_pending_vectors": ("gauge", frozenset()),
     "hookline_index_lag_seconds": ("histogram", frozenset()),
     "hookline_search_duration_seconds": ("histogram", frozenset()),
     "hookline_upload_bytes_total": ("counter", frozenset()),

@@ -29,7 +29,8 @@ CONTRACT = {
     "hookline_webhook_delivery_seconds", "hookline_webhook_pending", "hookline_callbacks_disabled_total",
     "hookline_http_requests_total", "hookline_http_request_duration_seconds", "hookline_build_info",
     "hookline_webhook_attempts_per_delivery", "hookline_redis_failovers_total",
-    "hookline_index_vectors", "hookline_index_lag_seconds", "hookline_search_duration_seconds",
+    "hookline_index_vectors", "hookline_index_pending_vectors", "hookline_index_lag_seconds",
+    "hookline_search_duration_seconds",
     "hookline_upload_bytes_total", "hookline_task_chunks_total",
 }
 

@@ -35,6 +35,7 @@ meaningless. Queries come from the same clusters but are not in the data.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import sys
@@ -44,6 +45,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import orjson
@@ -204,19 +206,34 @@ def index_lag_p99(stack: Hookline) -> float | None:
 
 def throughput(stack: Hookline, key: str, name: str, queries: np.ndarray,
                seconds: float) -> dict[str, Any]:
+    """``SEARCHERS`` clients, each one keep-alive connection searching one vector at a time.
+
+    The clients use the standard library's HTTP client on bodies encoded
+    beforehand: with requests they took about 0.8 ms of this machine's CPU
+    per search, a third of what the server took.
+    """
     latencies: list[float] = []
     lock = threading.Lock()
     deadline = time.perf_counter() + seconds
+    target = urlsplit(stack.url)
+    path = f"/collections/{name}/search"
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    bodies = [orjson.dumps({"vector": query, "k": 10}, option=orjson.OPT_SERIALIZE_NUMPY)
+              for query in queries]
 
     def run(worker: int) -> None:
-        client = Client(stack.url, key)
+        conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=30)
         mine, i = [], worker
         while time.perf_counter() < deadline:
-            body = {"vector": queries[i % len(queries)].tolist(), "k": 10}
             t0 = time.perf_counter()
-            client.post(f"/collections/{name}/search", body).raise_for_status()
+            conn.request("POST", path, bodies[i % len(bodies)], headers)
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                raise SystemExit(f"search failed: {resp.status}")
             mine.append(time.perf_counter() - t0)
             i += SEARCHERS
+        conn.close()
         with lock:
             latencies.extend(mine)
 

@@ -39,7 +39,10 @@ KINDS = {"cosine": ("cos", "i8"), "ip": ("ip", "f16"), "l2": ("l2sq", "f16")}
 #: heavy work, and what decides how long a vector waits to reach the graph.
 CONNECTIVITY = 12
 EXPANSION_ADD = 48
-EXPANSION_SEARCH = 128
+#: Candidates examined per search. On 100,000 clustered vectors of d=384
+#: (50 candidates re-ranked, one thread): 128 took 259 us and recall@10 was
+#: 0.990; 96 took 189 us and 0.984; 64 took 149 us and fell to 0.962.
+EXPANSION_SEARCH = 96
 #: Below this many vectors a search scans them all (usearch's exact search
 #: over the graph's copy) instead of walking the graph: as fast at this size,
 #: and its candidates do not depend on how the graph was built, so a graph

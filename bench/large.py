@@ -114,12 +114,18 @@ def report(processed: dict[str, Any]) -> None:
           f"(target >= {TARGET_VECTORS_S[on]:.0f}); {processed['vectors_per_s_running']} while running")
     if on:
         print(f"{'index caught up':<28}{processed['index_caught_up_s']:>10.2f} s after 202 "
-              f"({processed['vectors_per_s_to_index']} vectors/s to the index)")
+              f"({processed['vectors_per_s_to_index']} vectors/s to the index; "
+              f"{processed['index_rebuilds']} rebuilds in its log)")
     for name, peaks in processed["peak_rss_mb"].items():
         note = " (holds the index)" if name == "index" else f" (target <= {TARGET_RSS_MB:.0f})"
         print(f"{'peak RSS ' + name:<28}{max(peaks.values()):>10.1f} MB, largest of "
               f"{sorted(peaks.values())}{note}")
     above = processed["redis_peak_above_idle_bytes"] / MB
+    largest_in, largest_out = processed["redis_peak_largest_client_buffers_bytes"]
+    print(f"{'Redis peak came':<28}{processed['redis_peak_at_s']:>10.1f} s after 202: clients' "
+          f"buffers {processed['redis_peak_client_buffers_bytes'] / MB:.1f} MB (largest in "
+          f"{largest_in / MB:.1f}, out {largest_out / MB:.1f}), AOF buffer "
+          f"{processed['redis_peak_aof_buffer_bytes'] / MB:.1f} MB")
     if on:
         records = processed["collection_records_bytes"] / MB
         print(f"{'Redis peak above idle':<28}{above:>10.1f} MB, of which the collection's records "

@@ -50,21 +50,51 @@ class Receiver:
 
 
 class RedisPeak:
-    """``used_memory`` sampled every 100 ms on a thread of its own, from ``idle``."""
+    """``used_memory`` sampled every 100 ms on a thread of its own, from ``idle``.
+
+    At the peak it also notes when it came, how much of it was clients'
+    buffers (``mem_clients_normal``: arguments on their way in, replies on
+    their way out) and the largest one client's of late, and the AOF buffer
+    (commands not yet written to the file): what is not data.
+    """
 
     def __init__(self, stack: Stack) -> None:
         self.redis = stack.redis
         self.idle = self.peak = int(self.redis.info("memory")["used_memory"])
+        self.peak_at = 0.0
+        self.peak_clients = self.peak_aof = 0
+        self.peak_largest = (0, 0)
+        self.peak_memory: dict[str, int] = {}
+        self.began = time.perf_counter()
         self.stop = threading.Event()
         threading.Thread(target=self._sample, daemon=True).start()
 
     def _sample(self) -> None:
         while not self.stop.wait(0.1):
-            self.peak = max(self.peak, int(self.redis.info("memory")["used_memory"]))
+            memory = self.redis.info("memory")
+            if int(memory["used_memory"]) > self.peak:
+                self.peak = int(memory["used_memory"])
+                self.peak_at = time.perf_counter() - self.began
+                self.peak_clients = int(memory["mem_clients_normal"])
+                self.peak_aof = int(memory.get("mem_aof_buffer", 0))
+                self.peak_memory = {k: v for k, v in memory.items()
+                                    if k.startswith(("used_memory", "mem_")) and isinstance(v, int)}
+                clients = self.redis.info("clients")
+                self.peak_largest = (int(clients["client_recent_max_input_buffer"]),
+                                     int(clients["client_recent_max_output_buffer"]))
 
     @property
     def above_idle(self) -> int:
         return self.peak - self.idle
+
+    def figures(self) -> dict[str, Any]:
+        return {"redis_peak_above_idle_bytes": self.above_idle,
+                "redis_peak_at_s": round(self.peak_at, 1),
+                "redis_peak_client_buffers_bytes": self.peak_clients,
+                "redis_peak_aof_buffer_bytes": self.peak_aof,
+                # The largest one client's input and output buffers of late.
+                "redis_peak_largest_client_buffers_bytes": list(self.peak_largest),
+                "redis_peak_info_memory": self.peak_memory}
 
 
 def process(stack: Stack, key: str, upload_id: str, rows: int, dimension: int, *,
@@ -119,7 +149,7 @@ def process(stack: Stack, key: str, upload_id: str, rows: int, dimension: int, *
     if index:
         figures.update(caught_up(stack, began, rows, body["collection"]))
     redis_peak.stop.set()
-    figures["redis_peak_above_idle_bytes"] = redis_peak.above_idle
+    figures.update(redis_peak.figures())
     figures["peak_rss_mb"] = {name: stack.peak_rss_mb(name)
                               for name in ("web", "worker", "callbacks", "index")
                               if name in stack.named}
@@ -135,12 +165,15 @@ def caught_up(stack: Stack, began: float, rows: int, collection: str) -> dict[st
             raise SystemExit(f"the index did not apply change {seq} within {INDEX_DEADLINE_S} s")
         time.sleep(0.1)
     seconds = time.perf_counter() - began
+    log = (stack.workdir / "index.log").read_text(errors="replace")
     # The records hash is the collection's vectors, which Redis holds as the
     # source of truth; the change log (the stream the index follows) is kept
     # an hour.
     records = int(stack.redis.memory_usage(records_key("bench", collection), samples=0) or 0)
-    log = int(stack.redis.memory_usage(keys.VECTOR_LOG, samples=0) or 0)
+    stream = int(stack.redis.memory_usage(keys.VECTOR_LOG, samples=0) or 0)
     return {"index_caught_up_s": round(seconds, 3),
             "vectors_per_s_to_index": round(rows / seconds),
-            "collection_records_bytes": records, "change_log_bytes": log,
+            # Each one reads the whole collection from Redis again.
+            "index_rebuilds": log.count("rebuilding"),
+            "collection_records_bytes": records, "change_log_bytes": stream,
             "collection_records_mb": round(records / MB, 1)}

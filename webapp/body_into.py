@@ -39,9 +39,17 @@ class DirectBody:
 
     @classmethod
     def wrap(cls, body: Any, sock: socket.socket, length: int | None) -> Any:
-        """``body`` itself unless it is a large ``Content-Length`` body of gunicorn's."""
+        """``body`` itself unless it is a large ``Content-Length`` body of gunicorn's.
+
+        What this reads of gunicorn's (``requirements.txt`` pins 27.0.1) is
+        checked here, so that another release's body is left as it is
+        rather than read wrongly.
+        """
         if (length is None or length < DIRECT_BODY_BYTES or not isinstance(body, Body)
-                or type(body.reader) is not LengthReader):
+                or type(body.reader) is not LengthReader
+                or not all(hasattr(x, name) for x, name in (
+                    (body, "buf"), (body, "failed"), (body.reader, "length"),
+                    (body.reader, "unreader"), (body.reader.unreader, "take_buffered")))):
             return body
         return cls(body, sock)
 

@@ -9,6 +9,7 @@ that one ends the task, once, with its webhook (docs/large-jobs.md).
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any
@@ -25,7 +26,7 @@ from actors.jobs import patiently, retry_delay
 from actors.messages import CHUNK_ACTOR, CHUNK_KIND, chunk_member, chunk_message
 from actors.progress_events import queue_progress_event
 from actors.services import Services
-from actors.vectors import Cancelled, normalise, stored_vectors
+from actors.vectors import Cancelled, normalise, stored_vectors, summarise
 from hookline import metrics
 from hookline.blobs import BlobError
 from hookline.redis_client import UNAVAILABLE
@@ -147,11 +148,18 @@ class ChunkJob(ChunkWork):
             return
         try:
             values = read_chunk(self.blobs, upload.blob_key, plan, chunk)
-            normalised, stats = normalise(values, lambda done: self._progress(task_id, index, done))
-            ids = chunk_ids(self.services.redis, self.uploads, self.blobs, task_id,
-                            chunk.first_row, chunk.rows)
-            write = self._vectors_for(task, plan.rows, chunk.first_row, ids,
-                                      stored_vectors(values, normalised))
+            progress = functools.partial(self._progress, task_id, index)
+            write = None
+            if task.indexed:
+                normalised, stats = normalise(values, progress)
+                ids = chunk_ids(self.services.redis, self.uploads, self.blobs, task_id,
+                                chunk.first_row, chunk.rows)
+                write = self._vectors_for(task, plan.rows, chunk.first_row, ids,
+                                          stored_vectors(values, normalised))
+                del normalised
+            else:
+                stats = summarise(values, progress)
+            del values  # not held while the chunk's end is written
         except InvalidChunk as exc:
             self._account(task_id, index, CHUNK_FAILURE, error=str(exc))
             return

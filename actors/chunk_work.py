@@ -91,20 +91,20 @@ class ChunkWork:
         result: dict[str, Any] = {
             "processed_vectors": vectors,
             "dimension": task.dimension if task else None,
-            "status": "indexed",
+            "status": "indexed" if task is None or task.indexed else "processed",
             "chunks": count,
             "metadata_processed": task.metadata if task else {},
             "norms": {"norm_mean": sum(s["sum"] for s in stats) / vectors if vectors else 0.0,
                       "norm_min": min((s["min"] for s in stats), default=0.0),
                       "norm_max": max((s["max"] for s in stats), default=0.0)},
-            "collection": task.collection if task else "default",
+            "collection": (task.collection or None) if task else "default",
         }
         self.end_task(task_id, SUCCESS, result=result)
 
     def remove_vectors(self, task_id: str) -> int:
         """Delete what the task's chunks indexed (safe to run twice); the number deleted."""
         task = self.services.store.get(task_id)
-        if task is None:
+        if task is None or not task.indexed:
             return 0
         collection = self.vectors.collections.get(task.tenant, task.collection)
         if collection is None:

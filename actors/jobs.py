@@ -153,7 +153,7 @@ class VectorJob:
             vectors = load(payload, task.total, task.dimension)
             normalised, stats = normalise(vectors, lambda done: self._progress(task_id, done))
             vectors_of = stored_vectors(vectors, normalised)
-            write = self._vectors_for(task, task_id, vectors_of)
+            write = self._vectors_for(task, task_id, vectors_of) if task.indexed else None
         except Cancelled:
             self._end(task, task_id, REVOKED, started, error="cancelled while running")
         except InvalidJob as exc:
@@ -173,15 +173,15 @@ class VectorJob:
             result = {
                 "processed_vectors": stats["processed_vectors"],
                 "dimension": stats["dimension"],
-                "status": "indexed",
+                "status": "indexed" if task.indexed else "processed",
                 "metadata_processed": task.metadata,
                 "norms": {k: stats[k] for k in ("norm_mean", "norm_min", "norm_max")},
-                "collection": task.collection,
+                "collection": task.collection or None,
             }
             self._succeed(task, task_id, started, result, write, vectors_of)
 
     def _succeed(self, task: Task, task_id: str, started: float, result: dict,
-                 write: JobWrite, vectors_of: Any) -> None:
+                 write: JobWrite | None, vectors_of: Any) -> None:
         """End the task with its vectors, which go in with that step: SUCCESS implies them."""
         try:
             self._end(task, task_id, SUCCESS, started, result=result, done=task.total,

@@ -15,6 +15,7 @@ from numpy.lib import format as npy_format
 from actors.messages import HEARTBEATS_KEY
 from bench.run import BIN, ROOT, free_port, procfile_priority, wait_until
 from dev import REDIS_SETTINGS
+from hookline.index.protocol import IndexClient, IndexUnavailable
 
 MB = 1_000_000
 
@@ -48,7 +49,7 @@ class Source:
 
 
 class Stack:
-    """redis-server, gunicorn and (for processing) the job and callbacks workers."""
+    """redis-server, gunicorn, and for processing the job and callbacks workers and the index."""
 
     def __init__(self, workdir: Path, blob_dir: Path, web_workers: int, web_threads: int) -> None:
         self.workdir = workdir
@@ -61,7 +62,7 @@ class Stack:
             "HOOKLINE_BIND": "127.0.0.1", "HOOKLINE_RATE_LIMIT": "0",
             "HOOKLINE_CALLBACK_ALLOW": "127.0.0.0/8",
             "HOOKLINE_LOG_LEVEL": "WARNING", "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
-            "HOOKLINE_BLOB_URL": f"file://{blob_dir}",
+            "HOOKLINE_BLOB_URL": f"file://{blob_dir}", "HOOKLINE_INDEX_DIR": str(workdir / "index"),
             "WEB_CONCURRENCY": str(web_workers), "HOOKLINE_WEB_THREADS": str(web_threads),
         }
         (workdir / "metrics").mkdir()
@@ -102,6 +103,30 @@ class Stack:
         self._spawn("callbacks", [str(BIN / "dramatiq"), "actors:setup", "--queues", "callbacks",
                                   "--processes", "1", "--threads", "4"])
         wait_until(lambda: self.redis.zcard(HEARTBEATS_KEY) >= job_processes + 1, 60, "workers")
+
+    def start_index(self) -> None:
+        """The Procfile's index process, once it answers."""
+        self._spawn("index", [str(BIN / "python"), "-m", "hookline.index"])
+        self.index = IndexClient(str(self.workdir / "index" / "index.sock"))
+
+        def answers() -> bool:
+            try:
+                self.index.applied()
+            except IndexUnavailable:
+                return False
+            return True
+
+        wait_until(answers, 60, "the index process")
+
+    def index_applied(self) -> int:
+        """The number of the last change to the collections that the index has applied."""
+        return self.index.applied()
+
+    def reset_peaks(self) -> None:
+        """Start every process's ``VmHWM`` again from its present RSS (one pass from the next)."""
+        for name in self.named:
+            for pid in self.pids(name):
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
 
     def pids(self, name: str) -> list[int]:
         """The process ``name`` was started as, and its children."""

@@ -36,6 +36,11 @@ IDS_FIELD = "ids"
 #: The record's field that names the upload holding a large job's vectors.
 UPLOAD_FIELD = "upload"
 
+#: The collection name of a job sent with ``"index": false``: its vectors are
+#: processed and summarised but go into no collection (no collection can be
+#: named this way).
+NOT_INDEXED = ""
+
 #: The fields of a record that ``Task`` shows: what a read takes instead of
 #: the whole hash, which holds the payload until the task ends.
 RECORD_FIELDS = (b"tenant", b"status", b"created", b"started", b"finished", b"attempts", b"done",
@@ -83,6 +88,11 @@ class Task:
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def indexed(self) -> bool:
+        """Whether the job's vectors go into a collection (``"index"`` was not ``false``)."""
+        return self.collection != NOT_INDEXED
 
     def to_public(self) -> dict[str, Any]:
         """The body of ``GET /tasks/{id}`` (and the ``data`` of its webhook)."""

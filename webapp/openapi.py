@@ -7,6 +7,7 @@ from hookline import __version__
 from webapp import collections_openapi, uploads_openapi
 from webapp.idempotency import MAX_KEY_LENGTH
 from webapp.openapi_parts import COMMON as _COMMON
+from webapp.openapi_parts import INDEX as _INDEX
 from webapp.openapi_parts import errors as _errors
 from webapp.openapi_parts import json_ref as _json
 
@@ -72,6 +73,7 @@ def document(max_vectors: int = 100_000, max_dimension: int = 4096) -> dict[str,
                 "ids": {"type": "array", "description": "One per vector, unique within the job.",
                         "uniqueItems": True,
                         "items": {"type": "string", "minLength": 1, "maxLength": 128}},
+                "index": _INDEX,
             },
         },
         "TaskAccepted": {

@@ -25,3 +25,10 @@ def json_ref(ref: str) -> dict[str, Any]:
 # Any request may carry a body, so any may be refused for it (400, 413)
 # before its handler runs.
 COMMON = (400, 401, 413, 429, 503)
+
+
+#: ``index`` of a task's body, inline or from an upload.
+INDEX = {"type": "boolean", "default": True, "description": (
+    "false: the job's vectors are validated, normalised and summarised as usual, and kept in "
+    "no collection; its result says \"status\": \"processed\" (not \"indexed\") and "
+    "\"collection\": null. Such a job names no collection and no ids (422).")}

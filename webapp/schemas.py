@@ -115,6 +115,40 @@ def _has_nonfinite(value: Any) -> bool:
     return False
 
 
+class JsonBoolean(fields.Boolean):
+    """``true`` or ``false`` as JSON writes them; not ``0``, ``1`` or ``"true"``.
+
+    (``fields.Boolean(truthy={True}, falsy={False})`` lets ``1`` and ``0``
+    through: they are equal to ``True`` and ``False`` in Python's sets.)
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+def not_indexed_names_no_collection(data: dict[str, Any]) -> None:
+    """A job sent with ``"index": false`` goes into no collection, so it names none.
+
+    Its vectors then need no ids either: ids name vectors in a collection.
+
+    Raises:
+        ValidationError: it names a collection (``collection`` or
+            ``metadata.collection``) or ids (``ids``, ``ids_upload_id``).
+    """
+    if data.get("index", True):
+        return
+    named = {"collection": data.get("collection"),
+             "metadata": (data.get("metadata") or {}).get("collection"),
+             "ids": data.get("ids"), "ids_upload_id": data.get("ids_upload_id")}
+    for field, value in named.items():
+        if value is not None:
+            raise ValidationError(
+                'A job sent with "index": false goes into no collection; send no collection '
+                "or ids with it, or leave index out.", field)
+
+
 class TaskSubmitSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -125,6 +159,8 @@ class TaskSubmitSchema(Schema):
     callback_id = fields.String(validate=validate.Length(min=1, max=64))
     collection = fields.String(validate=validate.Regexp(_COLLECTION_RE, error=COLLECTION_MESSAGE))
     ids = fields.List(fields.String(validate=validate.Length(min=1, max=128)))
+    #: ``false``: processed and summarised, kept in no collection.
+    index = JsonBoolean(load_default=True)
 
     def __init__(self, *, max_vectors: int, max_dimension: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -153,6 +189,10 @@ class TaskSubmitSchema(Schema):
                 "metadata.collection must be 1-64 letters, digits, '_', '.' or '-'."
             )
 
+
+    @validates_schema
+    def _index_or_collection(self, data: dict[str, Any], **kwargs: Any) -> None:
+        not_indexed_names_no_collection(data)
 
     @validates_schema
     def _ids_fit(self, data: dict[str, Any], **kwargs: Any) -> None:

@@ -11,6 +11,9 @@ new connections go to its siblings from then on. (Only a connection that
 arrives in the instant between the two can still be reset; Linux 5.14 and
 newer hand it to a sibling with ``net.ipv4.tcp_migrate_req=1``.)
 
+It gives the application a large body's socket to read into its own buffer
+(``webapp.body_into``: tus PATCHes of 64 MiB at about twice the rate).
+
 It also answers the requests gunicorn refuses before the application sees
 them (a bad request line or headers, bad framing, a request line or headers
 over gunicorn's limits) with a problem document, as the application answers
@@ -25,6 +28,7 @@ from typing import Any
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker as GThreadWorker
 
+from webapp.body_into import DirectBody
 from webapp.problems import Problem
 
 
@@ -53,6 +57,19 @@ class _Answer:
 
 
 class ThreadWorker(GThreadWorker):
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        app: Any = self.wsgi  # type: ignore[has-type]
+
+        def direct_body(environ: dict[str, Any], start_response: Any) -> Any:
+            length = environ.get("CONTENT_LENGTH")
+            environ["wsgi.input"] = DirectBody.wrap(
+                environ["wsgi.input"], environ["gunicorn.socket"],
+                int(length) if length and length.isdigit() else None)
+            return app(environ, start_response)
+
+        self.wsgi = direct_body
+
     def set_accept_enabled(self, enabled: bool) -> None:
         super().set_accept_enabled(enabled)
         if enabled or self.alive or not self.cfg.reuse_port:

@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 from actors.messages import job_message
 from hookline import metrics
 from hookline.ids import new_task_id
-from hookline.task_record import TERMINAL, Task
+from hookline.task_record import NOT_INDEXED, TERMINAL, Task
 from hookline.vector_collections import DEFAULT
 from webapp import actions, upload_jobs
 from webapp.auth import authenticate, tenant
@@ -79,8 +79,11 @@ def _submit(svc: WebServices, owner: str, claimed: Claimed | None) -> Response:
     answer = {"task_id": task_id, "status": "Processing", "links": _links(task_id)}
     answer_bytes = orjson.dumps(answer)
     location = f"/tasks/{task_id}"
-    collection = data.get("collection") or str(metadata.get("collection", DEFAULT))
-    check_collection(svc.redis, owner, collection, vectors.shape[1])
+    if data["index"]:
+        collection = data.get("collection") or str(metadata.get("collection", DEFAULT))
+        check_collection(svc.redis, owner, collection, vectors.shape[1])
+    else:
+        collection = NOT_INDEXED
     extra: list[tuple[str, bytes, int]] = []
     svc.store.submit(
         task_id=task_id,

@@ -11,19 +11,20 @@ from typing import Any
 
 import orjson
 from flask import Response, current_app, g
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
 
 from actors.messages import job_message
 from hookline import metrics
 from hookline.blobs import BlobError
 from hookline.ids import new_task_id
 from hookline.task_chunks import PROGRESS_EVENTS_FIELD
+from hookline.task_record import NOT_INDEXED
 from hookline.upload_ids import IDS_INDEX_FIELD, IDS_UPLOAD_FIELD, IdsError, IdsIndex, index_ids
 from hookline.uploads import IDS, Upload
 from webapp.collections_api import check_collection
 from webapp.idempotency import Claimed
 from webapp.problems import Problem, unprocessable
-from webapp.schemas import TaskSubmitSchema
+from webapp.schemas import JsonBoolean, TaskSubmitSchema, not_indexed_names_no_collection
 from webapp.services import WebServices
 from webapp.upload_writes import UploadServices
 
@@ -39,12 +40,18 @@ class UploadTaskSchema(Schema):
     metadata = fields.Dict(keys=fields.String(), load_default=dict)
     callback_url = fields.String(validate=validate.Length(min=1, max=2048))
     callback_id = fields.String(validate=validate.Length(min=1, max=64))
-    progress_events = fields.Boolean(truthy={True}, falsy={False}, load_default=False)
+    progress_events = JsonBoolean(load_default=False)
+    #: ``false``: processed and summarised, kept in no collection.
+    index = JsonBoolean(load_default=True)
 
     @validates("metadata")
     def _metadata_rules(self, value: dict[str, Any], **kwargs: Any) -> None:
         # The inline job's rules (size, collection name), as they are.
         TaskSubmitSchema._metadata_size(self, value)  # type: ignore[arg-type]
+
+    @validates_schema
+    def _index_or_collection(self, data: dict[str, Any], **kwargs: Any) -> None:
+        not_indexed_names_no_collection(data)
 
 
 _schema = UploadTaskSchema()
@@ -113,10 +120,13 @@ def submit(svc: WebServices, owner: str, body: dict[str, Any], claimed: Claimed 
         raise _invalid("progress_events", "Progress events go to the task's callback; "
                                           "name callback_url or callback_id too.")
     metadata = data["metadata"]
-    collection = data.get("collection") or str(metadata.get("collection", "default"))
     task_id = new_task_id()
-    # A named collection is made with the job's dimension, or must have it.
-    check_collection(svc.redis, owner, collection, upload.dimension, field="collection")
+    if data["index"]:
+        collection = data.get("collection") or str(metadata.get("collection", "default"))
+        # A named collection is made with the job's dimension, or must have it.
+        check_collection(svc.redis, owner, collection, upload.dimension, field="collection")
+    else:
+        collection = NOT_INDEXED
     links = {"self": f"/tasks/{task_id}", "cancel": f"/tasks/{task_id}/cancel",
              "deliveries": f"/tasks/{task_id}/deliveries"}
     answer = orjson.dumps({"task_id": task_id, "status": "Processing", "links": links})

@@ -1,7 +1,10 @@
 """Writes to an upload: PATCH (streamed to the blob store) and DELETE.
 
-A PATCH reads its body ``READ_CHUNK`` bytes at a time and appends them as
-they come, so no process ever holds a whole upload. The upload's lock and
+A PATCH reads its body into one buffer of ``READ_CHUNK`` bytes, again and
+again, and appends each fill as it comes, so no process ever holds a whole
+upload, and each byte is copied once on its way from the socket to the
+store (``webapp.body_into`` lets it go from the socket straight into the
+buffer). The upload's lock and
 the offset compare-and-set (``hookline.uploads``) keep one writer at a time.
 A ``.npy`` header is checked as soon as its bytes arrive.
 """
@@ -27,7 +30,8 @@ from webapp.problems import Problem, not_found, unprocessable
 log = logging.getLogger("hookline.uploads")
 
 OFFSET_TYPE = "application/offset+octet-stream"
-#: Bytes read from a PATCH body at a time: the memory one upload request holds.
+#: Bytes of a PATCH body handed to the store at a time: the memory one upload
+#: request holds (one buffer, filled again for each piece).
 READ_CHUNK = 1024 * 1024
 #: Seconds between renewals of a writer's lock while it streams.
 RENEW_EVERY = 5.0
@@ -94,28 +98,44 @@ class _Body:
         self.stream = stream
         self.left = length
         self.disconnected = False
+        self.buffer = bytearray(READ_CHUNK)
 
     def read(self, size: int) -> bytes:
-        if self.left <= 0 or self.disconnected:
-            return b""
-        try:
-            data = self.stream.read(min(size, self.left))
-        except (ClientDisconnected, OSError):
-            data = b""
-        if not data:
-            self.disconnected = True
-        self.left -= len(data)
-        return data
+        """At most ``size`` bytes (the ``.npy`` header's few)."""
+        piece = self.fill(size)
+        return bytes(piece)
+
+    def fill(self, size: int = READ_CHUNK) -> memoryview:
+        """The next (up to) ``size`` bytes, in the one buffer: valid until the next call.
+
+        Empty at the end of the body, or once the client has gone.
+        """
+        view = memoryview(self.buffer)[: min(size, len(self.buffer), max(0, self.left))]
+        filled = 0
+        while filled < len(view) and not self.disconnected:
+            try:
+                count = self.stream.readinto(view[filled:])  # type: ignore[attr-defined]
+            except (ClientDisconnected, OSError):
+                count = 0
+            if not count:
+                self.disconnected = True
+            filled += count or 0
+        self.left -= filled
+        return view[:filled]
 
 
 def _pieces(svc: UploadServices, upload: Upload, token: str, first: bytes, body: _Body,
-            lost: list[bool]) -> Iterator[bytes]:
-    """``first``, then the body, renewing the lock; stops if the lock is lost."""
+            lost: list[bool]) -> Iterator[bytes | memoryview]:
+    """``first``, then the body, renewing the lock; stops if the lock is lost.
+
+    Each piece of the body is valid until the next is asked for (the store
+    writes or copies it first).
+    """
     renewed = time.monotonic()
     if first:
         yield first
     while True:
-        data = body.read(READ_CHUNK)
+        data = body.fill()
         if not data:
             return
         if time.monotonic() - renewed > RENEW_EVERY:

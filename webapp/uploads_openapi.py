@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from webapp.openapi_parts import COMMON, errors, json_ref, problem_ref
+from webapp.openapi_parts import COMMON, INDEX, errors, json_ref, problem_ref
 
 _UP = {"name": "upload_id", "in": "path", "required": True, "schema": {"type": "string"}}
 #: tus 1.0's Upload-Metadata: comma-separated "key base64(value)" pairs.
@@ -40,6 +40,7 @@ def schemas(*, collection: dict[str, Any], url: dict[str, Any]) -> dict[str, Any
                 "\"chunks\": {\"done\", \"failed\", \"total\"}}}, each with its own "
                 "webhook-id. None is sent once the task begins to end: its terminal webhook "
                 "comes last.")},
+            "index": INDEX,
         },
     }}
 

@@ -53,8 +53,11 @@ class BlobStore(ABC):
     """
 
     @abstractmethod
-    def append(self, key: str, offset: int, chunks: Iterable[bytes]) -> int:
+    def append(self, key: str, offset: int, chunks: Iterable[bytes | memoryview]) -> int:
         """Write ``chunks`` at ``offset`` and return the blob's new size.
+
+        Each chunk is written (or copied) before the next is taken: a caller
+        may hand the same buffer over again, filled anew.
 
         ``offset`` is the size the caller last recorded; bytes stored beyond
         it (a writer killed before it could record them) are dropped first.

@@ -23,7 +23,7 @@ class FileBlobStore(BlobStore):
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def append(self, key: str, offset: int, chunks: Iterable[bytes]) -> int:
+    def append(self, key: str, offset: int, chunks: Iterable[bytes | memoryview]) -> int:
         path = self._path(key)
         partial = path.with_name(path.name + _PARTIAL)
         partial.parent.mkdir(parents=True, exist_ok=True)

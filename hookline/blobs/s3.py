@@ -165,7 +165,7 @@ class S3BlobStore(BlobStore):
             with self._errors(target):
                 self.client.delete_object(Bucket=self.bucket, Key=target)
 
-    def append(self, key: str, offset: int, chunks: Iterable[bytes]) -> int:
+    def append(self, key: str, offset: int, chunks: Iterable[bytes | memoryview]) -> int:
         full = self._full(key)
         size = self.part_size
         base = offset - offset % size

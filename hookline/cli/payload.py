@@ -21,7 +21,7 @@ UPLOAD_THRESHOLD_BYTES = 8 * 1024 * 1024
 JSON_BYTES_PER_NUMBER = 26
 #: Fields of a task body the ``submit`` command passes on from a ``.json`` file.
 BODY_FIELDS = ("vector_data", "metadata", "collection", "callback_id", "callback_url", "ids",
-               "progress_events")
+               "progress_events", "index")
 
 
 @dataclass

@@ -24,6 +24,8 @@ timeout_option = click.option("--timeout", type=click.FloatRange(min=0), default
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--collection", help="The collection to index the vectors into.")
+@click.option("--no-index", is_flag=True,
+              help="Process and summarise the vectors, and keep them in no collection.")
 @click.option("--callback", help="A registered callback's id (or its URL) to notify when the task ends.")
 @click.option("--metadata", "metadata_json", help="A JSON object stored with the task.")
 @click.option("--upload", "force_upload", is_flag=True,
@@ -36,9 +38,9 @@ timeout_option = click.option("--timeout", type=click.FloatRange(min=0), default
 @timeout_option
 @json_option
 @click.pass_context
-def submit(ctx: click.Context, file: Path, collection: str | None, callback: str | None,
-           metadata_json: str | None, force_upload: bool, upload_threshold: int, watch: bool,
-           timeout: float) -> None:
+def submit(ctx: click.Context, file: Path, collection: str | None, no_index: bool,
+           callback: str | None, metadata_json: str | None, force_upload: bool,
+           upload_threshold: int, watch: bool, timeout: float) -> None:
     """Submit the job in FILE: .json (a task body or a list of vectors) or .npy.
 
     Jobs too big for one request (over --upload-threshold, 8 MiB of JSON by
@@ -50,6 +52,8 @@ def submit(ctx: click.Context, file: Path, collection: str | None, callback: str
         fields["metadata"] = {**fields.get("metadata", {}), **_json_object(metadata_json, "--metadata")}
     if collection is not None:
         fields["collection"] = collection
+    if no_index:
+        fields["index"] = False
     if callback is not None:
         fields.pop("callback_id", None)
         fields.pop("callback_url", None)

@@ -30,11 +30,13 @@ class Tasks:
                collection: str | None = None, callback_id: str | None = None,
                callback_url: str | None = None, upload_id: str | None = None,
                ids: Sequence[str] | None = None, ids_upload_id: str | None = None,
-               progress_events: bool | None = None, idempotency_key: str | None = None) -> Accepted:
+               progress_events: bool | None = None, index: bool | None = None,
+               idempotency_key: str | None = None) -> Accepted:
         """``POST /tasks``: vectors inline (``vector_data``) or an upload (``upload_id``).
 
         ``collection`` is sent as ``metadata.collection``, which every version
-        of the API reads. Every submit carries an ``Idempotency-Key`` (a new
+        of the API reads. ``index=False`` processes and summarises the vectors
+        and keeps them in no collection. Every submit carries an ``Idempotency-Key`` (a new
         one unless given), so that a retry after a broken connection cannot
         run the job twice.
 
@@ -50,7 +52,7 @@ class Tasks:
             meta["collection"] = collection
         optional = {"metadata": meta or None, "callback_id": callback_id, "callback_url": callback_url,
                     "ids": list(ids) if ids is not None else None, "ids_upload_id": ids_upload_id,
-                    "progress_events": progress_events}
+                    "progress_events": progress_events, "index": index}
         body.update({k: v for k, v in optional.items() if v is not None})
         key = idempotency_key or str(uuid.uuid4())
         return cast(Accepted, self._http.json("POST", "/tasks", json=body, headers={"Idempotency-Key": key}))

@@ -64,6 +64,19 @@ def test_submit_an_npy_file_into_a_collection(env: dict[str, str], tmp_path: Pat
     assert task["metadata"] == {"collection": "demo"}
 
 
+def test_submit_with_no_index_keeps_the_vectors_in_no_collection(
+        env: dict[str, str], tmp_path: Path, api: Client) -> None:
+    vectors = tmp_path / "vectors.npy"
+    np.save(vectors, np.arange(12, dtype=np.float32).reshape(4, 3))
+    for extra in ([], ["--upload"]):
+        result = run(env, "submit", str(vectors), "--no-index", "--watch", *extra)
+        assert result.exit_code == 0, result.output
+        task = api.tasks.list()["items"][0]
+        assert (task["result"]["status"], task["result"]["collection"]) == ("processed", None)
+        assert task["result"]["processed_vectors"] == 4
+    assert api.collections.list()["items"] == []
+
+
 def test_tasks_ls_show_and_errors(env: dict[str, str], tmp_path: Path, api: Client) -> None:
     task_id = api.tasks.submit([1.0, 2.0])["task_id"]
     api.wait(task_id, timeout=30)

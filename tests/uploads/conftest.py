@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ import requests
 from hookline.blobs import BlobStore
 from hookline.blobs.files import FileBlobStore
 from hookline.blobs.s3 import MIN_PART_SIZE, S3BlobStore
-from tests.procs import BIN, free_port, wait_until
+from tests.procs import BIN, Stack, free_port, wait_until
 
 #: Credentials moto accepts; they reach boto3 through its usual variables.
 S3_ENV = {
@@ -85,3 +85,18 @@ def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]
     store = S3BlobStore(bucket, "pre/fix", endpoint_url=server.url, part_size=MIN_PART_SIZE)
     yield store
     store.client.close()
+
+
+#: Vectors per chunk of the ``large`` stack's jobs.
+LARGE_CHUNK = 1000
+
+
+@pytest.fixture
+def large(make_stack: Callable[..., Stack], tmp_path: Path) -> Stack:
+    """Web, two job worker processes of two threads, callbacks; chunks of ``LARGE_CHUNK``."""
+    stack = make_stack(HOOKLINE_BLOB_URL=f"file://{tmp_path / 'blobs'}",
+                       HOOKLINE_CHUNK_VECTORS=str(LARGE_CHUNK), HOOKLINE_MAX_VECTORS="100")
+    stack.start_web()
+    stack.start_worker(processes=2, threads=2)
+    stack.start_callbacks()
+    return stack

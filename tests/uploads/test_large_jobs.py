@@ -18,18 +18,6 @@ from tests.metrics_util import scrape, value
 from tests.procs import Receiver, Stack, settled, wait_until
 from tests.uploads import tus
 
-CHUNK = 1000
-
-
-@pytest.fixture
-def large(make_stack: Callable[..., Stack], tmp_path: Path) -> Stack:
-    stack = make_stack(HOOKLINE_BLOB_URL=f"file://{tmp_path / 'blobs'}",
-                       HOOKLINE_CHUNK_VECTORS=str(CHUNK), HOOKLINE_MAX_VECTORS="100")
-    stack.start_web()
-    stack.start_worker(processes=2, threads=2)
-    stack.start_callbacks()
-    return stack
-
 
 def uploaded(stack: Stack, auth: dict[str, str], array: np.ndarray) -> str:
     data = tus.npy_bytes(array)

@@ -33,7 +33,11 @@ from hookline.vectorstore import VectorStore
 log = logging.getLogger("hookline.index")
 
 #: Changes read from the stream per call, and how long a read blocks (ms).
-READ_COUNT = 512
+#: An entry of a large job's chunk lists 10,000 keys (80 KB): 512 of them,
+#: read back after the index waited for its graph, held up to 51 MB of
+#: Redis's output buffers (bench/large.py, 1,000,000 vectors); 128 bound
+#: that at 10 MB and still gather a few hundred small jobs a second.
+READ_COUNT = 128
 READ_BLOCK_MS = 500
 #: Seconds between checks that the stream kept what the index needs, and
 #: between looks for finished vectors a failed step left in the inbox.

@@ -23,6 +23,7 @@ from hookline import vector_collections as colls
 from hookline.config import Config
 from hookline.index import snapshot
 from hookline.index.hnsw import EMPTY
+from hookline.index.priority import lower_priority
 from hookline.index.protocol import read_frame, write_frame
 from hookline.index.state import IndexState, last_entry, later, trimmed_past
 from hookline.memory import return_large_buffers
@@ -183,17 +184,6 @@ class IndexServer(socketserver.ThreadingUnixStreamServer):
         return reply, keys.tobytes()
 
 
-def lower_priority(nice: int) -> None:
-    """Lower this thread's priority (on Linux a thread has its own nice value)."""
-    if nice <= 0:
-        return
-    try:
-        current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, current + nice))
-    except OSError as exc:  # not permitted here: run at the usual priority
-        log.warning("could not lower the follower's priority", extra={"error": str(exc)})
-
-
 def main() -> None:
     config = Config.from_env()
     logs.configure(config.log_format, config.log_level)
@@ -213,7 +203,7 @@ def main() -> None:
     # server's threads, started above, and their own keep their priority),
     # so that jobs and webhooks sharing the host go first. Threads started
     # from here on, usearch's included, inherit it.
-    lower_priority(config.index_nice)
+    lower_priority(config.index_nice, "follower")
     log.info("index process ready", extra={"socket": config.index_socket_path})
     try:
         follower.run()

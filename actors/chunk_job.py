@@ -30,10 +30,10 @@ from actors.vectors import Cancelled, normalise, stored_vectors, summarise
 from hookline import metrics
 from hookline.blobs import BlobError
 from hookline.redis_client import UNAVAILABLE
+from hookline.task_chunks import CANCELLED, REFUSED, STOPPED, InvalidChunk, read_chunk
 from hookline.task_chunks import FAILURE as CHUNK_FAILURE
 from hookline.task_chunks import REVOKED as CHUNK_REVOKED
 from hookline.task_chunks import SUCCESS as CHUNK_SUCCESS
-from hookline.task_chunks import InvalidChunk, read_chunk
 from hookline.task_record import FAILURE, TERMINAL, Task
 from hookline.upload_ids import IdsError, chunk_ids
 from hookline.vector_collections import CollectionError
@@ -149,13 +149,13 @@ class ChunkJob(ChunkWork):
         try:
             values = read_chunk(self.blobs, upload.blob_key, plan, chunk)
             progress = functools.partial(self._progress, task_id, index)
-            write = None
+            pieces: list[JobWrite] = []
             if task.indexed:
                 normalised, stats = normalise(values, progress)
                 ids = chunk_ids(self.services.redis, self.uploads, self.blobs, task_id,
                                 chunk.first_row, chunk.rows)
-                write = self._vectors_for(task, plan.rows, chunk.first_row, ids,
-                                          stored_vectors(values, normalised))
+                pieces = self._vectors_for(task, plan.rows, chunk.first_row, ids,
+                                           stored_vectors(values, normalised))
                 del normalised
             else:
                 stats = summarise(values, progress)
@@ -169,15 +169,27 @@ class ChunkJob(ChunkWork):
         except Cancelled:
             self._account(task_id, index, CHUNK_REVOKED)
             return
+        # Every piece but the last goes in before the end, which takes the last.
+        for piece in pieces[:-1]:
+            answer = patiently(self.ledger.write_piece, task_id, index, piece)
+            if answer == STOPPED:
+                return  # ended by another run, or the task is over
+            if answer == CANCELLED:
+                self._account(task_id, index, CHUNK_REVOKED)
+                return
+            if answer == REFUSED:
+                self._account(task_id, index, CHUNK_FAILURE, error=self._refused(task_id, index))
+                return
         summary = orjson.dumps({"n": stats["processed_vectors"],
                                 "sum": stats["norm_mean"] * stats["processed_vectors"],
                                 "min": stats["norm_min"], "max": stats["norm_max"],
                                 "zeros": stats["zero_vectors"]}).decode()
-        self._account(task_id, index, CHUNK_SUCCESS, rows=chunk.rows, stats=summary, vectors=write)
+        self._account(task_id, index, CHUNK_SUCCESS, rows=chunk.rows, stats=summary,
+                      vectors=pieces[-1] if pieces else None)
 
     def _vectors_for(self, task: Task, total: int, first_row: int, ids: list[str] | None,
-                     vectors_of: Any) -> JobWrite:
-        """The chunk's vectors encoded for the task's collection, created if missing.
+                     vectors_of: Any) -> list[JobWrite]:
+        """The chunk's vectors encoded for the task's collection (created if missing), in pieces.
 
         Raises:
             InvalidChunk: the collection has another dimension.
@@ -187,8 +199,14 @@ class ChunkJob(ChunkWork):
                                                          task.dimension)
         except CollectionError as exc:
             raise InvalidChunk(str(exc)) from None
-        return self.vectors.prepare(collection, task.task_id, vectors_of(collection.metric), ids,
-                                    first_row=first_row, total=total)
+        return self.vectors.prepare_pieces(collection, task.task_id, vectors_of(collection.metric),
+                                           ids, first_row=first_row, total=total)
+
+    def _refused(self, task_id: str, index: int) -> str:
+        """The error of a chunk whose collection no longer takes its vectors."""
+        task = self.services.store.get(task_id)
+        name = task.collection if task else "default"
+        return f"chunk {index}: collection {name!r} no longer takes vectors of this job's dimension"
 
     def _progress(self, task_id: str, index: int, done: int) -> None:
         cancel, event = self.ledger.progress(task_id, index, done, time.time())
@@ -210,11 +228,7 @@ class ChunkJob(ChunkWork):
         end = patiently(self.ledger.end, task_id, index, outcome, now=time.time(), **details)
         if end.refused:
             # The collection was deleted and made again with another dimension.
-            task = self.services.store.get(task_id)
-            name = task.collection if task else "default"
-            outcome, details = CHUNK_FAILURE, {"error": (
-                f"chunk {index}: collection {name!r} no longer takes vectors of this job's "
-                "dimension")}
+            outcome, details = CHUNK_FAILURE, {"error": self._refused(task_id, index)}
             end = patiently(self.ledger.end, task_id, index, outcome, now=time.time(), **details)
         if end.first:
             metrics.child(metrics.task_chunks, outcome).inc()

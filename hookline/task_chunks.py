@@ -29,6 +29,7 @@ from hookline.vectorstore import JobWrite
 # Fields of the task's record (``hl:task:{id}``) that the ledger writes:
 # ``ch_total``, ``ch_done``, ``ch_failed``, ``ch_revoked``, ``done``,
 # ``c:{k}`` (rows chunk k has done), ``s:{k}`` (chunk k's statistics, JSON),
+# ``w:{k}`` (rows of chunk k whose named ids are in the task's ids entry),
 # ``r:{k}`` (chunk k's runs that met a transient error),
 # ``chunk_error`` (the first failure's message), ``cancel``, ``ending`` (when
 # the last chunk ended), and ``pe`` / ``pe_at`` / ``pe_n`` (progress events on
@@ -37,6 +38,8 @@ from hookline.vectorstore import JobWrite
 # -----------------------------------------------------------------------------
 
 SUCCESS, FAILURE, REVOKED = "success", "failure", "revoked"
+#: What ``ChunkLedger.write_piece`` answers.
+WRITTEN, STOPPED, CANCELLED, REFUSED = "written", "stopped", "cancelled", "refused"
 #: The record's field that turns ``task.progress`` webhooks on (``"1"``).
 PROGRESS_EVENTS_FIELD = "pe"
 OUTCOMES = (SUCCESS, FAILURE, REVOKED)
@@ -167,6 +170,7 @@ class ChunkLedger:
         self.event_interval = event_interval
         self._progress = scripts.register(client, "hookline", "chunk_progress")
         self._end = scripts.register(client, "hookline", "chunk_end")
+        self._piece = scripts.register(client, "hookline", "chunk_piece")
 
     def plan_fields(self, plan: ChunkPlan, *, progress_events: bool) -> dict[str, int | str]:
         """The fields the planner writes into the record with the chunks' messages."""
@@ -239,12 +243,28 @@ class ChunkLedger:
                                        args=[chunk, rows_done, repr(now), self.event_interval])
         return bool(cancel), int(event)
 
+    def write_piece(self, task_id: str, chunk: int, vectors: JobWrite) -> str:
+        """Write a piece of a running chunk's vectors, before its end (which takes the last).
+
+        Returns ``WRITTEN``; ``STOPPED`` (nothing written) when the chunk has
+        ended or the task is gone or no longer running; ``CANCELLED`` when
+        the task is cancelled; ``REFUSED`` when the collection now has
+        another dimension or is another one.
+        """
+        vector_args = vectors.script_args
+        answer = int(self._piece(
+            keys=[keys.task(task_id), keys.ended_chunks(task_id), *vectors.script_keys],
+            args=[chunk, vectors.rows_to, vectors.blob, "1" if vectors.partial else "0",
+                  len(vector_args), *vector_args]))
+        return {1: WRITTEN, 0: STOPPED, -1: CANCELLED}.get(answer, REFUSED)
+
     def end(self, task_id: str, chunk: int, outcome: str, *, rows: int = 0, stats: str = "",
             error: str = "", now: float, vectors: JobWrite | None = None) -> ChunkEnd:
         """Account for the end of ``chunk`` (``success``, ``failure`` or ``revoked``).
 
-        A successful chunk's ``vectors`` are written into their collection in
-        the same step, unless the task is cancelled or no longer running.
+        A successful chunk's ``vectors`` (its last piece, after ``write_piece``
+        wrote the others) are written into their collection in the same step,
+        unless the task is cancelled or no longer running.
 
         Raises:
             ValueError: an unknown outcome.

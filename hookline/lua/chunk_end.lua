@@ -2,7 +2,8 @@
 -- KEYS: task, ended set, then, for a chunk's vectors, its collection's
 --       records, stats, tasks, log, seq, collections, registry and job ids keys
 -- ARGV: chunk, outcome, rows, statistics (JSON or ''), error (or ''), now,
---       event interval (s), seconds the ended set lives, vectors (or ''),
+--       event interval (s), seconds the ended set lives, vectors (or ''; the
+--       chunk's last piece, its earlier ones written by chunk_piece),
 --       '1' if the vectors' ids entry adds to the task's (named ids),
 --       number n of vector arguments, the n vector arguments (see vectors_write)
 -- Returns {first, last, cancel, event}: first is 0 when this chunk had already
@@ -15,6 +16,7 @@
 -- removes what its chunks wrote).
 -- include: chunk_gate
 -- include: vectors_write
+-- include: piece_names
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, 1, 0} end
 local blob = ARGV[9] or ''
 local VK, VA = {}, {}
@@ -39,7 +41,9 @@ if ARGV[2] == 'success' then
   if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 's:' .. ARGV[1], ARGV[4]) end
   local state = redis.call('HMGET', KEYS[1], 'status', 'cancel')
   if blob ~= '' and state[1] == 'STARTED' and state[2] ~= '1' then
-    write_vectors(VK, VA, blob, ARGV[10] == '1')
+    local named = ARGV[10] == '1'
+    write_vectors(VK, VA, blob, named, nil,
+                  named and not names_are_new(KEYS[1], ARGV[1], tonumber(ARGV[3])))
   end
 elseif ARGV[2] == 'failure' then
   -- The others stop at their next progress point; the first reason is kept.

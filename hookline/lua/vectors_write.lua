@@ -9,8 +9,10 @@
 --    encoded for ('' for any)
 -- blob: <I4 n> the task's ids entry (n bytes, hookline/task_entries.py), then
 --       per vector <8-byte key> <I4 n> record (n bytes)
--- append: the blob is one part of the job (a chunk): its named ids entry is
---         added to the task's (a chunk's vectors are written once, with its end).
+-- append: the blob is one part of the job (a piece of a chunk): its named ids
+--         entry is added to the task's.
+-- keep: the task's entry holds these ids already (a piece written again): it
+--       stays as it is.
 --
 -- The records are read and written a batch at a time, one HMGET and one
 -- HSET per batch: a command of each per vector made a job of 16 vectors cost
@@ -41,7 +43,7 @@ end
 -- Returns the number of vectors written. Call collection_fits first;
 -- ``exists`` is its second answer (nil when unknown): a missing collection
 -- is created with the description in A.
-local function write_vectors(K, A, blob, append, exists)
+local function write_vectors(K, A, blob, append, exists, keep)
   if not exists and redis.call('HSETNX', K[6], A[4], A[6]) == 1 then
     redis.call('SADD', K[7], A[5])
   end
@@ -84,11 +86,13 @@ local function write_vectors(K, A, blob, append, exists)
   end
   redis.call('HINCRBY', K[2], 'b', bytes)
   redis.call('HINCRBY', K[2], 'v', 1)
-  if append then
-    local old = redis.call('HGET', K[3], A[1])
-    if old and old ~= '' then ids_entry = tagged(old) .. string.sub(ids_entry, 3) end
+  if not keep then
+    if append then
+      local old = redis.call('HGET', K[3], A[1])
+      if old and old ~= '' then ids_entry = tagged(old) .. string.sub(ids_entry, 3) end
+    end
+    redis.call('HSET', K[3], A[1], ids_entry)
   end
-  redis.call('HSET', K[3], A[1], ids_entry)
   local seq = redis.call('INCR', K[5])
   redis.call('XADD', K[4], 'MINID', '~', A[2], '*', 'op', 'u', 't', A[3], 'c', A[4],
              's', seq, 'k', table.concat(keys))

@@ -13,7 +13,8 @@ SHIPPED = [(package, path.stem)
            for package in ("hookline", "actors", "callbacks", "webapp")
            for path in sorted(Path(str(resources.files(package).joinpath("lua"))).glob("*.lua"))]
 #: Pieces that other scripts include; they are not run on their own.
-PIECES = {"as_record", "settle", "chunk_gate", "repoint", "vectors_write", "claimed_answer"}
+PIECES = {"as_record", "settle", "chunk_gate", "repoint", "vectors_write", "claimed_answer",
+          "piece_names"}
 
 
 def test_an_include_line_is_replaced_by_its_piece_once() -> None:

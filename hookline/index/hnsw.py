@@ -290,20 +290,23 @@ class Hnsw:
         """Write the index to ``path``, and a graph's pending vectors beside it
         (``pending_path``; removed when there are none).
 
-        The bytes are taken under the read lock and written after it: a change
-        waits for a copy in memory, not for the disk.
+        The graph goes to its file under the read lock (changes wait for the
+        write: about 0.1 s per 100,000 vectors); a copy in memory first would
+        double its memory while saving (measured: +500 B per vector at
+        d=384, the index's whole graph). The pending vectors, at most
+        ``PENDING_MAX_VALUES``, are copied and written after.
         """
         side = pending_path(path)
         with self.lock.read():
-            graph = self.index.save() if self.index is not None else None
+            graph = self.index
+            if graph is not None:
+                graph.save(str(path))
             pending = self.pending.to_bytes() if graph is None or len(self.pending) else None
         if graph is None:
             assert pending is not None
             path.write_bytes(pending)
             side.unlink(missing_ok=True)
-            return
-        path.write_bytes(graph)
-        if pending is not None:
+        elif pending is not None:
             side.write_bytes(pending)
         else:
             side.unlink(missing_ok=True)

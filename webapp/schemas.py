@@ -23,6 +23,9 @@ from marshmallow import (
     validates_schema,
 )
 
+from hookline.task_record import NOT_INDEXED
+from hookline.vector_collections import DEFAULT
+
 #: Largest ``metadata`` object, as JSON bytes.
 MAX_METADATA_BYTES = 16 * 1024
 
@@ -147,6 +150,14 @@ def not_indexed_names_no_collection(data: dict[str, Any]) -> None:
             raise ValidationError(
                 'A job sent with "index": false goes into no collection; send no collection '
                 "or ids with it, or leave index out.", field)
+
+
+def job_collection(data: dict[str, Any]) -> str:
+    """The collection a job's vectors go into: ``collection``, else
+    ``metadata.collection``, else ``default``; ``NOT_INDEXED`` with ``"index": false``."""
+    if not data["index"]:
+        return NOT_INDEXED
+    return data.get("collection") or str(data["metadata"].get("collection", DEFAULT))
 
 
 class TaskSubmitSchema(Schema):

@@ -11,7 +11,6 @@ from actors.messages import job_message
 from hookline import metrics
 from hookline.ids import new_task_id
 from hookline.task_record import NOT_INDEXED, TERMINAL, Task
-from hookline.vector_collections import DEFAULT
 from webapp import actions, upload_jobs
 from webapp.auth import authenticate, tenant
 from webapp.collections_api import check_collection
@@ -19,6 +18,7 @@ from webapp.durability import wait_replicas
 from webapp.idempotency import Claimed, run_once
 from webapp.jsonio import json_body, reply
 from webapp.problems import Problem, not_found, unprocessable
+from webapp.schemas import job_collection
 from webapp.services import WebServices, services
 
 log = logging.getLogger("hookline.tasks")
@@ -79,11 +79,9 @@ def _submit(svc: WebServices, owner: str, claimed: Claimed | None) -> Response:
     answer = {"task_id": task_id, "status": "Processing", "links": _links(task_id)}
     answer_bytes = orjson.dumps(answer)
     location = f"/tasks/{task_id}"
-    if data["index"]:
-        collection = data.get("collection") or str(metadata.get("collection", DEFAULT))
+    collection = job_collection(data)
+    if collection != NOT_INDEXED:
         check_collection(svc.redis, owner, collection, vectors.shape[1])
-    else:
-        collection = NOT_INDEXED
     extra: list[tuple[str, bytes, int]] = []
     svc.store.submit(
         task_id=task_id,

@@ -24,7 +24,7 @@ from hookline.uploads import IDS, Upload
 from webapp.collections_api import check_collection
 from webapp.idempotency import Claimed
 from webapp.problems import Problem, unprocessable
-from webapp.schemas import JsonBoolean, TaskSubmitSchema, not_indexed_names_no_collection
+from webapp.schemas import JsonBoolean, TaskSubmitSchema, job_collection, not_indexed_names_no_collection
 from webapp.services import WebServices
 from webapp.upload_writes import UploadServices
 
@@ -121,12 +121,10 @@ def submit(svc: WebServices, owner: str, body: dict[str, Any], claimed: Claimed 
                                           "name callback_url or callback_id too.")
     metadata = data["metadata"]
     task_id = new_task_id()
-    if data["index"]:
-        collection = data.get("collection") or str(metadata.get("collection", "default"))
+    collection = job_collection(data)
+    if collection != NOT_INDEXED:
         # A named collection is made with the job's dimension, or must have it.
         check_collection(svc.redis, owner, collection, upload.dimension, field="collection")
-    else:
-        collection = NOT_INDEXED
     links = {"self": f"/tasks/{task_id}", "cancel": f"/tasks/{task_id}/cancel",
              "deliveries": f"/tasks/{task_id}/deliveries"}
     answer = orjson.dumps({"task_id": task_id, "status": "Processing", "links": links})

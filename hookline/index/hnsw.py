@@ -19,8 +19,6 @@ vectors. Searches share the index; a change takes it alone, briefly.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +26,7 @@ from usearch.index import Index
 
 from hookline.index.flat import FLAT_MAX_VALUES, Flat
 from hookline.index.priority import lower_priority
+from hookline.index.rwlock import ReadWriteLock
 
 #: usearch's metric and stored type per collection metric.
 KINDS = {"cosine": ("cos", "i8"), "ip": ("ip", "f16"), "l2": ("l2sq", "f16")}
@@ -74,54 +73,6 @@ DRAIN_NICE = 10
 EMPTY = -1
 #: Suffix of the file beside a saved graph that holds its pending vectors.
 PENDING_SUFFIX = ".pending"
-
-
-class ReadWriteLock:
-    """Many readers or one writer; a waiting writer keeps new readers out.
-
-    A writer that takes the lock again and again (the drainer) asks for it
-    with ``polite``: it first lets in the readers that queued up while it
-    held it, so searches are not starved between its batches.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._queued_readers = 0
-        self._writing = False
-        self._waiting = 0
-
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        with self._cond:
-            self._queued_readers += 1
-            while self._writing or self._waiting:
-                self._cond.wait()
-            self._queued_readers -= 1
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                self._cond.notify_all()
-
-    @contextmanager
-    def write(self, polite: bool = False) -> Iterator[None]:
-        with self._cond:
-            while polite and self._queued_readers:
-                self._cond.wait()
-            self._waiting += 1
-            while self._writing or self._readers:
-                self._cond.wait()
-            self._waiting -= 1
-            self._writing = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writing = False
-                self._cond.notify_all()
 
 
 class Hnsw:

@@ -130,5 +130,19 @@ def vectors_of(raws: list[bytes], dtype: str, dimension: int) -> tuple[np.ndarra
     return vectors, fits
 
 
+def by_dimension(raws: list[bytes], dtype: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """The float32 vectors of many records at once, grouped by dimension:
+    ``{dimension: (positions in raws, vectors)}`` (``default`` mixes them)."""
+    groups: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    positions = np.arange(len(raws))
+    while len(positions):
+        left = [raws[i] for i in positions.tolist()]
+        dimension = dimension_of(left[0])
+        vectors, fits = vectors_of(left, dtype, dimension)
+        groups[dimension] = (positions[fits], vectors)
+        positions = positions[~fits]
+    return groups
+
+
 def dimension_of(raw: bytes) -> int:
     return int(_HEADER.unpack_from(raw)[1])

@@ -30,7 +30,9 @@ class QueryVector(VectorData):
     """One vector: a list of numbers, as a ``(1, dimension)`` float64 array."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> np.ndarray:
-        if type(value) is not list or not value or any(type(v) is list for v in value):
+        # set(map(type, ...)) runs in C: a Python generator over a query's
+        # 384 values took about a tenth of a search's CPU in the web process.
+        if type(value) is not list or not value or list in set(map(type, value)):
             raise ValidationError("Must be a non-empty list of numbers (one vector).")
         return super()._deserialize([value], attr, data, **kwargs)
 

@@ -10,6 +10,7 @@ import pytest
 from hookline.index import hnsw
 from hookline.index.flat import INITIAL_ROWS
 from hookline.index.hnsw import EMPTY, Hnsw
+from hookline.vectorrecords import by_dimension, decode, encode
 
 
 def unit(rows: int, dim: int, seed: int) -> np.ndarray:
@@ -35,6 +36,31 @@ def test_a_small_index_answers_exactly_and_upserts_and_removes_by_key() -> None:
     assert index.remove(np.array([1005, 99], dtype=np.uint64)) == 1
     found = index.search(query, 300)[0]
     assert 1005 not in found.tolist() and (found[:299] != EMPTY).all() and found[299] == EMPTY
+
+
+def test_one_batch_with_a_key_twice_keeps_its_last_vector_and_grows_past_its_rows() -> None:
+    index = Hnsw(8, "cosine")
+    rows = INITIAL_ROWS + 5
+    data, keys = unit(rows, 8, 3), np.arange(7, 7 + rows, dtype=np.uint64)
+    # Key 7 comes first and again last, with the second vector: the last wins.
+    index.upsert(np.append(keys, keys[:1]), np.vstack([data, data[1:2]]))
+    assert len(index) == rows
+    assert set(index.search(data[1:2], 2)[0].tolist()) == {7, 8}
+    assert index.search(data[0:1], 1)[0, 0] != 7
+    # Every other key answers for its own vector
+    for row in (2, INITIAL_ROWS, rows - 1):
+        assert index.search(data[row:row + 1], 1)[0, 0] == 7 + row
+
+
+def test_records_of_several_dimensions_decode_together_by_dimension() -> None:
+    raws = (encode("t1", None, unit(3, 4, 5), "i8") + encode("t2", ["a", "b"], unit(2, 6, 6), "i8")
+            + encode("t3", None, unit(1, 4, 7), "i8", first_row=9))
+    groups = by_dimension(raws, "i8")
+    assert sorted(groups) == [4, 6]
+    assert groups[4][0].tolist() == [0, 1, 2, 5] and groups[6][0].tolist() == [3, 4]
+    for dim, (positions, vectors) in groups.items():
+        for at, vector in zip(positions.tolist(), vectors):
+            assert np.array_equal(vector, decode(raws[at], "i8").vector)
 
 
 @pytest.mark.parametrize("metric", ["ip", "l2"])

@@ -21,7 +21,8 @@ gunicorn, the job worker, the callbacks worker and the index process, as
 * recall@10 of ``--queries`` queries (batches of 100 over HTTP) against exact
   search with numpy over the same vectors;
 * search over HTTP, one vector, k = 10, with 8 clients for ``--seconds``:
-  queries per second and the 99th percentile of latency.
+  queries per second, the 99th percentile of latency, and how the kernel
+  spread the 8 connections over the web workers.
 
 The data is clustered (``--clusters`` Gaussian clusters around random unit
 centres, seeded): real embeddings are clustered, and on uniform random
@@ -221,8 +222,13 @@ def throughput(stack: Hookline, key: str, name: str, queries: np.ndarray,
     bodies = [orjson.dumps({"vector": query, "k": 10}, option=orjson.OPT_SERIALIZE_NUMPY)
               for query in queries]
 
+    client_ports: list[int] = []
+
     def run(worker: int) -> None:
         conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=30)
+        conn.connect()
+        with lock:
+            client_ports.append(conn.sock.getsockname()[1])
         mine, i = [], worker
         while time.perf_counter() < deadline:
             t0 = time.perf_counter()
@@ -238,9 +244,49 @@ def throughput(stack: Hookline, key: str, name: str, queries: np.ndarray,
             latencies.extend(mine)
 
     with ThreadPoolExecutor(SEARCHERS) as pool:
-        list(pool.map(run, range(SEARCHERS)))
+        searches = [pool.submit(run, worker) for worker in range(SEARCHERS)]
+        wait_until(lambda: len(client_ports) == SEARCHERS or any(s.done() for s in searches), 30,
+                   "every searcher connects")
+        split = connections_per_worker(stack, target.port or 80, set(client_ports))
+        for search in searches:
+            search.result()
     return {"qps": round(len(latencies) / seconds, 1), "p99_ms": percentile_ms(latencies, 99),
-            "p50_ms": percentile_ms(latencies, 50)}
+            "p50_ms": percentile_ms(latencies, 50), "connections_per_web_worker": split}
+
+
+def connections_per_worker(stack: Hookline, port: int, client_ports: set[int]) -> list[int]:
+    """How the kernel spread the searchers' connections over the web workers
+    (each listens on its own ``SO_REUSEPORT`` socket), most first.
+
+    Eight connections over two workers split 4/4 or as unevenly as 7/1; the
+    worker with more serves them on one interpreter (one GIL), so an uneven
+    split shows as a higher p99 at the same total rate.
+    """
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, remote = int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16)
+            if local == port and remote in client_ports:
+                inodes.add(f"socket:[{fields[9]}]")
+    web = stack.procs["web"].pid
+    counts = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]) != web:
+                continue
+            held = sum(os.readlink(f"/proc/{entry}/fd/{fd}") in inodes
+                       for fd in os.listdir(f"/proc/{entry}/fd"))
+        except (OSError, ValueError, IndexError):
+            continue
+        counts.append(held)
+    return sorted(counts, reverse=True)
 
 
 def run_one(args: argparse.Namespace, dtype: str, data: np.ndarray,

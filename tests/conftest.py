@@ -58,6 +58,9 @@ def services(config: Config) -> Iterator[Services]:
 def app(config: Config) -> Iterator[Flask]:
     app = create_app(config)
     yield app
+    # The upload sweeper's thread would outlive the test and its Redis, and
+    # log to a capture pytest has closed.
+    app.extensions["hookline_uploads"].sweeper.stop()
     # Closed here, not whenever the collector gets to the app's cycles.
     app.extensions["hookline"].redis.connection_pool.disconnect()
 

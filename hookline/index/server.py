@@ -40,6 +40,13 @@ log = logging.getLogger("hookline.index")
 #: that at 10 MB and still gather a few hundred small jobs a second.
 READ_COUNT = 128
 READ_BLOCK_MS = 500
+#: Seconds the follower lets changes gather after a read that found fewer
+#: than ``READ_COUNT``. Each step (a stream read, a read of the records, the
+#: buffer's update, the metrics) has a fixed cost; under a steady flow of
+#: small jobs it ran about once per job. A search waits for the index to
+#: reach its change for at most ``HOOKLINE_INDEX_WAIT_SECONDS``, then scores the
+#: newest changes itself, so read-your-writes holds either way.
+GATHER_SECONDS = 0.01
 #: Seconds between checks that the stream kept what the index needs, and
 #: between looks for finished vectors a failed step left in the inbox.
 CHECK_SECONDS = 5.0
@@ -88,6 +95,8 @@ class Follower:
                     finished_ms = int(entry_id.split(b"-")[0])
                     metrics.index_lag.observe(max(0.0, now - finished_ms / 1000))
         metrics.index_pending_vectors.set(state.pending())
+        if found and sum(len(entries) for _, entries in found) < READ_COUNT:
+            self.stopping.wait(GATHER_SECONDS)
         now = time.monotonic()
         if now - self.last_sweep >= SWEEP_SECONDS:
             self.last_sweep = now

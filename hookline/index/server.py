@@ -87,7 +87,9 @@ class Follower:
             log.info("index ready", extra={"vectors": state.vectors(), "position": state.position})
         found = self.redis.xread({colls.LOG_KEY: state.position}, count=READ_COUNT,
                                  block=READ_BLOCK_MS)
+        read = 0
         for _, entries in found or []:
+            read += len(entries)
             state.apply_many([(entry_id.decode(), fields) for entry_id, fields in entries])
             now = time.time()
             for entry_id, fields in entries:
@@ -95,7 +97,7 @@ class Follower:
                     finished_ms = int(entry_id.split(b"-")[0])
                     metrics.index_lag.observe(max(0.0, now - finished_ms / 1000))
         metrics.index_pending_vectors.set(state.pending())
-        if found and sum(len(entries) for _, entries in found) < READ_COUNT:
+        if 0 < read < READ_COUNT:
             self.stopping.wait(GATHER_SECONDS)
         now = time.monotonic()
         if now - self.last_sweep >= SWEEP_SECONDS:

@@ -58,7 +58,7 @@ def test_records_of_several_dimensions_decode_together_by_dimension() -> None:
     groups = by_dimension(raws, "i8")
     assert sorted(groups) == [4, 6]
     assert groups[4][0].tolist() == [0, 1, 2, 5] and groups[6][0].tolist() == [3, 4]
-    for dim, (positions, vectors) in groups.items():
+    for positions, vectors in groups.values():
         for at, vector in zip(positions.tolist(), vectors):
             assert np.array_equal(vector, decode(raws[at], "i8").vector)
 

@@ -194,11 +194,11 @@ class IndexState:
              into: dict[IndexKey, Hnsw], only: int | None, replace_elsewhere: bool = False) -> None:
         # Decoded in bulk, ids left alone: one ``decode`` per record was a
         # third of this process's CPU per job.
-        numbers = np.frombuffer(b"".join(keys), dtype="<u8")
-        by_dim = {dim: (numbers[positions], vectors) for dim, (positions, vectors)
-                  in by_dimension(list(values), collection.dtype).items()
-                  if only is None or dim == only}
-        for dim, (array, vectors) in by_dim.items():
+        numbers = _numbers(keys)
+        for dim, (positions, vectors) in by_dimension(list(values), collection.dtype).items():
+            if only is not None and dim != only:
+                continue
+            array = numbers[positions]
             if replace_elsewhere:
                 # An id of ``default`` sent again with another dimension moves.
                 for other in [k for k in into if k[:2] == (collection.tenant, collection.name)
@@ -219,7 +219,8 @@ class IndexState:
 
 
 def _numbers(keys: list[bytes]) -> np.ndarray:
-    return np.asarray([int.from_bytes(k, "little") for k in keys], dtype=np.uint64)
+    """Vector keys as Redis holds them (8 bytes, little-endian) as uint64."""
+    return np.frombuffer(b"".join(keys), dtype="<u8").astype(np.uint64)
 
 
 def last_entry(client: redis.Redis) -> tuple[str, int]:

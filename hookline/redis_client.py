@@ -19,6 +19,10 @@ from hookline.thread_pool import ThreadConnectionPool
 
 log = logging.getLogger("hookline.redis")
 
+#: The URL scheme of a Redis server on this host's UNIX socket
+#: (``unix:///run/redis.sock?db=0``).
+UNIX_SCHEME = "unix"
+
 #: Seconds to wait for a Redis connection or reply before giving up; short, so
 #: an outage turns into a quick 503 instead of a hung request.
 SOCKET_TIMEOUT = 5.0
@@ -32,17 +36,19 @@ UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError
                redis.ReadOnlyError)
 
 
-def _connection_options() -> dict[str, Any]:
-    """What every connection to a Redis server is made with."""
-    return dict(
+def _connection_options(*, tcp: bool = True) -> dict[str, Any]:
+    """What every connection to a Redis server is made with (``tcp``: over TCP, not a UNIX socket)."""
+    options: dict[str, Any] = dict(
         timeout=SOCKET_TIMEOUT,
         socket_timeout=SOCKET_TIMEOUT,
         socket_connect_timeout=SOCKET_TIMEOUT,
-        socket_keepalive=True,
         health_check_interval=30,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), retries=2),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
     )
+    if tcp:
+        options["socket_keepalive"] = True
+    return options
 
 
 def connect(url: str, *, max_connections: int = 64) -> redis.Redis:
@@ -70,8 +76,9 @@ def connect(url: str, *, max_connections: int = 64) -> redis.Redis:
             **_connection_options(),
         )
     else:
-        pool = ThreadConnectionPool.from_url(url, max_connections=max_connections,
-                                             **_connection_options())
+        pool = ThreadConnectionPool.from_url(
+            url, max_connections=max_connections,
+            **_connection_options(tcp=not url.startswith(UNIX_SCHEME + ":")))
     return redis.Redis(connection_pool=pool)
 
 

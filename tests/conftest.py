@@ -110,7 +110,8 @@ def make_stack(redis: redis_lib.Redis, redis_server: RedisServer,
     stacks: list[Stack] = []
 
     def make(**env: str) -> Stack:
-        stack = Stack(redis_server.url, tmp_path, **env)
+        # Over the UNIX socket, as `dev.py run` has it; tests/client and tests/deploy use TCP.
+        stack = Stack(redis_server.socket_url, tmp_path, **env)
         stacks.append(stack)
         return stack
 

@@ -83,15 +83,22 @@ class RedisServer:
     def __init__(self) -> None:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="hl-redis-")
+        self.socket = os.path.join(self.dir, "redis.sock")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def socket_url(self) -> str:
+        """The same server over its UNIX socket, as ``dev.py run`` has its processes reach it."""
+        return f"unix://{self.socket}?db=0"
+
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+             "--unixsocket", self.socket, "--unixsocketperm", "700",
              "--appendonly", "yes", "--appendfsync", "always", "--save", "",
              "--hash-max-ziplist-value", "1024",
              "--logfile", os.path.join(self.dir, "redis.log")],

@@ -5,6 +5,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -33,16 +34,23 @@ def free_port() -> int:
 class RedisServer:
     proc: subprocess.Popen[bytes]
     port: int
+    socket: str
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def socket_url(self) -> str:
+        return f"unix://{self.socket}?db=0"
+
 
 def _start_redis(binary: str) -> RedisServer:
     port = free_port()
+    sock = os.path.join(tempfile.mkdtemp(prefix="hl-redis-"), "redis.sock")
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--unixsocket", sock,
+         "--unixsocketperm", "700", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     client = redis_lib.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)
@@ -51,7 +59,7 @@ def _start_redis(binary: str) -> RedisServer:
         while True:
             try:
                 if client.ping():
-                    return RedisServer(proc, port)
+                    return RedisServer(proc, port, sock)
             except redis_lib.ConnectionError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -79,6 +87,7 @@ def redis_server() -> Iterator[RedisServer]:
     yield server
     server.proc.terminate()
     server.proc.wait(timeout=20)
+    shutil.rmtree(os.path.dirname(server.socket), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,11 @@ from hookline.redis_client import connect
 from tests.procs import RedisServer, wait_until
 
 
-@pytest.fixture
-def client(redis: redis_lib.Redis, redis_server: RedisServer) -> Iterator[redis_lib.Redis]:
-    made = connect(redis_server.url)
+@pytest.fixture(params=["tcp", "unix"])
+def client(request: pytest.FixtureRequest, redis: redis_lib.Redis,
+           redis_server: RedisServer) -> Iterator[redis_lib.Redis]:
+    """A client over TCP, and one over the server's UNIX socket (``unix://...``)."""
+    made = connect(redis_server.url if request.param == "tcp" else redis_server.socket_url)
     yield made
     made.close()
 
@@ -30,6 +32,21 @@ def in_thread(call: object) -> object:
 
 def open_ids(redis: redis_lib.Redis) -> set[int]:
     return {int(c["id"]) for c in redis.client_list()}
+
+
+def test_a_socket_url_reaches_the_server_over_its_unix_socket(
+    redis: redis_lib.Redis, redis_server: RedisServer
+) -> None:
+    made = connect(redis_server.socket_url)
+    try:
+        made.set("k", "over the socket")
+        mine = made.client_id()
+        seen = {int(c["id"]): c for c in redis.client_list()}
+        # A UNIX socket client has no TCP peer: Redis lists it as "/path:0".
+        assert seen[mine]["addr"].startswith(redis_server.socket)
+        assert redis.get("k") == b"over the socket"
+    finally:
+        made.close()
 
 
 def test_each_thread_keeps_one_connection_of_its_own(client: redis_lib.Redis) -> None:

@@ -33,6 +33,8 @@ Resolver = Callable[..., Iterable[tuple[Any, ...]]]
 
 #: Longest callback URL accepted, in characters.
 MAX_URL_LENGTH = 2048
+#: URLs with an IP address for a host whose verdict is kept (about 1 KB each).
+MAX_KNOWN_LITERALS = 4096
 #: Names that mean this machine or its local network; refused before any lookup.
 LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain"})
 #: Suffixes of such names (RFC 6761 ``.localhost``, mDNS ``.local``, and the
@@ -89,6 +91,9 @@ class UrlGuard:
         self.allowed_hosts = frozenset(hosts)
         self.allowed_networks = tuple(networks)
         self.resolver = resolver
+        #: URLs whose host is an IP address, as checked: their verdict needs
+        #: no lookup, so it never changes. A host name is looked up every time.
+        self._literal: dict[str, CheckedUrl] = {}
 
     def is_allowed(self, address: IPAddress) -> bool:
         """True if ``address`` (or the IPv4 address it carries) is inside an allowed network."""
@@ -106,6 +111,9 @@ class UrlGuard:
         Raises:
             UnsafeUrlError: the URL is refused; the message says why, for the user.
         """
+        known = self._literal.get(url) if isinstance(url, str) else None
+        if known is not None:
+            return known
         if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
             raise UnsafeUrlError(f"the callback URL must be text of 1 to {MAX_URL_LENGTH} characters")
         try:
@@ -154,7 +162,12 @@ class UrlGuard:
             else:
                 what = f"is {reason}"
             raise UnsafeUrlError(f"callback URL host {host} {what}; only public addresses are allowed")
-        return CheckedUrl(url, scheme, host, port, path, tuple(str(a) for a in addresses))
+        checked = CheckedUrl(url, scheme, host, port, path, tuple(str(a) for a in addresses))
+        if literal is not None:
+            if len(self._literal) >= MAX_KNOWN_LITERALS:
+                self._literal.clear()
+            self._literal[url] = checked
+        return checked
 
     @staticmethod
     def _host(hostname: str) -> str:

@@ -195,6 +195,30 @@ def test_literals_and_local_names_are_judged_without_a_lookup() -> None:
     assert dns.asked == []
 
 
+def test_a_host_name_is_looked_up_again_at_every_check() -> None:
+    """DNS can change between attempts: a name that turns private is refused at once."""
+    dns = FakeDns({"moving.example": [PUBLIC_V4]})
+    guard = UrlGuard(resolver=dns)
+    assert guard.check("https://moving.example/x").addresses == (PUBLIC_V4,)
+    assert guard.check("https://moving.example/x").addresses == (PUBLIC_V4,)
+    dns.table["moving.example"] = ["10.0.0.5"]
+    with pytest.raises(UnsafeUrlError, match="resolves to 10.0.0.5"):
+        guard.check("https://moving.example/x")
+    assert dns.asked == ["moving.example"] * 3
+
+
+def test_a_literal_address_keeps_its_verdict_and_its_refusal() -> None:
+    guard = UrlGuard(["127.0.0.0/8"], resolver=FakeDns())
+    first = guard.check("http://127.0.0.1:9000/hook")
+    assert guard.check("http://127.0.0.1:9000/hook") is first
+    for _ in range(2):
+        with pytest.raises(UnsafeUrlError, match="a private address"):
+            guard.check("http://10.1.2.3/hook")
+    # Each guard judges by its own allow list.
+    with pytest.raises(UnsafeUrlError, match="loopback"):
+        UrlGuard(resolver=FakeDns()).check("http://127.0.0.1:9000/hook")
+
+
 def test_international_names_are_resolved_in_their_ascii_form() -> None:
     dns = FakeDns({"xn--bcher-kva.example": [PUBLIC_V4]})
     checked = UrlGuard(resolver=dns).check("https://bücher.example/hook/ü")

@@ -1,10 +1,9 @@
-"""urllib3 connection classes for webhook attempts: one deadline, one write, reuse noted.
+"""urllib3 connection classes for webhook attempts: one deadline, one write.
 
-``POOL_CLASSES`` are what the transport's pool manager builds pools from.
-``attempt`` is per-thread state of the running attempt: the transport sets
-``deadline`` (``time.monotonic()`` seconds) before a request, and reads
-``sent`` (a request went out) and ``reused`` (on a connection that had
-carried one before) after it.
+``CONNECTION_CLASSES`` are what the transport opens, per scheme. ``attempt``
+is per-thread state of the running attempt: the transport sets ``deadline``
+(``time.monotonic()`` seconds) before a request, and the answer is read
+with whatever time it leaves.
 """
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ import time
 from typing import Any
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 # The running attempt of this thread (see the module docstring); threads never share one.
 attempt = threading.local()
@@ -52,22 +50,17 @@ class _Response(http.client.HTTPResponse):
 
 
 class _Tracked:
-    """Reads with the deadline, writes head and body at once, and notes reuse (see ``attempt``)."""
+    """Reads with the deadline and writes head and body at once."""
 
     response_class: Any = _Response
-    sock: Any
-    _used_sock: Any = None
     _held: bytes | None = None
 
     def request(self, *args: Any, **kwargs: Any) -> None:
-        attempt.reused = self.sock is not None and self.sock is self._used_sock
-        attempt.sent = True
-        self._held: bytes | None = None
+        self._held = None
         super().request(*args, **kwargs)  # type: ignore[misc]
         held, self._held = self._held, None
         if held is not None:
             super().send(held)  # type: ignore[misc]
-        self._used_sock = self.sock
 
     # urllib3 writes the head and the body separately; held back, the head
     # goes out with the body in one write (one packet, one system call less).
@@ -94,12 +87,4 @@ class _TlsConnection(_Tracked, HTTPSConnection):
     pass
 
 
-class _Pool(HTTPConnectionPool):
-    ConnectionCls = _Connection
-
-
-class _TlsPool(HTTPSConnectionPool):
-    ConnectionCls = _TlsConnection
-
-
-POOL_CLASSES: dict[str, type[HTTPConnectionPool]] = {"http": _Pool, "https": _TlsPool}
+CONNECTION_CLASSES: dict[str, type[HTTPConnection]] = {"http": _Connection, "https": _TlsConnection}

@@ -1,4 +1,4 @@
-"""The HTTP transport of webhook attempts, on urllib3's connection pools.
+"""The HTTP transport of webhook attempts, on urllib3's connections.
 
 ``Transport.post`` sends one request to an address the URL guard approved,
 naming the original host in the ``Host`` header, in SNI and in the
@@ -6,6 +6,12 @@ certificate check. It never follows redirects, never reads proxy settings,
 keeps one deadline for the whole exchange and reads at most ``max_read``
 bytes of the answer. Connections are kept alive per (scheme, address, port,
 host); one ``Transport`` is shared by every thread of a worker process.
+
+It drives urllib3's connection objects itself instead of going through
+urllib3's pools: an attempt needs none of a pool's retries, redirects,
+timeout objects or checks of an idle socket before reuse (a kept connection
+that the receiver closed is tried once more on a fresh one instead), and
+that machinery was about a third of an attempt's CPU (``bench/delivery.py``).
 """
 from __future__ import annotations
 
@@ -16,6 +22,8 @@ import re
 import ssl
 import threading
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +32,7 @@ import urllib3
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError, ReadTimeoutError
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
-from callbacks.connections import POOL_CLASSES, attempt
+from callbacks.connections import CONNECTION_CLASSES, attempt
 
 #: Bytes of a receiver's answer that are read; the rest is never downloaded.
 DEFAULT_MAX_READ = 4096
@@ -47,6 +55,11 @@ _ERRNO_TEXT = {
 # The server closed a kept-alive connection while it sat idle; the request
 # never reached it, so one more try on a fresh connection is safe.
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+#: What a request on an open connection can fail with.
+_FAILURES = (urllib3.exceptions.HTTPError, OSError, http.client.HTTPException)
+
+#: (scheme, address, port, host): the receiver a kept connection belongs to.
+Receiver = tuple[str, str, int, str]
 
 
 @dataclass
@@ -82,6 +95,57 @@ def check_headers(headers: Mapping[str, str]) -> None:
 
 
 
+class _Idle:
+    """Kept-alive connections by receiver: at most ``per_receiver`` each, for the
+    ``receivers`` used last; thread-safe."""
+
+    def __init__(self, per_receiver: int, receivers: int) -> None:
+        self.per_receiver = per_receiver
+        self.receivers = receivers
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[Receiver, list[Any]] = OrderedDict()
+
+    def take(self, receiver: Receiver) -> Any | None:
+        with self._lock:
+            kept = self._kept.get(receiver)
+            if not kept:
+                return None
+            self._kept.move_to_end(receiver)
+            return kept.pop()
+
+    def give(self, receiver: Receiver, conn: Any) -> None:
+        closing = []
+        with self._lock:
+            kept = self._kept.setdefault(receiver, [])
+            self._kept.move_to_end(receiver)
+            if len(kept) < self.per_receiver:
+                kept.append(conn)
+            else:
+                closing.append(conn)
+            while len(self._kept) > self.receivers:
+                closing += self._kept.popitem(last=False)[1]
+        for extra in closing:
+            extra.close()
+
+    def drop(self, receiver: Receiver) -> None:
+        """Close the receiver's kept connections."""
+        with self._lock:
+            kept = self._kept.pop(receiver, [])
+        for conn in kept:
+            conn.close()
+
+    def all(self) -> list[Any]:
+        with self._lock:
+            return [conn for kept in self._kept.values() for conn in kept]
+
+    def clear(self) -> None:
+        with self._lock:
+            kept, self._kept = self._kept, OrderedDict()
+        for conns in kept.values():
+            for conn in conns:
+                conn.close()
+
+
 class Transport:
     """Keep-alive HTTP(S) connections to checked addresses; safe to share between threads.
 
@@ -98,10 +162,9 @@ class Transport:
         self.ca_certs = ca_certs
         self._tls: ssl.SSLContext | None = None
         self._lock = threading.Lock()
-        # retries=False: no second try (and so no redirect) inside urllib3.
-        self._manager = urllib3.PoolManager(
-            num_pools=MAX_RECEIVERS, maxsize=MAX_IDLE_PER_RECEIVER, block=False, retries=False)
-        self._manager.pool_classes_by_scheme = dict(POOL_CLASSES)
+        self._idle = _Idle(MAX_IDLE_PER_RECEIVER, MAX_RECEIVERS)
+        # A transport dropped without close() closes its kept connections too.
+        weakref.finalize(self, self._idle.clear)
 
     def post(self, scheme: str, addresses: tuple[str, ...], port: int, host: str,
              target: str, headers: Mapping[str, str], body: bytes) -> AttemptResult:
@@ -119,11 +182,7 @@ class Transport:
         attempt.deadline = time.monotonic() + self.timeout
         error = "no address to connect to"
         for address in addresses:
-            kwargs: dict[str, Any] = {"server_hostname": host}
-            if scheme == "https":
-                kwargs["ssl_context"] = self._tls_context()
-            pool = self._manager.connection_from_host(address, port, scheme, pool_kwargs=kwargs)
-            outcome = self._exchange(pool, target, headers, body)
+            outcome = self._exchange((scheme, address, port, host), target, headers, body)
             if isinstance(outcome, AttemptResult):
                 return outcome
             error, reached = outcome
@@ -131,29 +190,54 @@ class Transport:
                 break
         return AttemptResult(None, error, 0.0)
 
-    def _exchange(self, pool: Any, target: str, headers: Mapping[str, str],
+    def _exchange(self, receiver: Receiver, target: str, headers: Mapping[str, str],
                   body: bytes) -> AttemptResult | tuple[str, bool]:
-        for _ in range(2):
-            attempt.sent = attempt.reused = False
+        for fresh in (False, True):
             left = attempt.deadline - time.monotonic()
             if left <= 0:
                 return f"timeout after {self.timeout}s", False
-            # A second address or a second try gets only what the deadline leaves.
-            timeout = urllib3.Timeout(connect=min(self.connect_timeout, left), total=left)
+            conn = None if fresh else self._idle.take(receiver)
+            reused = conn is not None
+            sent = False
             try:
-                response = pool.urlopen("POST", target, body=body, headers=headers, redirect=False,
-                                        assert_same_host=False, preload_content=False,
-                                        decode_content=False, timeout=timeout)
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if conn is None:
+                    # A second address or a second try gets only what the deadline leaves.
+                    conn = self._open(receiver, min(self.connect_timeout, left))
+                    conn.connect()
+                conn.sock.settimeout(max(attempt.deadline - time.monotonic(), 0.001))
+                sent = True
+                conn.request("POST", target, body=body, headers=headers,
+                             preload_content=False, decode_content=False)
+                response = conn.getresponse()
+            except _FAILURES as exc:
+                if conn is not None:
+                    conn.close()
                 cause = _cause(exc)
-                if attempt.reused and isinstance(cause, _STALE):
+                if reused and isinstance(cause, _STALE):
+                    # The receiver closed it while it sat idle, and most likely
+                    # the others it kept too (a restart): those go, and the
+                    # request goes once more on a new connection.
+                    self._idle.drop(receiver)
                     continue
-                connecting = not attempt.sent or isinstance(exc, ConnectTimeoutError)
+                connecting = not sent or isinstance(exc, ConnectTimeoutError)
                 return self._describe(exc, connecting=connecting), not connecting
-            return self._read(response)
+            except BaseException:
+                # Interrupted (a worker's time limit raises inside the thread):
+                # the socket may hold half an exchange.
+                if conn is not None:
+                    conn.close()
+                raise
+            return self._read(receiver, conn, response)
         return "connection closed without an answer", True
 
-    def _read(self, response: Any) -> AttemptResult:
+    def _open(self, receiver: Receiver, connect_timeout: float) -> Any:
+        scheme, address, port, host = receiver
+        # http names the host in the Host header only; https in SNI and the certificate check too.
+        kwargs: dict[str, Any] = (
+            {"server_hostname": host, "ssl_context": self._tls_context()} if scheme == "https" else {})
+        return CONNECTION_CLASSES[scheme](address, port, timeout=connect_timeout, **kwargs)
+
+    def _read(self, receiver: Receiver, conn: Any, response: Any) -> AttemptResult:
         kept = {name: response.headers[name] for name in KEPT_HEADERS if name in response.headers}
         parts: list[bytes] = []
         size, failure = 0, None
@@ -166,13 +250,18 @@ class Transport:
                     break
                 parts.append(chunk)
                 size += len(chunk)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
+        except _FAILURES as exc:
             failure = f"{self._describe(exc)} while reading the answer"
-        finally:
-            if response.connection is not None:
-                # Unread data, a failure or a 1xx: the socket cannot carry another request.
-                response.close()
-            response.release_conn()
+        except BaseException:
+            conn.close()
+            raise
+        # Kept only when the answer was read to its end and the receiver keeps
+        # the connection open (http.client drops the socket on "close").
+        if failure is None and response.status >= 200 and response.closed and conn.sock is not None:
+            self._idle.give(receiver, conn)
+        else:
+            response.close()
+            conn.close()
         if failure is not None:
             return AttemptResult(response.status, failure, 0.0, "", kept)
         excerpt = b"".join(parts).decode("utf-8", errors="replace")
@@ -225,17 +314,11 @@ class Transport:
 
     def idle_connections(self) -> int:
         """How many kept-alive connections wait for reuse."""
-        count = 0
-        for key in self._manager.pools.keys():
-            pool = self._manager.pools.get(key)
-            if pool is not None and pool.pool is not None:
-                count += sum(1 for conn in list(pool.pool.queue)
-                             if conn is not None and conn.is_connected)
-        return count
+        return sum(1 for conn in self._idle.all() if conn.is_connected)
 
     def close(self) -> None:
         """Close every idle connection; connections in use close when their attempt ends."""
-        self._manager.clear()
+        self._idle.clear()
 
 
 def _cause(exc: BaseException) -> BaseException:

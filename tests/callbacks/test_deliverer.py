@@ -174,6 +174,34 @@ def test_a_kept_connection_that_dies_unanswered_is_retried_once_on_a_fresh_one(
     assert http_receiver.paths() == ["/warm", "/drop", "/drop"] and http_receiver.connections == 2
 
 
+def test_kept_connections_a_restarted_receiver_closed_cost_one_retry_not_a_failure(
+        deliverer: Deliverer, http_receiver: Receiver) -> None:
+    # Several kept connections, then the receiver closes them all (a restart):
+    # the first attempt meets a dead one and goes again on a new connection;
+    # the others are dropped with it, so no later attempt meets one.
+    barrier = threading.Barrier(4)
+
+    def together(handler) -> None:  # type: ignore[no-untyped-def]
+        barrier.wait(timeout=5)
+        answer_with(204)(handler)
+
+    http_receiver.routes["/together"] = together
+    threads = [threading.Thread(target=deliverer.send,
+                                args=(http_receiver.url("/together"), BODY, HEADERS))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert deliverer.idle_connections() == 4
+    http_receiver.server.close_open_connections()
+    assert http_receiver.wait_for(lambda: http_receiver.closed_connections == 4)
+    results = [deliverer.send(http_receiver.url("/after"), BODY, HEADERS) for _ in range(4)]
+    assert [(r.status_code, r.error) for r in results] == [(204, None)] * 4
+    assert http_receiver.connections == 5  # the four, and one new one for every attempt after
+    assert deliverer.idle_connections() == 1
+
+
 def test_a_fresh_connection_that_dies_unanswered_is_not_retried(deliverer: Deliverer,
                                                                 http_receiver: Receiver) -> None:
     def drop(handler) -> None:  # type: ignore[no-untyped-def]

@@ -1,6 +1,7 @@
-"""urllib3 connection classes for webhook attempts: one deadline, one write.
+"""urllib3 connection classes for webhook attempts (one deadline, one write), and where they are kept.
 
-``CONNECTION_CLASSES`` are what the transport opens, per scheme. ``attempt``
+``CONNECTION_CLASSES`` are what the transport opens, per scheme;
+``KeptConnections`` holds them between attempts. ``attempt``
 is per-thread state of the running attempt: the transport sets ``deadline``
 (``time.monotonic()`` seconds) before a request, and the answer is read
 with whatever time it leaves.
@@ -11,9 +12,13 @@ import http.client
 import io
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
+
+#: (scheme, address, port, host): the receiver a kept connection belongs to.
+Receiver = tuple[str, str, int, str]
 
 # The running attempt of this thread (see the module docstring); threads never share one.
 attempt = threading.local()
@@ -88,3 +93,54 @@ class _TlsConnection(_Tracked, HTTPSConnection):
 
 
 CONNECTION_CLASSES: dict[str, type[HTTPConnection]] = {"http": _Connection, "https": _TlsConnection}
+
+
+class KeptConnections:
+    """Kept-alive connections by receiver: at most ``per_receiver`` each, for the
+    ``receivers`` used last; thread-safe."""
+
+    def __init__(self, per_receiver: int, receivers: int) -> None:
+        self.per_receiver = per_receiver
+        self.receivers = receivers
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[Receiver, list[Any]] = OrderedDict()
+
+    def take(self, receiver: Receiver) -> Any | None:
+        with self._lock:
+            kept = self._kept.get(receiver)
+            if not kept:
+                return None
+            self._kept.move_to_end(receiver)
+            return kept.pop()
+
+    def give(self, receiver: Receiver, conn: Any) -> None:
+        closing = []
+        with self._lock:
+            kept = self._kept.setdefault(receiver, [])
+            self._kept.move_to_end(receiver)
+            if len(kept) < self.per_receiver:
+                kept.append(conn)
+            else:
+                closing.append(conn)
+            while len(self._kept) > self.receivers:
+                closing += self._kept.popitem(last=False)[1]
+        for extra in closing:
+            extra.close()
+
+    def drop(self, receiver: Receiver) -> None:
+        """Close the receiver's kept connections."""
+        with self._lock:
+            kept = self._kept.pop(receiver, [])
+        for conn in kept:
+            conn.close()
+
+    def all(self) -> list[Any]:
+        with self._lock:
+            return [conn for kept in self._kept.values() for conn in kept]
+
+    def clear(self) -> None:
+        with self._lock:
+            kept, self._kept = self._kept, OrderedDict()
+        for conns in kept.values():
+            for conn in conns:
+                conn.close()

@@ -23,7 +23,6 @@ import ssl
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +31,7 @@ import urllib3
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError, ReadTimeoutError
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
-from callbacks.connections import CONNECTION_CLASSES, attempt
+from callbacks.connections import CONNECTION_CLASSES, KeptConnections, Receiver, attempt
 
 #: Bytes of a receiver's answer that are read; the rest is never downloaded.
 DEFAULT_MAX_READ = 4096
@@ -57,9 +56,6 @@ _ERRNO_TEXT = {
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 #: What a request on an open connection can fail with.
 _FAILURES = (urllib3.exceptions.HTTPError, OSError, http.client.HTTPException)
-
-#: (scheme, address, port, host): the receiver a kept connection belongs to.
-Receiver = tuple[str, str, int, str]
 
 
 @dataclass
@@ -95,57 +91,6 @@ def check_headers(headers: Mapping[str, str]) -> None:
 
 
 
-class _Idle:
-    """Kept-alive connections by receiver: at most ``per_receiver`` each, for the
-    ``receivers`` used last; thread-safe."""
-
-    def __init__(self, per_receiver: int, receivers: int) -> None:
-        self.per_receiver = per_receiver
-        self.receivers = receivers
-        self._lock = threading.Lock()
-        self._kept: OrderedDict[Receiver, list[Any]] = OrderedDict()
-
-    def take(self, receiver: Receiver) -> Any | None:
-        with self._lock:
-            kept = self._kept.get(receiver)
-            if not kept:
-                return None
-            self._kept.move_to_end(receiver)
-            return kept.pop()
-
-    def give(self, receiver: Receiver, conn: Any) -> None:
-        closing = []
-        with self._lock:
-            kept = self._kept.setdefault(receiver, [])
-            self._kept.move_to_end(receiver)
-            if len(kept) < self.per_receiver:
-                kept.append(conn)
-            else:
-                closing.append(conn)
-            while len(self._kept) > self.receivers:
-                closing += self._kept.popitem(last=False)[1]
-        for extra in closing:
-            extra.close()
-
-    def drop(self, receiver: Receiver) -> None:
-        """Close the receiver's kept connections."""
-        with self._lock:
-            kept = self._kept.pop(receiver, [])
-        for conn in kept:
-            conn.close()
-
-    def all(self) -> list[Any]:
-        with self._lock:
-            return [conn for kept in self._kept.values() for conn in kept]
-
-    def clear(self) -> None:
-        with self._lock:
-            kept, self._kept = self._kept, OrderedDict()
-        for conns in kept.values():
-            for conn in conns:
-                conn.close()
-
-
 class Transport:
     """Keep-alive HTTP(S) connections to checked addresses; safe to share between threads.
 
@@ -162,7 +107,7 @@ class Transport:
         self.ca_certs = ca_certs
         self._tls: ssl.SSLContext | None = None
         self._lock = threading.Lock()
-        self._idle = _Idle(MAX_IDLE_PER_RECEIVER, MAX_RECEIVERS)
+        self._idle = KeptConnections(MAX_IDLE_PER_RECEIVER, MAX_RECEIVERS)
         # A transport dropped without close() closes its kept connections too.
         weakref.finalize(self, self._idle.clear)
 

@@ -7,7 +7,9 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
+from typing import IO, NamedTuple
 
 import pytest
 import requests
@@ -16,33 +18,57 @@ from callbacks import verify
 from hookline.client import Client, NotFound
 from tests.client.support import ROOT, SEED, LineReader, Receiver, Stack, new_key, wait_until
 
-Relay = tuple[subprocess.Popen[str], LineReader, str]
+
+class Relay(NamedTuple):
+    proc: subprocess.Popen[str]
+    lines: LineReader
+    key: str
+    errors: IO[str]
 
 
 @pytest.fixture
 def start_relay(full_stack: Stack, receiver: Receiver) -> Iterator[Callable[..., Relay]]:
     """``start_relay(*flags)``: ``hookline [flags] listen --forward-to <receiver>/fwd`` as a
-    real process, a reader of its output and its API key; killed after the test if still running."""
-    procs: list[subprocess.Popen[str]] = []
+    real process, a reader of its output, its API key and its error output; killed after the
+    test if still running."""
+    procs: list[tuple[subprocess.Popen[str], IO[str]]] = []
 
     def start(*flags: str) -> Relay:
         key = new_key(full_stack)
         env = {**os.environ, "HOOKLINE_URL": full_stack.url, "HOOKLINE_API_KEY": key, "PYTHONUNBUFFERED": "1"}
+        # Its error output goes to a file, which never fills up and blocks the
+        # relay as an unread pipe would; stopped() shows it.
+        errors = tempfile.TemporaryFile("w+")
         proc = subprocess.Popen([sys.executable, "-m", "hookline.cli", *flags, "listen", "--forward-to",
                                  receiver.url("/fwd")], env=env, cwd=ROOT, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        procs.append(proc)
+                                stdout=subprocess.PIPE, stderr=errors)
+        procs.append((proc, errors))
         assert proc.stdout is not None
-        return proc, LineReader(proc.stdout), key
+        return Relay(proc, LineReader(proc.stdout), key, errors)
 
     yield start
-    for proc in procs:
+    for proc, errors in procs:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=10)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        errors.close()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def stopped(relay: Relay, how: signal.Signals) -> str:
+    """Stop the relay as a person would; its exit must be clean. Returns its error output."""
+    proc, lines, _, errors = relay
+    proc.send_signal(how)
+    try:
+        code = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        code = None
+    errors.seek(0)
+    said = errors.read()
+    assert code == 0, f"the relay exited with {code} (None: still running); its output: {lines.lines}, " \
+                      f"its errors: {said}"
+    return said
 
 
 @pytest.fixture
@@ -55,7 +81,7 @@ def relay(start_relay: Callable[..., Relay]) -> Relay:
 def test_listen_verifies_prints_forwards_and_cleans_up(
         full_stack: Stack, receiver: Receiver, relay: Relay,
         stop: signal.Signals) -> None:
-    proc, lines, key = relay
+    _, lines, key, _ = relay
     client = Client(full_stack.url, key)
     # Given the relay registered its own receiver as a callback
     ready = json.loads(lines.wait_for(lambda line: '"ready"' in line, 30, "the relay is ready"))
@@ -84,8 +110,7 @@ def test_listen_verifies_prints_forwards_and_cleans_up(
     lines.wait_for(lambda line: "signature rejected" in line, 10, "the refusal is printed")
     assert len(receiver.received("/fwd")) == 1
     # When it is stopped, it removes its callback and exits cleanly
-    proc.send_signal(stop)
-    assert proc.wait(timeout=30) == 0
+    stopped(relay, stop)
     lines.wait_for(lambda line: '"stopped"' in line, 10, "the stop is printed")
     with pytest.raises(NotFound):
         client.callbacks.get(callback["id"])
@@ -94,7 +119,7 @@ def test_listen_verifies_prints_forwards_and_cleans_up(
 
 def test_a_failing_local_app_gets_its_webhook_retried(
         full_stack: Stack, receiver: Receiver, relay: Relay) -> None:
-    proc, lines, key = relay
+    _, lines, key, _ = relay
     client = Client(full_stack.url, key)
     ready = json.loads(lines.wait_for(lambda line: '"ready"' in line, 30, "the relay is ready"))
     # Given a local app that answers 503 once, then 204
@@ -104,8 +129,7 @@ def test_a_failing_local_app_gets_its_webhook_retried(
     wait_until(lambda: client.tasks.get(task_id)["callback"]["delivery"] == "delivered", 30, "delivered")
     assert [d["status_code"] for d in client.tasks.deliveries(task_id)["items"]] == [500, 200]
     assert len(receiver.received("/fwd")) == 2
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=30) == 0
+    stopped(relay, signal.SIGINT)
     client.close()
 
 
@@ -113,15 +137,14 @@ def test_a_failing_local_app_gets_its_webhook_retried(
 
 def test_listen_speaks_to_people_without_json(full_stack: Stack, receiver: Receiver,
                                               start_relay: Callable[..., Relay]) -> None:
-    proc, lines, key = start_relay()
+    relay = start_relay()
+    _, lines, key, _ = relay
     found = re.search(r"callback (\S+) to", lines.wait_for(lambda line: "Relaying" in line, 30, "ready"))
     assert found is not None
     with Client(full_stack.url, key) as client:
         task_id = client.tasks.submit(**SEED, callback_id=found.group(1))["task_id"]
         line = lines.wait_for(lambda text: task_id in text, 30, "the event line")
         assert "task.succeeded" in line and f"-> 204 {receiver.url('/fwd')}" in line
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
-        assert proc.stderr is not None and f"Removed callback {found.group(1)}" in proc.stderr.read()
+        assert f"Removed callback {found.group(1)}" in stopped(relay, signal.SIGINT)
         with pytest.raises(NotFound):
             client.callbacks.get(found.group(1))

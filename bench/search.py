@@ -55,7 +55,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import LAYOUT, Hookline, percentile_ms, wait_until  # noqa: E402
+from bench.run import LAYOUT, Hookline, pending_vectors, percentile_ms, wait_until  # noqa: E402
 from hookline.ids import parse_isoformat  # noqa: E402
 
 #: Clients that submit jobs, and that search in the throughput run.
@@ -178,15 +178,6 @@ def recall(stack: Hookline, key: str, name: str, data: np.ndarray, queries: np.n
             got = {starts[h["task_id"]] + int(h["id"].rsplit(":", 1)[1]) for h in page["items"]}
             hits += len(got & set(exact[start + row].tolist()))
     return round(hits / (10 * len(queries)), 4)
-
-
-def pending_vectors(stack: Hookline) -> float:
-    """``hookline_index_pending_vectors``: vectors searchable, but not yet in a graph."""
-    text = requests.get(f"{stack.url}/metrics", timeout=30).text
-    for line in text.splitlines():
-        if line.startswith("hookline_index_pending_vectors"):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 def index_lag_p99(stack: Hookline) -> float | None:

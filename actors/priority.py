@@ -2,7 +2,7 @@
 
 With autogroup, Linux shares CPU between sessions first and by ``nice`` only
 inside one, so a Procfile runner that gives each line its own session
-(honcho) would void the job worker's ``nice -n 10``. A worker alone in a
+(honcho) would void the job worker's ``nice -n 5``. A worker alone in a
 session without a terminal gives the session its ``nice``; a shared session
 is left alone, since the change would slow the others too.
 """

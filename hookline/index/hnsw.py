@@ -65,8 +65,8 @@ DRAIN_FAST_VALUES = 3 * FLAT_MAX_VALUES // 2
 #: changes up for seconds within a run of 100,000.
 PENDING_MAX_VALUES = 4 * FLAT_MAX_VALUES
 #: Added to the drainer's nice value. What it does can wait (the vectors are
-#: searchable already), so it yields the CPU as the job worker does (the
-#: Procfile runs that at nice 10): at nice 0 it took a core from the jobs
+#: searchable already), so it yields the CPU, to the job worker too (the
+#: Procfile runs that at nice 5): at nice 0 it took a core from the jobs
 #: while a collection's first graph took its 8 million values, and an open
 #: loop of 300 jobs/s saw p99 257 ms from submit to webhook (p50 3.7 ms).
 DRAIN_NICE = 10

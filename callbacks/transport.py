@@ -154,11 +154,14 @@ class Transport:
                 conn.request("POST", target, body=body, headers=headers,
                              preload_content=False, decode_content=False)
                 response = conn.getresponse()
-            except _FAILURES as exc:
+            except BaseException as exc:
+                # Failed, or interrupted (a worker's time limit raises inside
+                # the thread): the socket may hold half an exchange.
                 if conn is not None:
                     conn.close()
-                cause = _cause(exc)
-                if reused and isinstance(cause, _STALE):
+                if not isinstance(exc, _FAILURES):
+                    raise
+                if reused and isinstance(_cause(exc), _STALE):
                     # The receiver closed it while it sat idle, and most likely
                     # the others it kept too (a restart): those go, and the
                     # request goes once more on a new connection.
@@ -166,12 +169,6 @@ class Transport:
                     continue
                 connecting = not sent or isinstance(exc, ConnectTimeoutError)
                 return self._describe(exc, connecting=connecting), not connecting
-            except BaseException:
-                # Interrupted (a worker's time limit raises inside the thread):
-                # the socket may hold half an exchange.
-                if conn is not None:
-                    conn.close()
-                raise
             return self._read(receiver, conn, response)
         return "connection closed without an answer", True
 

@@ -39,6 +39,8 @@ CASES = [
     ("numeric strings in rows", as_json({"vector_data": [["1", "2"]]}), 422, "vector_data"),
     ("booleans", as_json({"vector_data": [True, False]}), 422, "vector_data"),
     ("boolean in a row", as_json({"vector_data": [[1.0, True]]}), 422, "vector_data"),
+    ("false in a later row", as_json({"vector_data": [[0.25, 0.5], [0.75, False]]}), 422, "vector_data"),
+    ("string in a later row", as_json({"vector_data": [[0.25, 0.5], [0.75, "1"]]}), 422, "vector_data"),
     ("null", as_json({"vector_data": [1.0, None]}), 422, "vector_data"),
     ("NaN token", raw('{"vector_data": [1.0, NaN]}'), 422, "vector_data"),
     ("Infinity token", raw('{"vector_data": [[1.0, Infinity]]}'), 422, "vector_data"),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import socket
 import sys
@@ -90,6 +91,14 @@ def on_starting(server):  # type: ignore[no-untyped-def]
                 reason = "in use" if exc.errno == errno.EADDRINUSE else exc.strerror
                 server.log.error("Cannot listen on %s:%s: %s", host, port, reason)
                 sys.exit(1)
-    # gunicorn's own "Listening at:" line names only the master's sockets: none.
+    # gunicorn's own "Listening at:" line names only the master's sockets:
+    # none here, so it would print an empty address. This line says where.
+    server.log.error_log.addFilter(_no_empty_listening)
     server.log.info("Each worker listens on its own socket at %s (SO_REUSEPORT)",
                     ", ".join(f"http://{host}:{port}" for host, port in addresses))
+
+
+def _no_empty_listening(record: logging.LogRecord) -> bool:
+    """Drop gunicorn's "Listening at:" line when it names no socket (``reuse_port``)."""
+    return not (isinstance(record.msg, str) and record.msg.startswith("Listening at:")
+                and isinstance(record.args, tuple) and record.args and record.args[0] == "")

@@ -77,6 +77,9 @@ def test_keep_alive_connections_are_spread_over_the_web_workers(
         lambda: (found := sockets_by_pid([web.pid, *workers], stack.port, LISTEN))
         and len(found) == 2 and found, 10, "each worker listens")
     assert listening == {pid: 1 for pid in workers}
+    # And the log says where, without gunicorn's line naming the master's (no) sockets
+    assert f"Each worker listens on its own socket at http://127.0.0.1:{stack.port}" in web.log()
+    assert "Listening at:  (" not in web.log()
     # When a client pool opens 24 keep-alive connections and uses each
     connections = [http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
                    for _ in range(24)]

@@ -78,9 +78,12 @@ def redis_binary() -> str:
 
 
 class RedisServer:
-    """A private redis-server with an append-only file, restartable in place."""
+    """A private redis-server, restartable in place: with an append-only file
+    synced at every write, or, for tests that never restart it, without
+    persistence (``persistent=False``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, persistent: bool = True) -> None:
+        self.persistent = persistent
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="hl-redis-")
         self.socket = os.path.join(self.dir, "redis.sock")
@@ -99,7 +102,9 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
              "--unixsocket", self.socket, "--unixsocketperm", "700",
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+             *(("--appendonly", "yes", "--appendfsync", "always") if self.persistent
+               else ("--appendonly", "no")),
+             "--save", "",
              "--hash-max-ziplist-value", "1024",
              "--logfile", os.path.join(self.dir, "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

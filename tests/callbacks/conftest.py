@@ -1,13 +1,8 @@
 """Fixtures for the ``callbacks`` tests: a real redis-server and a real HTTP receiver."""
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
-import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,76 +13,16 @@ import pytest
 import redis as redis_lib
 
 from callbacks import CallbackRegistry
-
-#: Seconds a service gets to come up before the test run fails.
-STARTUP_DEADLINE = 20.0
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class RedisServer:
-    proc: subprocess.Popen[bytes]
-    port: int
-    socket: str
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def socket_url(self) -> str:
-        return f"unix://{self.socket}?db=0"
-
-
-def _start_redis(binary: str) -> RedisServer:
-    port = free_port()
-    sock = os.path.join(tempfile.mkdtemp(prefix="hl-redis-"), "redis.sock")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--unixsocket", sock,
-         "--unixsocketperm", "700", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    client = redis_lib.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)
-    deadline = time.monotonic() + STARTUP_DEADLINE
-    try:
-        while True:
-            try:
-                if client.ping():
-                    return RedisServer(proc, port, sock)
-            except redis_lib.ConnectionError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                break
-            time.sleep(0.02)
-    finally:
-        client.close()
-    proc.kill()
-    proc.wait()
-    raise RuntimeError(f"redis-server did not answer PING on port {port}")
+from tests.procs import RedisServer
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A private redis-server on a free port, without persistence, for the whole run."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("CI"):
-            raise RuntimeError("redis-server is not on PATH")
-        pytest.skip("redis-server is not on PATH")
-    try:
-        server = _start_redis(binary)
-    except RuntimeError:
-        server = _start_redis(binary)  # the free port may have been taken meanwhile
+    server = RedisServer(persistent=False)
+    server.start()
     yield server
-    server.proc.terminate()
-    server.proc.wait(timeout=20)
-    shutil.rmtree(os.path.dirname(server.socket), ignore_errors=True)
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Receiver, answer_with, free_port
+from conftest import Receiver, answer_with
 
 from callbacks import AttemptResult, Deliverer, UrlGuard
+from tests.procs import free_port
 
 BODY = b'{"type": "task.succeeded", "data": {"task_id": "t1"}}'
 HEADERS = {"content-type": "application/json", "webhook-id": "msg_1",

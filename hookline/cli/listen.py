@@ -103,8 +103,13 @@ class Relay:
         return server
 
 
-class Stop(Exception):
-    """SIGTERM arrived: leave as Ctrl-C does, removing the callback."""
+class Stop(BaseException):
+    """SIGTERM arrived: leave as Ctrl-C does, removing the callback.
+
+    Not an ``Exception``, for the same reason as ``KeyboardInterrupt``: the
+    signal can arrive while the server takes a request, and ``socketserver``
+    reports any ``Exception`` raised there and goes on serving.
+    """
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from typing import IO, NamedTuple
 
@@ -15,6 +16,8 @@ import pytest
 import requests
 
 from callbacks import verify
+from hookline.cli.listen import Relay as Relaying
+from hookline.cli.listen import Stop, _raise_stop
 from hookline.client import Client, NotFound
 from tests.client.support import ROOT, SEED, LineReader, Receiver, Stack, new_key, wait_until
 
@@ -148,3 +151,33 @@ def test_listen_speaks_to_people_without_json(full_stack: Stack, receiver: Recei
         assert f"Removed callback {found.group(1)}" in stopped(relay, signal.SIGINT)
         with pytest.raises(NotFound):
             client.callbacks.get(found.group(1))
+
+
+def test_a_sigterm_while_a_request_is_taken_stops_the_relay() -> None:
+    # Given the relay's server, and a SIGTERM that arrives while it takes a
+    # request (its handler raises Stop in the main thread, wherever it is)
+    server = Relaying("http://127.0.0.1:9/", "", lambda line: None).server("127.0.0.1", 0)
+    server.process_request = lambda request, address: _raise_stop(signal.SIGTERM, None)  # type: ignore[method-assign]
+    ended: list[str] = []
+
+    def serve() -> None:
+        try:
+            server.serve_forever(poll_interval=0.05)
+        except Stop:
+            ended.append("stopped")
+
+    serving = threading.Thread(target=serve, daemon=True)
+    serving.start()
+    # When a request comes in
+    try:
+        requests.post(f"http://127.0.0.1:{server.server_address[1]}/", data=b"{}", timeout=5)
+    except requests.RequestException:
+        pass  # the connection is closed unanswered: the relay is stopping
+    # Then the server stops serving, as it does for Ctrl-C, instead of
+    # reporting the signal as a failed request and serving on
+    serving.join(timeout=10)
+    still_serving = serving.is_alive()
+    if still_serving:
+        server.shutdown()
+    server.server_close()
+    assert not still_serving and ended == ["stopped"]
